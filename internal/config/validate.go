@@ -1,0 +1,183 @@
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Validate checks every value; the first problem is returned as an *Error
+// naming its key.
+func (c *Config) Validate() error {
+	if len(c.Interface) == 0 {
+		return keyErr("interface", "at least one media interface is required")
+	}
+	for _, spec := range c.Interface {
+		if _, err := ParseInterface(spec); err != nil {
+			return keyErr("interface", "%v", err)
+		}
+	}
+	for _, l := range []struct{ key, val string }{
+		{"listen-ng", c.ListenNG}, {"listen-cli", c.ListenCLI},
+		{"listen-http", c.ListenHTTP}, {"listen-https", c.ListenHTTPS},
+	} {
+		if _, err := ParseListen(l.val); err != nil {
+			return keyErr(l.key, "%v", err)
+		}
+	}
+	if c.ListenHTTPS != "" {
+		if c.HTTPSCert == "" {
+			return keyErr("https-cert", "required when listen-https is set")
+		}
+		if c.HTTPSKey == "" {
+			return keyErr("https-key", "required when listen-https is set")
+		}
+	}
+	if c.HTTPSCert != "" || c.HTTPSKey != "" {
+		for _, f := range []struct{ key, path string }{{"https-cert", c.HTTPSCert}, {"https-key", c.HTTPSKey}} {
+			if f.path == "" {
+				return keyErr(f.key, "required when the other of https-cert/https-key is set")
+			}
+			if _, err := os.Stat(f.path); err != nil {
+				return keyErr(f.key, "%v", err)
+			}
+		}
+		if _, err := tls.LoadX509KeyPair(c.HTTPSCert, c.HTTPSKey); err != nil {
+			return keyErr("https-cert", "cannot load the certificate with https-key: %v", err)
+		}
+	}
+	if err := checkPort("port-min", c.PortMin); err != nil {
+		return err
+	}
+	if err := checkPort("port-max", c.PortMax); err != nil {
+		return err
+	}
+	if c.PortMin > c.PortMax {
+		return keyErr("port-min", "%d is greater than port-max %d", c.PortMin, c.PortMax)
+	}
+	for _, d := range []struct {
+		key string
+		val Duration
+	}{{"timeout", c.Timeout}, {"silent-timeout", c.SilentTimeout}, {"final-timeout", c.FinalTimeout}, {"shutdown-timeout", c.ShutdownTimeout}} {
+		if d.val < 0 {
+			return keyErr(d.key, "must not be negative")
+		}
+	}
+	if c.ControlTimeout <= 0 {
+		return keyErr("control-timeout", "must be positive")
+	}
+	if c.MaxSessions < -1 {
+		return keyErr("max-sessions", "%d: either -1 (unlimited) or a number of sessions", c.MaxSessions)
+	}
+	if c.LogLevel < 1 || c.LogLevel > 7 {
+		return keyErr("log-level", "%d: want 1 (alert) to 7 (debug)", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return keyErr("log-format", "%q: want text or json", c.LogFormat)
+	}
+	if c.ControlMaxMessage < 512 {
+		return keyErr("control-max-message", "%d: want at least 512 bytes", c.ControlMaxMessage)
+	}
+	if c.ControlMaxConnections < 1 {
+		return keyErr("control-max-connections", "%d: want at least 1", c.ControlMaxConnections)
+	}
+	return nil
+}
+
+func checkPort(key string, p int) error {
+	if p < 1 || p > 65535 {
+		return keyErr(key, "%d is not a port (1-65535)", p)
+	}
+	return nil
+}
+
+// ParseListen checks a listen address and returns it in net.Listen form. As
+// in rtpengine, "PORT" alone means every local address; "" disables the
+// listener and returns "". Port 0 asks the system for a free port.
+func ParseListen(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", nil
+	}
+	host, port := "", s
+	if strings.ContainsAny(s, ":") {
+		h, p, err := net.SplitHostPort(s)
+		if err != nil {
+			return "", fmt.Errorf("%q: want HOST:PORT, [IPv6]:PORT or PORT", s)
+		}
+		host, port = h, p
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("%q: bad port %q", s, port)
+	}
+	switch host {
+	case "", "*":
+		host = ""
+	case "localhost":
+		host = "127.0.0.1"
+	default:
+		if _, err := netip.ParseAddr(host); err != nil {
+			return "", fmt.Errorf("%q: %q is not an IP address", s, host)
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+}
+
+// Interface is one media interface: rtpengine's [NAME/]ADDRESS[!ADVERTISED].
+type Interface struct {
+	Name       string       // "default" when not given
+	Addrs      []netip.Addr // the local addresses media binds to
+	Advertised netip.Addr   // the address put in SDP, if different (NAT)
+}
+
+var interfaceName = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+
+// ParseInterface parses one interface spec. ADDRESS may be an IP address or
+// the name of a network device, whose addresses are then used.
+func ParseInterface(spec string) (Interface, error) {
+	itf := Interface{Name: "default"}
+	rest := strings.TrimSpace(spec)
+	if name, addr, ok := strings.Cut(rest, "/"); ok {
+		if !interfaceName.MatchString(name) {
+			return itf, fmt.Errorf("%q: bad interface name %q", spec, name)
+		}
+		itf.Name, rest = name, addr
+	}
+	if addr, adv, ok := strings.Cut(rest, "!"); ok {
+		a, err := netip.ParseAddr(adv)
+		if err != nil {
+			return itf, fmt.Errorf("%q: advertised address %q is not an IP address", spec, adv)
+		}
+		itf.Advertised, rest = a, addr
+	}
+	if rest == "" {
+		return itf, fmt.Errorf("%q: no address", spec)
+	}
+	if a, err := netip.ParseAddr(rest); err == nil {
+		itf.Addrs = []netip.Addr{a}
+		return itf, nil
+	}
+	dev, err := net.InterfaceByName(rest)
+	if err != nil {
+		return itf, fmt.Errorf("%q: %q is neither an IP address nor a network device", spec, rest)
+	}
+	addrs, err := dev.Addrs()
+	if err != nil {
+		return itf, fmt.Errorf("%q: %v", spec, err)
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			itf.Addrs = append(itf.Addrs, p.Addr())
+		}
+	}
+	if len(itf.Addrs) == 0 {
+		return itf, fmt.Errorf("%q: device %s has no address", spec, rest)
+	}
+	return itf, nil
+}

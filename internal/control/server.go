@@ -1,0 +1,273 @@
+// Package control is rtcgate's control plane, reached the ways rtpengine is
+// reached: HTTP and HTTPS (/ping, /cli, /metrics and what subsystems add, such
+// as /ng), WebSocket subprotocols on the same port, and rtpengine-ctl's raw
+// TCP CLI. The transports are thin: commands run in the CLI registry, ng
+// messages in the ng dispatcher.
+package control
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtcgate/rtcgate/internal/cli"
+)
+
+// Options are the control plane's limits.
+type Options struct {
+	MaxMessage int           // bytes in an HTTP body, WebSocket message or CLI line
+	Timeout    time.Duration // to read a request's headers and body, or a CLI line
+	Log        *slog.Logger
+}
+
+// MessageHandler answers one WebSocket message of a subprotocol with one
+// message. An error closes the connection.
+type MessageHandler func(ctx context.Context, msg []byte) ([]byte, error)
+
+// Server is the control plane behind every control listener.
+type Server struct {
+	opts Options
+	cli  *cli.Registry
+	mux  *http.ServeMux
+	log  *slog.Logger
+
+	subMu        sync.RWMutex
+	subprotocols map[string]MessageHandler
+	subOrder     []string
+
+	// Everything Shutdown must stop: HTTP servers, the CLI listeners, and
+	// the WebSocket and CLI connections in flight (http.Server.Shutdown does
+	// not wait for hijacked connections).
+	mu         sync.Mutex
+	servers    []*http.Server
+	listeners  []net.Listener
+	conns      sync.WaitGroup
+	websockets map[*websocket.Conn]struct{}
+	closing    bool
+	baseCtx    context.Context
+	cancel     context.CancelFunc
+
+	requests *prometheus.CounterVec
+	wsOpen   *prometheus.GaugeVec
+}
+
+// New builds the control plane around a CLI registry and registers its
+// metrics (and /metrics) with reg.
+func New(opts Options, registry *cli.Registry, reg *prometheus.Registry, metricsHandler http.Handler) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts: opts, cli: registry, mux: http.NewServeMux(), log: opts.Log,
+		subprotocols: map[string]MessageHandler{},
+		websockets:   map[*websocket.Conn]struct{}{},
+		baseCtx:      ctx, cancel: cancel,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtcgate_control_requests_total",
+			Help: "Control-plane requests by transport (http, websocket, tcp-cli), endpoint and outcome.",
+		}, []string{"transport", "endpoint", "code"}),
+		wsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtcgate_control_websockets",
+			Help: "Open control-plane WebSocket connections by subprotocol.",
+		}, []string{"subprotocol"}),
+	}
+	reg.MustRegister(s.requests, s.wsOpen)
+
+	s.mux.HandleFunc("GET /ping", s.handlePing)
+	s.mux.HandleFunc("GET /cli/", s.handleCLIGet)
+	s.mux.HandleFunc("POST /cli", s.handleCLIPost)
+	s.mux.Handle("GET /metrics", metricsHandler)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusNotFound, "not found\n")
+	})
+
+	s.HandleSubprotocol("echo.rtpengine.com", func(_ context.Context, msg []byte) ([]byte, error) {
+		return msg, nil
+	})
+	s.HandleSubprotocol("cli.rtpengine.com", func(ctx context.Context, msg []byte) ([]byte, error) {
+		return []byte(s.cli.Run(ctx, string(msg))), nil
+	})
+	return s
+}
+
+// Handle adds an HTTP endpoint (a net/http ServeMux pattern), for
+// subsystems such as the ng dispatcher's POST /ng.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// HandleSubprotocol adds a WebSocket subprotocol.
+func (s *Server) HandleSubprotocol(name string, h MessageHandler) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if _, ok := s.subprotocols[name]; !ok {
+		s.subOrder = append(s.subOrder, name)
+	}
+	s.subprotocols[name] = h
+}
+
+// ServeHTTP routes WebSocket handshakes by subprotocol and everything else
+// by path.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		s.serveWebSocket(w, r)
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	s.mux.ServeHTTP(rec, r)
+	s.requests.WithLabelValues("http", endpointOf(r.URL.Path), itoa(rec.code)).Inc()
+}
+
+// endpointOf keeps the metric's label set small: the first path segment.
+func endpointOf(path string) string {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	switch seg {
+	case "ping", "cli", "metrics", "ng", "ng-plain":
+		return "/" + seg
+	}
+	return "other"
+}
+
+// ServeHTTPListener serves plain HTTP (and WS) on ln until Shutdown.
+func (s *Server) ServeHTTPListener(ln net.Listener) error {
+	return s.serve(ln, nil)
+}
+
+// ServeHTTPSListener serves HTTPS (and WSS) on ln until Shutdown.
+func (s *Server) ServeHTTPSListener(ln net.Listener, cfg *tls.Config) error {
+	return s.serve(ln, cfg)
+}
+
+func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.opts.Timeout,
+		IdleTimeout:       4 * s.opts.Timeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+	}
+	if !s.track(hs, nil) {
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	var err error
+	if tlsCfg != nil {
+		hs.TLSConfig = tlsCfg
+		err = hs.Serve(tls.NewListener(ln, tlsCfg))
+	} else {
+		err = hs.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// track records a server or listener for Shutdown; false when shutting down.
+func (s *Server) track(hs *http.Server, ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if hs != nil {
+		s.servers = append(s.servers, hs)
+	}
+	if ln != nil {
+		s.listeners = append(s.listeners, ln)
+	}
+	return true
+}
+
+// Shutdown stops accepting, lets in-flight requests and CLI commands finish,
+// closes WebSockets with "going away", and returns when all is done or ctx
+// ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	servers, listeners := s.servers, s.listeners
+	s.mu.Unlock()
+
+	for _, ln := range listeners {
+		ln.Close()
+	}
+	errs := make([]error, len(servers)+1)
+	var wg sync.WaitGroup
+	for i, hs := range servers {
+		wg.Go(func() { errs[i] = hs.Shutdown(ctx) })
+	}
+	wg.Wait()
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.websockets {
+		go c.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs[len(servers)] = ctx.Err()
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
+	plain(w, http.StatusOK, "pong\n")
+}
+
+// handleCLIGet runs GET /cli/list+totals: the command is the rest of the
+// path with '+' for spaces, as rtpengine takes it.
+func (s *Server) handleCLIGet(w http.ResponseWriter, r *http.Request) {
+	raw := strings.TrimPrefix(r.URL.EscapedPath(), "/cli/")
+	cmd, err := unescapeCommand(raw)
+	if err != nil {
+		plain(w, http.StatusBadRequest, "bad command encoding: "+err.Error()+"\n")
+		return
+	}
+	plain(w, http.StatusOK, s.cli.Run(r.Context(), cmd))
+}
+
+// handleCLIPost runs POST /cli with the command as a text/plain body.
+func (s *Server) handleCLIPost(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "text/plain") {
+		plain(w, http.StatusUnsupportedMediaType, "POST /cli takes a text/plain body\n")
+		return
+	}
+	body, status, err := s.ReadBody(w, r)
+	if err != nil {
+		plain(w, status, err.Error()+"\n")
+		return
+	}
+	plain(w, http.StatusOK, s.cli.Run(r.Context(), string(body)))
+}
+
+func plain(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Content-Length", itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (for deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

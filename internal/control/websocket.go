@@ -1,0 +1,135 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// serveWebSocket accepts a handshake that offers one of the registered
+// subprotocols and answers each message through that subprotocol's handler,
+// in order. A handshake without a known subprotocol is refused with 400, as
+// rtpengine refuses it.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	name, h := s.pickSubprotocol(r)
+	if h == nil {
+		s.requests.WithLabelValues("websocket", "handshake", "400").Inc()
+		s.subMu.RLock()
+		known := strings.Join(s.subOrder, ", ")
+		s.subMu.RUnlock()
+		plain(w, http.StatusBadRequest, "no supported WebSocket subprotocol offered; this server speaks: "+known+"\n")
+		return
+	}
+	// Browsers send Origin; coder/websocket then insists it matches Host,
+	// which keeps web pages from driving the control plane. Tools that send
+	// no Origin (rtpengine clients, curl) are let through.
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{name}})
+	if err != nil {
+		s.requests.WithLabelValues("websocket", "handshake", "403").Inc()
+		s.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	if !s.enterWebSocket(c) {
+		c.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer s.leaveWebSocket(c)
+	s.wsOpen.WithLabelValues(name).Inc()
+	defer s.wsOpen.WithLabelValues(name).Dec()
+	c.SetReadLimit(int64(s.opts.MaxMessage))
+
+	ctx := context.Background() // Shutdown closes the connection itself, with "going away"
+	for {
+		typ, msg, err := c.Read(ctx)
+		if err != nil {
+			s.closeWebSocket(c, name, err)
+			return
+		}
+		reply, err := h(ctx, msg)
+		if err != nil {
+			s.requests.WithLabelValues("websocket", name, "error").Inc()
+			c.Close(websocket.StatusInternalError, truncate(err.Error(), 120))
+			return
+		}
+		s.requests.WithLabelValues("websocket", name, "200").Inc()
+		wctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		err = c.Write(wctx, typ, reply)
+		cancel()
+		if err != nil {
+			s.closeWebSocket(c, name, err)
+			return
+		}
+	}
+}
+
+// closeWebSocket ends a connection after a read or write error, saying why
+// when it is ours to say.
+func (s *Server) closeWebSocket(c *websocket.Conn, name string, err error) {
+	switch {
+	case s.baseCtx.Err() != nil:
+		// Shutdown is closing it.
+	case websocket.CloseStatus(err) != -1:
+		// The peer closed; the library has answered the close handshake.
+	default:
+		// coder/websocket has already sent 1009 for a message over the read
+		// limit; for anything else this is a best-effort close.
+		c.Close(websocket.StatusPolicyViolation, truncate(err.Error(), 120))
+	}
+	if !errors.Is(err, context.Canceled) && websocket.CloseStatus(err) == -1 {
+		s.log.Debug("websocket closed", "subprotocol", name, "err", err)
+	}
+}
+
+// pickSubprotocol returns the first offered subprotocol that is registered.
+func (s *Server) pickSubprotocol(r *http.Request) (string, MessageHandler) {
+	s.subMu.RLock()
+	defer s.subMu.RUnlock()
+	for _, line := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(line, ",") {
+			p = strings.TrimSpace(p)
+			if h, ok := s.subprotocols[p]; ok {
+				return p, h
+			}
+		}
+	}
+	return "", nil
+}
+
+// enter counts a connection in flight unless Shutdown has begun.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns.Add(1)
+	return true
+}
+
+func (s *Server) enterWebSocket(c *websocket.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns.Add(1)
+	s.websockets[c] = struct{}{}
+	return true
+}
+
+func (s *Server) leaveWebSocket(c *websocket.Conn) {
+	s.mu.Lock()
+	delete(s.websockets, c)
+	s.mu.Unlock()
+	s.conns.Done()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

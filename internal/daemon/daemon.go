@@ -1,0 +1,189 @@
+// Package daemon assembles rtcgate from its configuration: it creates each
+// subsystem, lets each register its CLI commands and metrics, binds the
+// listeners and shuts everything down in order. `rtcgate serve` and the
+// end-to-end tests both run it.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
+
+	"github.com/rtcgate/rtcgate/internal/cli"
+	"github.com/rtcgate/rtcgate/internal/config"
+	"github.com/rtcgate/rtcgate/internal/control"
+	"github.com/rtcgate/rtcgate/internal/logging"
+	"github.com/rtcgate/rtcgate/internal/metrics"
+	"github.com/rtcgate/rtcgate/internal/stats"
+	"github.com/rtcgate/rtcgate/internal/version"
+)
+
+// BindError is a listener that could not be opened, named by its key.
+type BindError struct {
+	Key  string
+	Addr string
+	Err  error
+}
+
+func (e *BindError) Error() string { return fmt.Sprintf("%s: cannot listen on %s: %v", e.Key, e.Addr, e.Err) }
+func (e *BindError) Unwrap() error { return e.Err }
+
+// Daemon is one running rtcgate.
+type Daemon struct {
+	Config  *config.Config
+	Logs    *logging.Logs
+	Log     *slog.Logger
+	CLI     *cli.Registry
+	Metrics *prometheus.Registry
+	Stats   *stats.Stats
+	Live    *config.Live
+	Control *control.Server
+
+	addrs   map[string]net.Addr
+	cancel  context.CancelFunc
+	serving sync.WaitGroup
+	errOnce sync.Once
+	failed  chan error // a listener that stopped on its own
+}
+
+// New builds the subsystems; nothing listens until Start.
+func New(cfg *config.Config, logOut io.Writer) *Daemon {
+	logs := logging.New(logOut, cfg.LogFormat, cfg.LogLevel)
+	d := &Daemon{
+		Config:  cfg,
+		Logs:    logs,
+		Log:     logs.Logger("core", "Everything that isn't part of another subsystem"),
+		Metrics: metrics.NewRegistry(),
+		Stats:   stats.New(),
+		Live:    config.NewLive(cfg),
+		addrs:   map[string]net.Addr{},
+		failed:  make(chan error, 1),
+	}
+	d.CLI = cli.New(logs.Logger("control", "Control protocols including SDP exchanges, CLI"))
+	d.CLI.Alias("get", "list")
+	d.Control = control.New(control.Options{
+		MaxMessage: cfg.ControlMaxMessage,
+		Timeout:    cfg.ControlTimeout.D(),
+		Log:        logs.Logger("http", "HTTP, HTTPS, Websockets"),
+	}, d.CLI, d.Metrics, metrics.Handler(d.Metrics))
+
+	// Each subsystem brings its own commands and metrics.
+	d.Logs.RegisterCLI(d.CLI)
+	d.Live.RegisterCLI(d.CLI)
+	d.Stats.RegisterCLI(d.CLI)
+	d.Metrics.MustRegister(d.Stats)
+	return d
+}
+
+// Start opens every configured listener — all of them or none — and starts
+// serving. A listener that cannot be opened is a *BindError.
+func (d *Daemon) Start() error {
+	cfg := d.Config
+	var tlsCfg *tls.Config
+	if cfg.ListenHTTPS != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.HTTPSCert, cfg.HTTPSKey)
+		if err != nil {
+			return &config.Error{Key: "https-cert", Msg: err.Error()}
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	type listener struct {
+		key   string
+		ln    net.Listener
+		serve func(net.Listener) error
+	}
+	var opened []listener
+	for _, l := range []struct {
+		key, addr string
+		serve     func(net.Listener) error
+	}{
+		{"listen-http", cfg.ListenHTTP, d.Control.ServeHTTPListener},
+		{"listen-https", cfg.ListenHTTPS, func(ln net.Listener) error { return d.Control.ServeHTTPSListener(ln, tlsCfg) }},
+		{"listen-cli", cfg.ListenCLI, d.Control.ServeCLIListener},
+	} {
+		addr, _ := config.ParseListen(l.addr) // validated by config.Load
+		if addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, o := range opened {
+				o.ln.Close()
+			}
+			return &BindError{Key: l.key, Addr: addr, Err: err}
+		}
+		opened = append(opened, listener{l.key, netutil.LimitListener(ln, cfg.ControlMaxConnections), l.serve})
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.serving.Go(func() { d.Stats.Run(ctx, time.Second) })
+	for _, l := range opened {
+		d.addrs[l.key] = l.ln.Addr()
+		d.Log.Info("listening", "key", l.key, "addr", l.ln.Addr().String())
+		d.serving.Go(func() {
+			if err := l.serve(l.ln); err != nil {
+				d.errOnce.Do(func() { d.failed <- fmt.Errorf("%s: %w", l.key, err) })
+			}
+		})
+	}
+	d.Log.Info("rtcgate started", "version", version.String(), "interfaces", []string(cfg.Interface))
+	return nil
+}
+
+// Addr is the bound address of a listener by its key ("listen-http"), or
+// nil when that listener is off.
+func (d *Daemon) Addr(key string) net.Addr { return d.addrs[key] }
+
+// Failed delivers the error of a listener that stopped by itself.
+func (d *Daemon) Failed() <-chan error { return d.failed }
+
+// Shutdown stops the listeners, waits for in-flight requests within ctx, and
+// stops the background work.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	err := d.Control.Shutdown(ctx)
+	if d.cancel != nil {
+		d.cancel()
+	}
+	done := make(chan struct{})
+	go func() { d.serving.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	return err
+}
+
+// Run starts the daemon, serves until ctx ends (SIGINT/SIGTERM in `serve`)
+// and shuts down gracefully within shutdown-timeout.
+func Run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
+	d := New(cfg, logOut)
+	if err := d.Start(); err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		d.Log.Info("shutting down", "grace", cfg.ShutdownTimeout.D().String())
+	case runErr = <-d.Failed():
+		d.Log.Error("listener failed; shutting down", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		d.Log.Warn("shutdown incomplete", "err", err)
+	}
+	d.Log.Info("stopped")
+	return runErr
+}

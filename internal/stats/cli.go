@@ -1,0 +1,114 @@
+package stats
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/rtcgate/rtcgate/internal/cli"
+)
+
+// Section is one titled block of `list totals`. Subsystems other than the
+// relay (the ng dispatcher's control statistics, say) add their own.
+type Section struct {
+	Title string
+	Write func(w io.Writer)
+}
+
+// AddSection appends a section to `list totals`, after the built-in ones.
+func (s *Stats) AddSection(sec Section) {
+	s.sectionsMu.Lock()
+	s.sections = append(s.sections, sec)
+	s.sectionsMu.Unlock()
+}
+
+// Line writes one `list totals` line in rtpengine's " %-48s:%s" layout.
+func Line(w io.Writer, label string, value any) {
+	fmt.Fprintf(w, " %-48s:%v\n", label, value)
+}
+
+// RegisterCLI adds `list totals` and `list numsessions`.
+func (s *Stats) RegisterCLI(r *cli.Registry) {
+	r.Handle("list totals", "", "print total statistics", func(_ context.Context, _ []string, w io.Writer) {
+		s.WriteTotals(w)
+	})
+	r.Handle("list numsessions", "", "print the number of sessions", func(_ context.Context, _ []string, w io.Writer) {
+		s.WriteNumSessions(w)
+	})
+}
+
+// WriteNumSessions prints `list numsessions`.
+func (s *Stats) WriteNumSessions(w io.Writer) {
+	own, foreign := s.SessionsOwn.Load(), s.SessionsForeign.Load()
+	fmt.Fprintf(w, "Current sessions own: %d\n", own)
+	fmt.Fprintf(w, "Current sessions foreign: %d\n", foreign)
+	fmt.Fprintf(w, "Current sessions total: %d\n", own+foreign)
+	fmt.Fprintf(w, "Current transcoded media: %d\n", 0)
+	fmt.Fprintf(w, "Current sessions ipv4 only media: %d\n", s.SessionsIPv4.Load())
+	fmt.Fprintf(w, "Current sessions ipv6 only media: %d\n", s.SessionsIPv6.Load())
+	fmt.Fprintf(w, "Current sessions ip mixed  media: %d\n", s.SessionsMixed.Load())
+}
+
+// WriteTotals prints `list totals`: rtpengine's sections and lines, in its
+// order. rtcgate relays in userspace only, so the kernel lines stay 0 and the
+// totals equal the userspace lines; transcoding is not done, so it is 0.
+func (s *Stats) WriteTotals(w io.Writer) {
+	own, foreign := s.SessionsOwn.Load(), s.SessionsForeign.Load()
+	rates := s.Rates()
+	streams := s.StreamsUser.Load()
+
+	fmt.Fprint(w, "\nStatistics over currently running sessions:\n\n")
+	Line(w, "Owned sessions", own)
+	Line(w, "Foreign sessions", foreign)
+	Line(w, "Total sessions", own+foreign)
+	Line(w, "Transcoded media", 0)
+	Line(w, "Packets per second (userspace)", rates.Packets)
+	Line(w, "Bytes per second (userspace)", rates.Bytes)
+	Line(w, "Errors per second (userspace)", rates.Errors)
+	Line(w, "Packets per second (kernel)", 0)
+	Line(w, "Bytes per second (kernel)", 0)
+	Line(w, "Errors per second (kernel)", 0)
+	Line(w, "Packets per second (total)", rates.Packets)
+	Line(w, "Bytes per second (total)", rates.Bytes)
+	Line(w, "Errors per second (total)", rates.Errors)
+	Line(w, "Userspace-only media streams", streams)
+	Line(w, "Kernel-only media streams", 0)
+	Line(w, "Mixed kernel/userspace media streams", 0)
+
+	d := s.CallDurations()
+	packets, bytes, errs := s.Packets.Load(), s.Bytes.Load(), s.PacketErrors.Load()
+	fmt.Fprint(w, "\nTotal statistics (does not include current running sessions):\n\n")
+	Line(w, "Uptime of rtpengine", fmt.Sprintf("%d seconds", int64(s.Uptime().Seconds())))
+	Line(w, "Total managed sessions", d.Managed)
+	Line(w, "Total rejected sessions", s.Rejected.Load())
+	Line(w, "Total timed-out sessions via TIMEOUT", s.Closed(ClosedTimeout))
+	Line(w, "Total timed-out sessions via SILENT_TIMEOUT", s.Closed(ClosedSilentTimeout))
+	Line(w, "Total timed-out sessions via FINAL_TIMEOUT", s.Closed(ClosedFinalTimeout))
+	Line(w, "Total timed-out sessions via OFFER_TIMEOUT", s.Closed(ClosedOfferTimeout))
+	Line(w, "Total regular terminated sessions", s.Closed(ClosedTerminated))
+	Line(w, "Total forced terminated sessions", s.Closed(ClosedForceTerminated))
+	Line(w, "Total relayed packets (userspace)", packets)
+	Line(w, "Total relayed packet errors (userspace)", errs)
+	Line(w, "Total relayed bytes (userspace)", bytes)
+	Line(w, "Total relayed packets (kernel)", 0)
+	Line(w, "Total relayed packet errors (kernel)", 0)
+	Line(w, "Total relayed bytes (kernel)", 0)
+	Line(w, "Total relayed packets", packets)
+	Line(w, "Total relayed packet errors", errs)
+	Line(w, "Total relayed bytes", bytes)
+	Line(w, "Total number of streams with no relayed packets", s.ZeroWayStreams.Load())
+	Line(w, "Total number of 1-way streams", s.OneWayStreams.Load())
+	Line(w, "Average call duration", fmt.Sprintf("%.6f seconds", d.Average))
+	Line(w, "Total calls duration", fmt.Sprintf("%.6f seconds", d.Sum))
+	Line(w, "Total calls duration squared", fmt.Sprintf("%.6f seconds squared", d.Squares))
+	Line(w, "Total calls duration standard deviation", fmt.Sprintf("%.6f seconds", d.StdDeviation))
+
+	s.sectionsMu.RLock()
+	sections := append([]Section(nil), s.sections...)
+	s.sectionsMu.RUnlock()
+	for _, sec := range sections {
+		fmt.Fprintf(w, "\n\n%s:\n\n", sec.Title)
+		sec.Write(w)
+	}
+	fmt.Fprint(w, "\n")
+}
