@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -232,6 +233,10 @@ func sortedKeys() []string {
 	return k
 }
 
+var unmarshalMsg = regexp.MustCompile("^cannot unmarshal (!!\\w+) (?:`(.*)` )?into (\\S+)$")
+
+var typeWords = map[string]string{"int": "a whole number", "string": "a string", "bool": "true or false"}
+
 // cleanYAMLError drops yaml.v3's "yaml: unmarshal errors:\n  line N:" wrapping,
 // which repeats what our message already says.
 func cleanYAMLError(err error) error {
@@ -243,6 +248,16 @@ func cleanYAMLError(err error) error {
 		msg := te.Errors[0]
 		if _, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "line ") {
 			msg = rest
+		}
+		if m := unmarshalMsg.FindStringSubmatch(msg); m != nil {
+			want := m[3]
+			if w, ok := typeWords[want]; ok {
+				want = w
+			}
+			if m[2] == "" {
+				return fmt.Errorf("want %s, not a %s", want, strings.TrimPrefix(m[1], "!!"))
+			}
+			return fmt.Errorf("%q is not %s", m[2], want)
 		}
 		return errors.New(msg)
 	}

@@ -87,9 +87,6 @@ func New(opts Options, registry *cli.Registry, reg *prometheus.Registry, metrics
 	s.mux.HandleFunc("GET /cli/", s.handleCLIGet)
 	s.mux.HandleFunc("POST /cli", s.handleCLIPost)
 	s.mux.Handle("GET /metrics", metricsHandler)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		plain(w, http.StatusNotFound, "not found\n")
-	})
 
 	s.HandleSubprotocol("echo.rtpengine.com", func(_ context.Context, msg []byte) ([]byte, error) {
 		return msg, nil
@@ -195,11 +192,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	servers, listeners := s.servers, s.listeners
-	s.mu.Unlock()
 
 	for _, ln := range listeners {
 		ln.Close()
 	}
+	// WebSockets are long-lived: tell them now instead of waiting for them
+	// to end by themselves.
+	for c := range s.websockets {
+		go c.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	s.mu.Unlock()
+
 	errs := make([]error, len(servers)+1)
 	var wg sync.WaitGroup
 	for i, hs := range servers {
@@ -207,11 +210,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.cancel()
-	s.mu.Lock()
-	for c := range s.websockets {
-		go c.Close(websocket.StatusGoingAway, "server shutting down")
-	}
-	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
 	select {

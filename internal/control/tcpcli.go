@@ -81,6 +81,14 @@ func (s *Server) serveCLIConn(conn net.Conn) {
 		s.requests.WithLabelValues("tcp-cli", "cli", "200").Inc()
 	}
 	_, _ = io.WriteString(conn, out)
+	// Close gently: closing with unread input (an over-long line) would
+	// reset the connection and lose the answer. Half-close, then drain a
+	// little of what the client still sends.
+	if tc, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = conn.SetReadDeadline(time.Now().Add(min(s.opts.Timeout, time.Second)))
+		_, _ = io.Copy(io.Discard, io.LimitReader(conn, int64(s.opts.MaxMessage)+64<<10))
+	}
 }
 
 var errLineTooLong = errors.New("command line too long")

@@ -34,7 +34,9 @@ type BindError struct {
 	Err  error
 }
 
-func (e *BindError) Error() string { return fmt.Sprintf("%s: cannot listen on %s: %v", e.Key, e.Addr, e.Err) }
+func (e *BindError) Error() string {
+	return fmt.Sprintf("%s: cannot listen on %s: %v", e.Key, e.Addr, e.Err)
+}
 func (e *BindError) Unwrap() error { return e.Err }
 
 // Daemon is one running rtcgate.

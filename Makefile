@@ -1,0 +1,37 @@
+# rtcgate — see README.md. `make run` and `make test` need only Go and a
+# Debian machine; test-deps installs the peers the tests talk to.
+
+GO       ?= go
+FUZZTIME ?= 30s
+PKGS     := ./...
+
+.PHONY: run build test test-deps vet fuzz bench clean
+
+run:
+	$(GO) run ./cmd/rtcgate serve
+
+build:
+	$(GO) build -o bin/rtcgate ./cmd/rtcgate
+
+test: test-deps vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-deps:
+	./scripts/test-deps.sh
+
+vet:
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path '*/node_modules/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Each fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatalf("embedded defaults do not validate: %v", err)
+	}
+	for key, want := range map[string]string{
+		"listen-ng": "127.0.0.1:2223", "listen-cli": "127.0.0.1:2224", "listen-http": "127.0.0.1:2225",
+		"listen-https": "", "interface": "127.0.0.1", "port-min": "30000", "port-max": "40000",
+		"timeout": "1m0s", "silent-timeout": "1h0m0s", "final-timeout": "0s", "max-sessions": "-1", "log-level": "6",
+	} {
+		if got := c.Get(key); got != want {
+			t.Errorf("default %s = %q, want %q", key, got, want)
+		}
+	}
+	// Every key has an embedded default, so `rtcgate serve` needs nothing.
+	if len(Keys()) != len(fields) || slices.Contains(Keys(), "") {
+		t.Fatalf("a Config field has no yaml key: %v", Keys())
+	}
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rtcgate.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrecedence(t *testing.T) {
+	path := writeFile(t, "listen-http: 127.0.0.1:9000\ntimeout: 30\nport-min: 20000\ninterface:\n  - internal/127.0.0.1\n  - external/127.0.0.2!192.0.2.1\n")
+	env := []string{"RTCGATE_TIMEOUT=45", "RTCGATE_PORT_MAX=25000", "UNRELATED=1"}
+	c, err := Load(path, env, []Override{{"timeout", "2m"}, {"interface", "a/127.0.0.3"}, {"interface", "b/127.0.0.4"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenHTTP != "127.0.0.1:9000" || c.PortMin != 20000 {
+		t.Errorf("file values not applied: %+v", c)
+	}
+	if c.PortMax != 25000 {
+		t.Errorf("env not applied: port-max = %d", c.PortMax)
+	}
+	if c.Timeout.D() != 2*time.Minute {
+		t.Errorf("flag must win over env and file: timeout = %v", c.Timeout)
+	}
+	if want := (StringList{"a/127.0.0.3", "b/127.0.0.4"}); !slices.Equal(c.Interface, want) {
+		t.Errorf("repeated --interface = %v, want %v", c.Interface, want)
+	}
+	if c.ListenNG != "127.0.0.1:2223" {
+		t.Errorf("unset key lost its default: %q", c.ListenNG)
+	}
+}
+
+func TestInterfaceListForms(t *testing.T) {
+	c, err := Load(writeFile(t, "interface: internal/127.0.0.1;external/127.0.0.2!203.0.113.7\n"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Interface) != 2 {
+		t.Fatalf("rtpengine's ';' form gave %v", c.Interface)
+	}
+	itf, err := ParseInterface(c.Interface[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if itf.Name != "external" || itf.Addrs[0].String() != "127.0.0.2" || itf.Advertised.String() != "203.0.113.7" {
+		t.Errorf("ParseInterface = %+v", itf)
+	}
+	lo, err := ParseInterface("lo")
+	if err != nil || lo.Name != "default" || !slices.ContainsFunc(lo.Addrs, netip.Addr.IsLoopback) {
+		t.Errorf("device name: %+v, %v", lo, err)
+	}
+}
+
+func TestBadValuesNameTheirKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		env        []string
+		over       []Override
+		key, msg   string
+	}{
+		{"unknown key", "listen-ngg: 127.0.0.1:1\n", nil, nil, "listen-ngg", "unknown key"},
+		{"unknown flag key", "", nil, []Override{{"no-such", "1"}}, "no-such", "unknown key"},
+		{"bad address", "listen-ng: 127.0.0.1:99999\n", nil, nil, "listen-ng", "bad port"},
+		{"bad host", "listen-http: example..com:80\n", nil, nil, "listen-http", "not an IP address"},
+		{"garbage address", "listen-cli: 'a:b:c'\n", nil, nil, "listen-cli", "want HOST:PORT"},
+		{"bad https address", "listen-https: nope\n", nil, nil, "listen-https", "bad port"},
+		{"port order", "port-min: 40000\nport-max: 30000\n", nil, nil, "port-min", "greater than port-max"},
+		{"port range", "port-max: 70000\n", nil, nil, "port-max", "not a port"},
+		{"port type", "port-min: many\n", nil, nil, "port-min", "is not a whole number"},
+		{"missing cert", "listen-https: 127.0.0.1:0\nhttps-cert: /nonexistent/cert.pem\nhttps-key: /nonexistent/key.pem\n", nil, nil, "https-cert", "no such file"},
+		{"cert required", "listen-https: 127.0.0.1:0\n", nil, nil, "https-cert", "required"},
+		{"bad timeout", "timeout: soon\n", nil, nil, "timeout", "neither a number"},
+		{"negative timeout", "silent-timeout: -5\n", nil, nil, "silent-timeout", "negative"},
+		{"bad max sessions", "max-sessions: -2\n", nil, nil, "max-sessions", "-1 (unlimited)"},
+		{"bad log level", "log-level: 9\n", nil, nil, "log-level", "1 (alert) to 7"},
+		{"bad log format", "log-format: xml\n", nil, nil, "log-format", "text or json"},
+		{"bad interface", "interface: 'x/not-an-ip-or-device'\n", nil, nil, "interface", "neither an IP address nor a network device"},
+		{"bad advertised", "interface: '127.0.0.1!nat'\n", nil, nil, "interface", "advertised address"},
+		{"no interface", "interface: []\n", nil, nil, "interface", "at least one"},
+		{"small message limit", "control-max-message: 10\n", nil, nil, "control-max-message", "at least 512"},
+		{"zero connections", "control-max-connections: 0\n", nil, nil, "control-max-connections", "at least 1"},
+		{"zero control timeout", "control-timeout: 0\n", nil, nil, "control-timeout", "positive"},
+		{"env bad value", "", []string{"RTCGATE_PORT_MIN=x"}, nil, "port-min", "is not a whole number"},
+		{"not a mapping", "- a\n- b\n", nil, nil, "config", "mapping"},
+		{"yaml syntax", "listen-ng: [\n", nil, nil, "config", "yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.yaml != "" {
+				path = writeFile(t, tc.yaml)
+			}
+			_, err := Load(path, tc.env, tc.over)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("Load = %v, want a *config.Error", err)
+			}
+			if ce.Key != tc.key || !strings.Contains(ce.Error(), tc.msg) {
+				t.Fatalf("error %q: want key %q and %q", ce.Error(), tc.key, tc.msg)
+			}
+		})
+	}
+}
+
+func TestMissingConfigFile(t *testing.T) {
+	_, err := Load("/nonexistent/rtcgate.yaml", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("Load of a missing file = %v", err)
+	}
+}
+
+func TestParseListen(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                "",
+		"2223":            ":2223",
+		"*:2223":          ":2223",
+		"localhost:2223":  "127.0.0.1:2223",
+		"127.0.0.1:0":     "127.0.0.1:0",
+		"[::1]:2225":      "[::1]:2225",
+		" 10.0.0.1:2223 ": "10.0.0.1:2223",
+	} {
+		got, err := ParseListen(in)
+		if err != nil || got != want {
+			t.Errorf("ParseListen(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "65536", "host:1", "1.2.3.4:", ":::1", "[::1]"} {
+		if got, err := ParseListen(in); err == nil {
+			t.Errorf("ParseListen(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"60": time.Minute, "0": 0, "1m30s": 90 * time.Second, "250ms": 250 * time.Millisecond} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "abc", "99999999999999999999", "9223372036854775807"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", in)
+		}
+	}
+}
+
+// FuzzLoadYAML: any file content gives a configuration or a *config.Error,
+// never a panic.
+func FuzzLoadYAML(f *testing.F) {
+	for _, s := range []string{"", "timeout: 5\n", "interface: [a, b]\n", "port-min: 1\nport-max: 0\n", "{", "listen-ng: !!binary AAAA\n", "a: &x [*x]\n"} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body string) {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p, nil, nil)
+		var ce *Error
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("Load error %v is not a *config.Error", err)
+		}
+		if err == nil && c.Validate() != nil {
+			t.Fatalf("Load returned an invalid configuration")
+		}
+	})
+}
