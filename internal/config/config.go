@@ -38,9 +38,13 @@ type Config struct {
 	SilentTimeout Duration `yaml:"silent-timeout"`
 	FinalTimeout  Duration `yaml:"final-timeout"`
 	MaxSessions   int      `yaml:"max-sessions"`
+	DeleteDelay   Duration `yaml:"delete-delay"`
 
 	LogLevel  int    `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`
+
+	NGWorkers         int `yaml:"ng-workers"`
+	NGCookieCacheSize int `yaml:"ng-cookie-cache-size"`
 
 	ControlMaxMessage     int      `yaml:"control-max-message"`
 	ControlTimeout        Duration `yaml:"control-timeout"`

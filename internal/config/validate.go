@@ -63,7 +63,8 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		val Duration
-	}{{"timeout", c.Timeout}, {"silent-timeout", c.SilentTimeout}, {"final-timeout", c.FinalTimeout}, {"shutdown-timeout", c.ShutdownTimeout}} {
+	}{{"timeout", c.Timeout}, {"silent-timeout", c.SilentTimeout}, {"final-timeout", c.FinalTimeout},
+		{"delete-delay", c.DeleteDelay}, {"shutdown-timeout", c.ShutdownTimeout}} {
 		if d.val < 0 {
 			return keyErr(d.key, "must not be negative")
 		}
@@ -82,6 +83,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ControlMaxMessage < 512 {
 		return keyErr("control-max-message", "%d: want at least 512 bytes", c.ControlMaxMessage)
+	}
+	if c.NGWorkers < 1 || c.NGWorkers > 1024 {
+		return keyErr("ng-workers", "%d: want 1 to 1024", c.NGWorkers)
+	}
+	if c.NGCookieCacheSize < 16 {
+		return keyErr("ng-cookie-cache-size", "%d: want at least 16", c.NGCookieCacheSize)
 	}
 	if c.ControlMaxConnections < 1 {
 		return keyErr("control-max-connections", "%d: want at least 1", c.ControlMaxConnections)

@@ -30,7 +30,7 @@ type Options struct {
 }
 
 // MessageHandler answers one WebSocket message of a subprotocol with one
-// message. An error closes the connection.
+// message, or with none when it returns nil. An error closes the connection.
 type MessageHandler func(ctx context.Context, msg []byte) ([]byte, error)
 
 // Server is the control plane behind every control listener.
@@ -89,7 +89,7 @@ func New(opts Options, registry *cli.Registry, reg *prometheus.Registry, metrics
 	s.mux.Handle("GET /metrics", metricsHandler)
 
 	s.HandleSubprotocol("echo.rtpengine.com", func(_ context.Context, msg []byte) ([]byte, error) {
-		return msg, nil
+		return append([]byte{}, msg...), nil // never nil: an empty message is echoed too
 	})
 	s.HandleSubprotocol("cli.rtpengine.com", func(ctx context.Context, msg []byte) ([]byte, error) {
 		return []byte(s.cli.Run(ctx, string(msg))), nil

@@ -55,6 +55,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.requests.WithLabelValues("websocket", name, "200").Inc()
+		if reply == nil { // the handler chose not to answer (an ng message without cookie)
+			continue
+		}
 		wctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 		err = c.Write(wctx, typ, reply)
 		cancel()

@@ -22,7 +22,9 @@ import (
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/control"
 	"github.com/rtcgate/rtcgate/internal/logging"
+	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/metrics"
+	"github.com/rtcgate/rtcgate/internal/ng"
 	"github.com/rtcgate/rtcgate/internal/stats"
 	"github.com/rtcgate/rtcgate/internal/version"
 )
@@ -49,7 +51,10 @@ type Daemon struct {
 	Stats   *stats.Stats
 	Live    *config.Live
 	Control *control.Server
+	Media   *media.Engine
+	NG      *ng.Dispatcher
 
+	ngConn  *net.UDPConn
 	addrs   map[string]net.Addr
 	cancel  context.CancelFunc
 	serving sync.WaitGroup
@@ -58,7 +63,7 @@ type Daemon struct {
 }
 
 // New builds the subsystems; nothing listens until Start.
-func New(cfg *config.Config, logOut io.Writer) *Daemon {
+func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	logs := logging.New(logOut, cfg.LogFormat, cfg.LogLevel)
 	d := &Daemon{
 		Config:  cfg,
@@ -83,7 +88,32 @@ func New(cfg *config.Config, logOut io.Writer) *Daemon {
 	d.Live.RegisterCLI(d.CLI)
 	d.Stats.RegisterCLI(d.CLI)
 	d.Metrics.MustRegister(d.Stats)
-	return d
+
+	var itfs []config.Interface
+	for _, spec := range cfg.Interface {
+		itf, err := config.ParseInterface(spec)
+		if err != nil {
+			return nil, &config.Error{Key: "interface", Msg: err.Error()}
+		}
+		itfs = append(itfs, itf)
+	}
+	engine, err := media.New(media.Config{
+		Interfaces: itfs, PortMin: cfg.PortMin, PortMax: cfg.PortMax, DeleteDelay: cfg.DeleteDelay.D(),
+		Live: d.Live, Stats: d.Stats, Log: logs.Logger("media", "Media relay: calls, ports, packets"),
+	})
+	if err != nil {
+		return nil, &config.Error{Key: "interface", Msg: err.Error()}
+	}
+	d.Media = engine
+	d.Media.RegisterCLI(d.CLI)
+	d.Metrics.MustRegister(d.Media)
+
+	d.NG = ng.New(logs.Logger("control", ""))
+	d.NG.RegisterMedia(d.Media, d.Stats)
+	d.NG.RegisterHTTP(d.Control)
+	d.NG.RegisterTotals(d.Stats)
+	d.Metrics.MustRegister(d.NG.Collectors()...)
+	return d, nil
 }
 
 // Start opens every configured listener — all of them or none — and starts
@@ -97,6 +127,22 @@ func (d *Daemon) Start() error {
 			return &config.Error{Key: "https-cert", Msg: err.Error()}
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	var ngConn *net.UDPConn
+	if addr, _ := config.ParseListen(cfg.ListenNG); addr != "" {
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err == nil {
+			ngConn, err = net.ListenUDP("udp", ua)
+		}
+		if err != nil {
+			return &BindError{Key: "listen-ng", Addr: addr, Err: err}
+		}
+	}
+	closeNG := func() {
+		if ngConn != nil {
+			ngConn.Close()
+		}
 	}
 
 	type listener struct {
@@ -122,6 +168,7 @@ func (d *Daemon) Start() error {
 			for _, o := range opened {
 				o.ln.Close()
 			}
+			closeNG()
 			return &BindError{Key: l.key, Addr: addr, Err: err}
 		}
 		opened = append(opened, listener{l.key, netutil.LimitListener(ln, cfg.ControlMaxConnections), l.serve})
@@ -130,6 +177,14 @@ func (d *Daemon) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.serving.Go(func() { d.Stats.Run(ctx, time.Second) })
+	d.serving.Go(func() { d.Media.Run(ctx) })
+	if ngConn != nil {
+		d.ngConn = ngConn
+		d.addrs["listen-ng"] = ngConn.LocalAddr()
+		d.Log.Info("listening", "key", "listen-ng", "addr", ngConn.LocalAddr().String())
+		udp := ng.NewUDPServer(d.NG, d.Log, ng.UDPOptions{Workers: cfg.NGWorkers, CookieCacheSize: cfg.NGCookieCacheSize})
+		d.serving.Go(func() { udp.Serve(ngConn) })
+	}
 	for _, l := range opened {
 		d.addrs[l.key] = l.ln.Addr()
 		d.Log.Info("listening", "key", l.key, "addr", l.ln.Addr().String())
@@ -153,7 +208,11 @@ func (d *Daemon) Failed() <-chan error { return d.failed }
 // Shutdown stops the listeners, waits for in-flight requests within ctx, and
 // stops the background work.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	if d.ngConn != nil {
+		d.ngConn.Close()
+	}
 	err := d.Control.Shutdown(ctx)
+	d.Media.Close()
 	if d.cancel != nil {
 		d.cancel()
 	}
@@ -170,7 +229,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // Run starts the daemon, serves until ctx ends (SIGINT/SIGTERM in `serve`)
 // and shuts down gracefully within shutdown-timeout.
 func Run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
-	d := New(cfg, logOut)
+	d, err := New(cfg, logOut)
+	if err != nil {
+		return err
+	}
 	if err := d.Start(); err != nil {
 		return err
 	}

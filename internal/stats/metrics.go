@@ -54,11 +54,14 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	for r := CloseReason(0); r < numCloseReasons; r++ {
 		counter(descClosed, float64(s.Closed(r)), r.Label())
 	}
-	counter(descPackets, float64(s.Packets.Load()), "userspace")
+	// Unlike `list totals`, the counters include running sessions, so that
+	// rate() over them follows the traffic instead of jumping at call end.
+	packets, bytes, errs := s.Relayed()
+	counter(descPackets, float64(packets), "userspace")
 	counter(descPackets, 0, "kernel")
-	counter(descPacketErrors, float64(s.PacketErrors.Load()), "userspace")
+	counter(descPacketErrors, float64(errs), "userspace")
 	counter(descPacketErrors, 0, "kernel")
-	counter(descBytes, float64(s.Bytes.Load()), "userspace")
+	counter(descBytes, float64(bytes), "userspace")
 	counter(descBytes, 0, "kernel")
 	counter(descZeroPacket, float64(s.ZeroWayStreams.Load()))
 	counter(descOneWay, float64(s.OneWayStreams.Load()))

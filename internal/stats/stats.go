@@ -42,7 +42,8 @@ type Stats struct {
 	SessionsMixed   atomic.Int64
 	StreamsUser     atomic.Int64 // media streams relayed in userspace (all of rtcgate's)
 
-	// Totals (counters).
+	// Totals (counters). Packets, Bytes and PacketErrors count ended
+	// sessions only; see Relayed.
 	Rejected       atomic.Uint64
 	Packets        atomic.Uint64 // relayed in userspace
 	Bytes          atomic.Uint64
@@ -62,6 +63,23 @@ type Stats struct {
 
 	sectionsMu sync.RWMutex
 	sections   []Section
+
+	live atomic.Pointer[func() (packets, bytes, errors uint64)]
+}
+
+// SetLive gives the counters of the sessions in progress, which the totals
+// above do not include until a session ends (as in rtpengine). Rates and the
+// Prometheus counters add them, so that those move while calls run.
+func (s *Stats) SetLive(fn func() (packets, bytes, errors uint64)) { s.live.Store(&fn) }
+
+// Relayed returns packets, bytes and errors of ended and running sessions.
+func (s *Stats) Relayed() (packets, bytes, errors uint64) {
+	packets, bytes, errors = s.Packets.Load(), s.Bytes.Load(), s.PacketErrors.Load()
+	if fn := s.live.Load(); fn != nil {
+		p, b, e := (*fn)()
+		packets, bytes, errors = packets+p, bytes+b, errors+e
+	}
+	return
 }
 
 // New starts the uptime clock.
@@ -117,7 +135,7 @@ func (s *Stats) Rates() Rates {
 
 // sample turns the counters' growth over elapsed into per-second rates.
 func (s *Stats) sample(elapsed time.Duration) {
-	p, b, e := s.Packets.Load(), s.Bytes.Load(), s.PacketErrors.Load()
+	p, b, e := s.Relayed()
 	per := func(now, before uint64) uint64 {
 		if elapsed <= 0 || now < before {
 			return 0

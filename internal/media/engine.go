@@ -1,0 +1,328 @@
+// Package media is rtcgate's media engine: calls, their parties and media
+// sections, the relay's port pairs, SDP rewriting so that media flows through
+// the relay, userspace RTP/RTCP forwarding with latching, and the call
+// timeouts. The ng dispatcher drives it, and so will the SIP gateway; it knows
+// nothing of either's wire format.
+package media
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rtcgate/rtcgate/internal/config"
+	"github.com/rtcgate/rtcgate/internal/stats"
+)
+
+// Config is what the engine needs from rtcgate's configuration.
+type Config struct {
+	Interfaces  []config.Interface
+	PortMin     int
+	PortMax     int
+	DeleteDelay time.Duration // default for delete without "delete delay"
+	Live        *config.Live  // max-sessions and the timeouts, changeable at runtime
+	Stats       *stats.Stats
+	Log         *slog.Logger
+}
+
+// iface is one local address of a configured interface, with its ports.
+type iface struct {
+	name       string
+	addr       netip.Addr
+	advertised netip.Addr
+	pool       *portPool
+}
+
+func (i *iface) sdpAddr() netip.Addr {
+	if i.advertised.IsValid() {
+		return i.advertised
+	}
+	return i.addr
+}
+
+// Engine owns every call.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	stats  *stats.Stats
+	live   *config.Live
+	ifaces []*iface
+
+	mu     sync.RWMutex
+	calls  map[string]*call
+	closed bool
+
+	readers sync.WaitGroup // one per relay socket
+}
+
+// New builds the engine and its port pools; nothing is bound until a call
+// needs it.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = stats.New()
+	}
+	e := &Engine{cfg: cfg, log: cfg.Log, stats: cfg.Stats, live: cfg.Live, calls: map[string]*call{}}
+	for _, itf := range cfg.Interfaces {
+		for _, a := range itf.Addrs {
+			adv := itf.Advertised
+			if adv.IsValid() && adv.Is4() != a.Is4() {
+				adv = netip.Addr{} // an advertised address only stands for its own family
+			}
+			e.ifaces = append(e.ifaces, &iface{name: itf.Name, addr: a.Unmap(), advertised: adv, pool: newPortPool(a.Unmap(), cfg.PortMin, cfg.PortMax)})
+		}
+	}
+	if len(e.ifaces) == 0 {
+		return nil, fmt.Errorf("media: no interface address")
+	}
+	cfg.Stats.SetLive(e.liveCounters)
+	return e, nil
+}
+
+// pickIface finds the interface by name ("" = the first configured) with an
+// address of the wanted family (ip6), falling back to the other family.
+func (e *Engine) pickIface(name string, ip6 bool) (*iface, error) {
+	var fallback *iface
+	for _, i := range e.ifaces {
+		if name != "" && i.name != name {
+			continue
+		}
+		if name == "" && fallback != nil && i.name != fallback.name {
+			break // the default interface is the first name only
+		}
+		if i.addr.Is6() == ip6 {
+			return i, nil
+		}
+		if fallback == nil {
+			fallback = i
+		}
+	}
+	if fallback == nil {
+		return nil, fmt.Errorf("%w '%s'", ErrUnknownItf, name)
+	}
+	return fallback, nil
+}
+
+// getCall returns the call, creating it when create is set and the session
+// limit allows.
+func (e *Engine) getCall(id string, create bool, now time.Time) (*call, bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, false, ErrClosed
+	}
+	if c, ok := e.calls[id]; ok {
+		return c, false, nil
+	}
+	if !create {
+		return nil, false, ErrUnknownCallID
+	}
+	if max := e.live.MaxSessions(); max >= 0 && int64(len(e.calls)) >= max {
+		e.stats.Rejected.Add(1)
+		return nil, false, ErrSessionLimit
+	}
+	c := &call{id: id, created: now, lastSignal: now, monologues: map[string]*monologue{}}
+	e.calls[id] = c
+	e.stats.SessionsOwn.Add(1)
+	return c, true, nil
+}
+
+func (e *Engine) lookup(id string) *call {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.calls[id]
+}
+
+// List returns up to limit call-ids, oldest first.
+func (e *Engine) List(limit int) []string {
+	e.mu.RLock()
+	calls := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		calls = append(calls, c)
+	}
+	e.mu.RUnlock()
+	sort.Slice(calls, func(i, j int) bool { return calls[i].created.Before(calls[j].created) })
+	ids := make([]string, 0, min(limit, len(calls)))
+	for _, c := range calls {
+		if len(ids) >= limit {
+			break
+		}
+		ids = append(ids, c.id)
+	}
+	return ids
+}
+
+// NumCalls is the number of calls in progress.
+func (e *Engine) NumCalls() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.calls)
+}
+
+// Delete ends a call (all of it: rtpengine deletes the whole call for a
+// from-tag delete of a two-party call) now, or after delay. A delayed call
+// keeps relaying until then. It returns the call's final figures.
+func (e *Engine) Delete(callID, fromTag, toTag string, delay time.Duration, useDefaultDelay bool) (*CallInfo, error) {
+	c := e.lookup(callID)
+	if c == nil {
+		return nil, ErrNotFound
+	}
+	c.mu.Lock()
+	if fromTag != "" && c.monologues[fromTag] == nil || toTag != "" && c.monologues[toTag] == nil {
+		c.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	now := time.Now()
+	c.lastSignal = now
+	info := c.info(now)
+	if useDefaultDelay {
+		delay = e.cfg.DeleteDelay
+	}
+	if delay > 0 {
+		c.deleteAt = now.Add(delay)
+		c.mu.Unlock()
+		return info, nil
+	}
+	c.mu.Unlock()
+	e.closeCall(c, stats.ClosedTerminated)
+	return info, nil
+}
+
+// Terminate ends a call at the operator's request.
+func (e *Engine) Terminate(callID string) bool {
+	c := e.lookup(callID)
+	if c == nil {
+		return false
+	}
+	e.closeCall(c, stats.ClosedForceTerminated)
+	return true
+}
+
+// TerminateAll ends every call and returns how many there were.
+func (e *Engine) TerminateAll() int {
+	e.mu.RLock()
+	calls := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		calls = append(calls, c)
+	}
+	e.mu.RUnlock()
+	for _, c := range calls {
+		e.closeCall(c, stats.ClosedForceTerminated)
+	}
+	return len(calls)
+}
+
+// closeCall removes a call, frees its ports and books its figures.
+func (e *Engine) closeCall(c *call, reason stats.CloseReason) {
+	e.mu.Lock()
+	if e.calls[c.id] == c {
+		delete(e.calls, c.id)
+	}
+	e.mu.Unlock()
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	var packets, bytes, errs uint64
+	c.streams(func(s *stream) {
+		packets += s.packets.Load()
+		bytes += s.bytes.Load()
+		errs += s.errors.Load()
+	})
+	for _, m := range c.order {
+		for _, sd := range m.sides {
+			if sd == nil {
+				continue
+			}
+			if !sd.rejected && sd.rtp.packets.Load() == 0 {
+				e.stats.ZeroWayStreams.Add(1)
+			}
+			e.stats.StreamsUser.Add(-1)
+			sd.pair.free()
+		}
+	}
+	// A call whose only media came one way counts as a one-way call.
+	if oneWay(c) {
+		e.stats.OneWayStreams.Add(1)
+	}
+	c.mu.Unlock()
+
+	e.stats.SessionsOwn.Add(-1)
+	e.stats.Packets.Add(packets)
+	e.stats.Bytes.Add(bytes)
+	e.stats.PacketErrors.Add(errs)
+	e.stats.SessionClosed(reason, time.Since(c.created))
+	e.log.Info("call closed", "call-id", c.id, "reason", reason.Label(), "packets", packets)
+}
+
+// oneWay: some m= section relayed packets from one party but not the other.
+func oneWay(c *call) bool {
+	for _, m := range c.order {
+		for _, sd := range m.sides {
+			if sd == nil || sd.rejected {
+				continue
+			}
+			p := sd.peer.Load()
+			if p == nil {
+				continue
+			}
+			if (sd.rtp.packets.Load() == 0) != (p.rtp.packets.Load() == 0) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// liveCounters sums the streams of the calls in progress, for rates.
+func (e *Engine) liveCounters() (packets, bytes, errs uint64) {
+	e.mu.RLock()
+	calls := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		calls = append(calls, c)
+	}
+	e.mu.RUnlock()
+	for _, c := range calls {
+		c.mu.Lock()
+		c.streams(func(s *stream) {
+			packets += s.packets.Load()
+			bytes += s.bytes.Load()
+			errs += s.errors.Load()
+		})
+		c.mu.Unlock()
+	}
+	return
+}
+
+// Run enforces delete delays and the media timeouts once a second until ctx
+// ends.
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			e.checkTimeouts(now)
+		}
+	}
+}
+
+// Close ends every call and waits for the relay sockets' readers.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.TerminateAll()
+	e.readers.Wait()
+}

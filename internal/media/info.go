@@ -1,0 +1,102 @@
+package media
+
+import (
+	"net/netip"
+	"time"
+)
+
+// CallInfo is a snapshot of one call, for ng query/delete replies and the
+// CLI's `list sessions`.
+type CallInfo struct {
+	CallID     string
+	Created    time.Time
+	LastSignal time.Time
+	Tags       []TagInfo
+	RTP, RTCP  Counters // totals over all streams
+}
+
+// TagInfo is one party.
+type TagInfo struct {
+	Tag, Label, ViaBranch string
+	Created               time.Time
+	PeerTag               string
+	HasPeer               bool
+	Medias                []MediaInfo
+}
+
+// MediaInfo is one party's end of an m= section.
+type MediaInfo struct {
+	Index     int // 1-based, as rtpengine counts
+	Type      string
+	Protocol  string
+	Direction string
+	RTCPMux   bool
+	Streams   []StreamInfo // RTP, then RTCP
+}
+
+// StreamInfo is one relay socket.
+type StreamInfo struct {
+	Local      netip.AddrPort
+	Endpoint   netip.AddrPort // where this party's packets go: latched or from SDP
+	Advertised netip.AddrPort // what the party's SDP said
+	Confirmed  bool           // a packet has arrived from the party
+	RTCP       bool
+	LastPacket time.Time
+	Counters
+}
+
+// Counters are packets, bytes and errors.
+type Counters struct {
+	Packets, Bytes, Errors uint64
+}
+
+func (c *Counters) add(o Counters) {
+	c.Packets += o.Packets
+	c.Bytes += o.Bytes
+	c.Errors += o.Errors
+}
+
+// Query returns a snapshot of a call.
+func (e *Engine) Query(callID string) (*CallInfo, error) {
+	c := e.lookup(callID)
+	if c == nil {
+		return nil, ErrUnknownCallID
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.info(time.Now()), nil
+}
+
+// info builds the snapshot; c.mu is held.
+func (c *call) info(_ time.Time) *CallInfo {
+	ci := &CallInfo{CallID: c.id, Created: c.created, LastSignal: c.lastSignal}
+	for _, m := range c.order {
+		ti := TagInfo{Tag: m.tag, Label: m.label, ViaBranch: m.viaBranch, Created: m.created}
+		if m.peer != nil {
+			ti.PeerTag, ti.HasPeer = m.peer.tag, true
+		}
+		for _, sd := range m.sides {
+			if sd == nil {
+				continue
+			}
+			mi := MediaInfo{Index: sd.index + 1, Type: sd.mediaType, Protocol: sd.proto, Direction: sd.direction, RTCPMux: sd.mux.Load()}
+			for _, s := range []*stream{sd.rtp, sd.rtcp} {
+				si := StreamInfo{Local: s.local, Advertised: s.advertised, RTCP: s.rtcp,
+					LastPacket: time.Unix(0, s.lastPacket.Load()),
+					Counters:   Counters{s.packets.Load(), s.bytes.Load(), s.errors.Load()}}
+				if ep := s.ep.Load(); ep != nil {
+					si.Endpoint, si.Confirmed = ep.addr, ep.confirmed
+				}
+				if s.rtcp {
+					ci.RTCP.add(si.Counters)
+				} else {
+					ci.RTP.add(si.Counters)
+				}
+				mi.Streams = append(mi.Streams, si)
+			}
+			ti.Medias = append(ti.Medias, mi)
+		}
+		ci.Tags = append(ci.Tags, ti)
+	}
+	return ci
+}

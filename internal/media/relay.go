@@ -1,0 +1,113 @@
+package media
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// readBufSize bounds one datagram. RTP over UDP stays under the path MTU in
+// practice; anything longer is counted as an error, not relayed cut short.
+const readBufSize = 4096
+
+// startReaders runs one reader per socket of a new side. The socket's
+// closing (when the call ends) stops its reader.
+func (e *Engine) startReaders(sd *side) {
+	for _, s := range []*stream{sd.rtp, sd.rtcp} {
+		conn := sd.pair.rtp
+		if s.rtcp {
+			conn = sd.pair.rtcp
+		}
+		e.readers.Add(1)
+		go func() {
+			defer e.readers.Done()
+			s.readLoop(conn)
+		}()
+	}
+}
+
+func (s *stream) readLoop(conn *net.UDPConn) {
+	buf := make([]byte, readBufSize)
+	for {
+		n, _, flags, src, err := conn.ReadMsgUDPAddrPort(buf, nil)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// ICMP errors from a previous send (ECONNREFUSED) and the like
+			// are reported on the next read; they are not fatal.
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				s.errors.Add(1)
+			}
+			continue
+		}
+		if flags&syscall.MSG_TRUNC != 0 {
+			s.errors.Add(1)
+			continue
+		}
+		s.relay(buf[:n], src, time.Now().UnixNano())
+	}
+}
+
+// relay forwards one packet that arrived on s from src. It takes no locks:
+// the topology it reads (peer, endpoints, options) is published atomically
+// by signalling.
+func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
+	sd := s.side
+	opts := sd.opts.Load()
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+
+	// Latching: the first packet confirms (and, symmetric, sets) where this
+	// party's media comes from and so where its media goes back to.
+	ep := s.ep.Load()
+	switch {
+	case ep == nil || !ep.confirmed:
+		addr := src
+		if opts&optAsymmetric != 0 && ep != nil && ep.addr.IsValid() {
+			addr = ep.addr
+		}
+		s.ep.Store(&endpoint{addr: addr, confirmed: true})
+	case ep.addr != src && opts&optAsymmetric == 0:
+		if opts&optStrictSource != 0 {
+			s.errors.Add(1)
+			return
+		}
+		if opts&optMediaHandover != 0 {
+			s.ep.Store(&endpoint{addr: src, confirmed: true})
+		}
+	}
+
+	s.packets.Add(1)
+	s.bytes.Add(uint64(len(pkt)))
+	s.lastPacket.Store(now)
+
+	peer := sd.peer.Load()
+	if peer == nil {
+		s.errors.Add(1)
+		return
+	}
+	// RTCP goes to the peer's RTCP address, which is its RTP address when
+	// the peer multiplexes. A multiplexing sender's RTCP arrives on the RTP
+	// port and is told apart by its packet type (RFC 5761).
+	isRTCP := s.rtcp || sd.mux.Load() && looksLikeRTCP(pkt)
+	out := peer.rtp
+	if isRTCP && !peer.mux.Load() {
+		out = peer.rtcp
+	}
+	dst := out.ep.Load()
+	if dst == nil || !dst.addr.IsValid() {
+		s.errors.Add(1)
+		return
+	}
+	if _, err := out.conn().WriteToUDPAddrPort(pkt, dst.addr); err != nil {
+		s.errors.Add(1)
+	}
+}
+
+// looksLikeRTCP applies RFC 5761's rule: RTCP packet types 192-223 sit where
+// RTP has the marker bit and payload types 64-95.
+func looksLikeRTCP(pkt []byte) bool {
+	return len(pkt) >= 2 && pkt[0]>>6 == 2 && pkt[1] >= 192 && pkt[1] <= 223
+}

@@ -1,0 +1,83 @@
+package ng
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// UDPServer is ng over UDP (listen-ng), the transport Kamailio and OpenSIPS
+// use. A fixed set of workers read the socket; when all are busy the kernel
+// queues further requests, which bounds both goroutines and memory.
+type UDPServer struct {
+	d       *Dispatcher
+	log     *slog.Logger
+	workers int
+	cache   *cookieCache
+	ctx     context.Context
+	wg      sync.WaitGroup
+}
+
+// UDPOptions are the UDP transport's limits.
+type UDPOptions struct {
+	Workers         int           // requests processed at once
+	CookieCacheSize int           // replies remembered for retransmissions
+	CookieLifetime  time.Duration // how long at least (at most twice that)
+}
+
+// NewUDPServer builds the UDP transport over d.
+func NewUDPServer(d *Dispatcher, log *slog.Logger, o UDPOptions) *UDPServer {
+	if o.CookieLifetime <= 0 {
+		o.CookieLifetime = 30 * time.Second
+	}
+	return &UDPServer{d: d, log: log, workers: max(o.Workers, 1), cache: newCookieCache(o.CookieLifetime, o.CookieCacheSize), ctx: context.Background()}
+}
+
+// Serve answers requests on conn until it is closed.
+func (s *UDPServer) Serve(conn *net.UDPConn) {
+	for range s.workers {
+		s.wg.Go(func() { s.work(conn) })
+	}
+	s.wg.Wait()
+}
+
+func (s *UDPServer) work(conn *net.UDPConn) {
+	buf := make([]byte, 65536)
+	for {
+		n, src, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		cookie, body, ok := SplitCookie(buf[:n])
+		if !ok {
+			// As rtpengine: without a cookie there is no way to answer in
+			// a way the client could match, so the message is dropped.
+			s.log.Warn("ng message without cookie dropped", "from", src.String(), "bytes", n)
+			continue
+		}
+		key := src.String() + " " + string(cookie)
+		state, cached := s.cache.begin(key)
+		switch state {
+		case cookieDone:
+			s.log.Debug("ng retransmission answered from cache", "from", src.String())
+			conn.WriteToUDPAddrPort(cached, src)
+			continue
+		case cookieRunning:
+			s.log.Debug("ng retransmission of a running request dropped", "from", src.String())
+			continue
+		}
+		reply := make([]byte, 0, len(cookie)+1+256)
+		reply = append(append(reply, cookie...), ' ')
+		reply = append(reply, s.d.Process(s.ctx, body, src.String(), src.Addr().Unmap().String())...)
+		s.cache.finish(key, reply)
+		if _, err := conn.WriteToUDPAddrPort(reply, src); err != nil {
+			s.log.Warn("ng reply not sent", "to", src.String(), "err", err)
+		}
+	}
+}
