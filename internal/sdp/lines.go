@@ -11,9 +11,9 @@ import (
 // own level only.
 //
 // Attribute lines have the form "a=name" or "a=name:value"; the name is
-// everything before the first ':' and is matched case-sensitively, as the
-// registered attribute names are written in lower case and endpoints send
-// them that way.
+// everything before the first ':' and is matched exactly (case-sensitively):
+// endpoints send names as registered, including mixed-case ones such as
+// silenceSupp, and an exact byte comparison keeps lookups allocation-free.
 type Lines []Line
 
 // attrNamed reports whether the value of an a= line has the given name.
@@ -123,9 +123,6 @@ func (ls *Lines) RemoveAttr(names ...string) int {
 // backing array of another level.
 func (ls *Lines) removeFrom(from int, del func(Line) bool) int {
 	s := *ls
-	if from > len(s) {
-		return 0
-	}
 	kept := s[:from]
 	for _, l := range s[from:] {
 		if !del(l) {

@@ -10,12 +10,19 @@ import (
 // The numeric fields are kept as strings because they may exceed 64 bits
 // and must be written back exactly as received.
 type Origin struct {
-	Username       string
-	SessionID      string
+	// Username is the originator's login, "-" when there is none. It may
+	// contain spaces when read from a non-conforming o= line.
+	Username string
+	// SessionID is the numeric session identifier.
+	SessionID string
+	// SessionVersion is the numeric version, increased on every change.
 	SessionVersion string
-	NetType        string
-	AddrType       string
-	Address        string
+	// NetType is the network type, "IN".
+	NetType string
+	// AddrType is "IP4" or "IP6".
+	AddrType string
+	// Address is the originating host's address or name.
+	Address string
 }
 
 // String returns the o= value. Empty fields are written as "-" so the
@@ -68,10 +75,10 @@ func (s *Session) SetOrigin(o Origin) {
 
 // IncrementVersion adds one to the o= session version, as RFC 3264
 // requires whenever a modified SDP is sent. The version is incremented as a
-// decimal string, so values beyond uint64 (20 digits occur in practice, as
-// some user agents use NTP timestamps) neither overflow nor wrap; the
-// number grows by a digit only on carry ("999" → "1000") and leading zeros
-// keep their width. Only the version field is rewritten; the rest of the
+// decimal string rather than a uint64, because user agents send versions
+// of up to 20 digits, where uint64 would overflow or wrap and a peer would
+// see the version go backwards; the number grows by a digit only on carry
+// ("999" → "1000") and leading zeros keep their width. Only the version field is rewritten; the rest of the
 // line stays byte-identical. Nothing happens when there is no o= line or
 // its version is not a decimal number.
 func (s *Session) IncrementVersion() {
@@ -131,7 +138,7 @@ func (s *Session) SessionName() string {
 
 // SetSessionName replaces the s= line, or inserts one after v=/o= if there
 // is none. An empty name is written as a single space, because RFC 8866
-// requires a non-empty s= line and endpoints reject "s=".
+// forbids an empty s= line and prescribes "s= " when there is no name.
 func (s *Session) SetSessionName(name string) {
 	if name == "" {
 		name = " "
@@ -221,8 +228,9 @@ func (s *Session) SetConnection(c Connection) {
 	s.setLine('c', c.String(), 0, "vosiuep")
 }
 
-// ICEAttributes are the attribute names RemoveICE deletes: everything ICE
-// (RFC 8445, RFC 8839) and ICE pacing put into SDP. The relay strips them
+// ICEAttributes are the attribute names RemoveICE deletes: the ICE
+// attributes of RFC 8839 plus end-of-candidates from trickle ICE (RFC
+// 8840). The relay strips them
 // when it terminates or does not support ICE towards a peer, because
 // candidates pointing at the original endpoint would bypass the relay.
 // Treat it as read-only; RemoveICE reads it on every call.
