@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -598,5 +599,32 @@ func TestRtpengineNgClient(t *testing.T) {
 		if !strings.Contains(out, "totals") {
 			t.Errorf("delete reply lacks totals:\n%s", out)
 		}
+	}
+}
+
+// TestNgSubcommand: `rtcgate ng` speaks ng over UDP and HTTP, bencode and
+// JSON, and exits 1 on an error reply.
+func TestNgSubcommand(t *testing.T) {
+	r := start(t, append(ephemeral, "--port-min", "46700", "--port-max", "46799")...)
+	sdpFile := t.TempDir() + "/offer.sdp"
+	if err := os.WriteFile(sdpFile, []byte(newParty(t).sdp()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	udp, web := "udp://"+r.addr(t, "listen-ng"), "http://"+r.addr(t, "listen-http")
+	out, stderr, code := runCmd(t, 20*time.Second, binary, "ng", "--url", udp, "--sdp-file", sdpFile, "offer", "call-id=sub", "from-tag=f", "flags=trust-address")
+	if code != 0 || !regexp.MustCompile(`(?m)^m=audio 467\d\d RTP/AVP`).MatchString(out) || !strings.Contains(out, `"result": "ok"`) {
+		t.Fatalf("rtcgate ng offer = %d\n%s%s", code, out, stderr)
+	}
+	out, _, code = runCmd(t, 20*time.Second, binary, "ng", "--url", web, "--json", "list", "limit=10")
+	if code != 0 || !strings.Contains(out, `"sub"`) {
+		t.Errorf("rtcgate ng list over HTTP = %d\n%s", code, out)
+	}
+	out, _, code = runCmd(t, 20*time.Second, binary, "ng", "--url", udp, "query", "call-id=absent")
+	if code != 1 || !strings.Contains(out, "Unknown call-id") {
+		t.Errorf("rtcgate ng query of an unknown call = %d\n%s", code, out)
+	}
+	_, stderr, code = runCmd(t, 20*time.Second, binary, "ng", "--url", udp, "offer", "noequals")
+	if code != 2 || !strings.Contains(stderr, "want key=value") {
+		t.Errorf("bad argument = %d %q", code, stderr)
 	}
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/cli"
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/daemon"
+	"github.com/rtcgate/rtcgate/internal/ng"
 	"github.com/rtcgate/rtcgate/internal/version"
 )
 
@@ -26,7 +28,8 @@ const usage = `rtcgate — SIP calling and messaging for web apps, with an rtpen
 Usage:
   rtcgate serve [--config FILE] [--KEY VALUE ...]   run the gateway
   rtcgate ctl [--url URL] COMMAND ...               run a CLI command (e.g. list totals)
-  rtcgate ng ...                                    send an ng command
+  rtcgate ng [--url URL] [--json] [--sdp-file F] COMMAND [KEY=VALUE ...]
+                                                    send an ng command (e.g. ping, query call-id=X)
   rtcgate version                                   print the version
 
 Run 'rtcgate serve --help' for the configuration keys.
@@ -47,8 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "ctl":
 		return ctl(args[1:], stdout, stderr)
 	case "ng":
-		fmt.Fprintln(stderr, "rtcgate ng: the ng protocol client is not part of this build yet")
-		return 2
+		return ngClient(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rtcgate %s (%s)\n", version.String(), version.GoVersion())
 		return 0
@@ -145,4 +147,60 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// ngClient sends one ng command and prints the reply: the SDP as text, then
+// the rest as JSON. It exits 1 on an error reply.
+func ngClient(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rtcgate ng", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", envOr("RTCGATE_NG_URL", "udp://127.0.0.1:2223"), "udp://host:port (listen-ng) or http(s)://host:port (listen-http) (env RTCGATE_NG_URL)")
+	useJSON := fs.Bool("json", false, "send JSON instead of bencode")
+	sdpFile := fs.String("sdp-file", "", "file whose content is sent as sdp")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the reply")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "usage: rtcgate ng [--url URL] [--json] [--sdp-file F] COMMAND [KEY=VALUE ...]")
+		return 2
+	}
+	req, err := ng.BuildRequest(fs.Arg(0), fs.Args()[1:])
+	if err != nil {
+		fmt.Fprintf(stderr, "rtcgate ng: %v\n", err)
+		return 2
+	}
+	if *sdpFile != "" {
+		b, err := os.ReadFile(*sdpFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "rtcgate ng: %v\n", err)
+			return 2
+		}
+		req.Set("sdp", string(b))
+	}
+	client := &ng.Client{URL: *url, Timeout: time.Second, Attempts: 3}
+	if *useJSON {
+		client.Encoding = ng.JSON
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	reply, err := client.Do(ctx, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "rtcgate ng: %v\n", err)
+		return 1
+	}
+	if sdp, ok := reply["sdp"].(string); ok {
+		fmt.Fprint(stdout, sdp)
+		delete(reply, "sdp")
+		fmt.Fprintln(stdout, "---")
+	}
+	out, _ := json.MarshalIndent(reply, "", "  ")
+	fmt.Fprintln(stdout, string(out))
+	if reply["result"] == "error" {
+		return 1
+	}
+	return 0
 }

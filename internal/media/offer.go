@@ -27,6 +27,21 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	// Interfaces first: a request naming an unknown one changes nothing.
+	fromFamily6, toFamily6 := sdpFamily(sess)
+	if req.AddressFamily == "IP4" {
+		toFamily6 = false
+	} else if req.AddressFamily == "IP6" {
+		toFamily6 = true
+	}
+	fromItf, err := e.pickIface(req.Direction[0], fromFamily6)
+	if err != nil {
+		return nil, err
+	}
+	toItf, err := e.pickIface(req.Direction[1], toFamily6)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	c, created, err := e.getCall(req.CallID, isOffer, now)
 	if err != nil {
@@ -95,21 +110,6 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 	}
 
 	res := &Result{}
-	fromFamily6, toFamily6 := sdpFamily(sess)
-	if req.AddressFamily == "IP4" {
-		toFamily6 = false
-	} else if req.AddressFamily == "IP6" {
-		toFamily6 = true
-	}
-	fromItf, err := e.pickIface(req.Direction[0], fromFamily6)
-	if err != nil {
-		return nil, err
-	}
-	toItf, err := e.pickIface(req.Direction[1], toFamily6)
-	if err != nil {
-		return nil, err
-	}
-
 	// Bind what is missing first, so that running out of ports leaves
 	// nothing half-built.
 	var fresh []*side
