@@ -40,6 +40,9 @@ type Config struct {
 	MaxSessions   int      `yaml:"max-sessions"`
 	DeleteDelay   Duration `yaml:"delete-delay"`
 
+	RelayThreads   int      `yaml:"relay-threads"`
+	RelayBatchWait Duration `yaml:"relay-batch-wait"`
+
 	LogLevel  int    `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`
 
@@ -50,6 +53,7 @@ type Config struct {
 	ControlTimeout        Duration `yaml:"control-timeout"`
 	ControlMaxConnections int      `yaml:"control-max-connections"`
 	ShutdownTimeout       Duration `yaml:"shutdown-timeout"`
+	Pprof                 bool     `yaml:"pprof"`
 }
 
 // Error is a configuration problem tied to one key. Callers exit with status

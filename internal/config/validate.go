@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks every value; the first problem is returned as an *Error
@@ -83,6 +84,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ControlMaxMessage < 512 {
 		return keyErr("control-max-message", "%d: want at least 512 bytes", c.ControlMaxMessage)
+	}
+	if c.RelayThreads < 0 || c.RelayThreads > 256 {
+		return keyErr("relay-threads", "%d: want 0 (one per CPU) to 256", c.RelayThreads)
+	}
+	if c.RelayBatchWait < 0 || c.RelayBatchWait.D() > 20*time.Millisecond {
+		return keyErr("relay-batch-wait", "%s: want 0 to 20ms", c.RelayBatchWait)
 	}
 	if c.NGWorkers < 1 || c.NGWorkers > 1024 {
 		return keyErr("ng-workers", "%d: want 1 to 1024", c.NGWorkers)

@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -83,6 +85,13 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		Log:        logs.Logger("http", "HTTP, HTTPS, Websockets"),
 	}, d.CLI, d.Metrics, metrics.Handler(d.Metrics))
 
+	if cfg.Pprof {
+		d.Control.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		d.Control.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		d.Control.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+		d.Control.Handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+	}
+
 	// Each subsystem brings its own commands and metrics.
 	d.Logs.RegisterCLI(d.CLI)
 	d.Live.RegisterCLI(d.CLI)
@@ -99,6 +108,7 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	}
 	engine, err := media.New(media.Config{
 		Interfaces: itfs, PortMin: cfg.PortMin, PortMax: cfg.PortMax, DeleteDelay: cfg.DeleteDelay.D(),
+		Threads: cfg.RelayThreads, BatchWait: cfg.RelayBatchWait.D(),
 		Live: d.Live, Stats: d.Stats, Log: logs.Logger("media", "Media relay: calls, ports, packets"),
 	})
 	if err != nil {

@@ -12,7 +12,8 @@ import (
 type call struct {
 	id      string
 	created time.Time
-	source  string // who created it (the ng client's address), for listings
+	source  string  // who created it (the ng client's address), for listings
+	poller  *poller // relays every socket of the call
 
 	mu         sync.Mutex
 	lastSignal time.Time
@@ -81,6 +82,8 @@ type stream struct {
 	side  *side
 	rtcp  bool
 	local netip.AddrPort
+	fd    int    // the nonblocking UDP socket
+	slot  uint32 // in its poller
 
 	ep         atomic.Pointer[endpoint]
 	advertised netip.AddrPort // from SDP (under call.mu)
@@ -98,18 +101,6 @@ func (s *stream) setSDPEndpoint(addr netip.AddrPort) {
 	}
 	// A new address in SDP (re-INVITE, hold) starts learning afresh.
 	s.ep.Store(&endpoint{addr: addr})
-}
-
-func (s *stream) conn() connWriter {
-	if s.rtcp {
-		return s.side.pair.rtcp
-	}
-	return s.side.pair.rtp
-}
-
-// connWriter is the part of *net.UDPConn the packet path uses to send.
-type connWriter interface {
-	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
 
 func (c *call) monologue(tag string, now time.Time) *monologue {

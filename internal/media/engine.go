@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -24,6 +25,8 @@ type Config struct {
 	PortMin     int
 	PortMax     int
 	DeleteDelay time.Duration // default for delete without "delete delay"
+	Threads     int           // relay threads (pollers); 0: one per CPU
+	BatchWait   time.Duration // how long a relay thread lets packets gather between batches
 	Live        *config.Live  // max-sessions and the timeouts, changeable at runtime
 	Stats       *stats.Stats
 	Log         *slog.Logger
@@ -52,11 +55,12 @@ type Engine struct {
 	live   *config.Live
 	ifaces []*iface
 
-	mu     sync.RWMutex
-	calls  map[string]*call
-	closed bool
+	mu      sync.RWMutex
+	calls   map[string]*call
+	closed  bool
+	created uint64 // calls ever created, to spread them over the pollers
 
-	readers sync.WaitGroup // one per relay socket
+	pollers []*poller
 }
 
 // New builds the engine and its port pools; nothing is bound until a call
@@ -80,6 +84,21 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if len(e.ifaces) == 0 {
 		return nil, fmt.Errorf("media: no interface address")
+	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	for range threads {
+		p, err := newPoller(cfg.BatchWait)
+		if err != nil {
+			for _, q := range e.pollers {
+				q.stop()
+			}
+			return nil, fmt.Errorf("media: relay thread: %w", err)
+		}
+		e.pollers = append(e.pollers, p)
+		go p.run()
 	}
 	cfg.Stats.SetLive(e.liveCounters)
 	return e, nil
@@ -127,7 +146,9 @@ func (e *Engine) getCall(id string, create bool, now time.Time) (*call, bool, er
 		e.stats.Rejected.Add(1)
 		return nil, false, ErrSessionLimit
 	}
-	c := &call{id: id, created: now, lastSignal: now, monologues: map[string]*monologue{}}
+	c := &call{id: id, created: now, lastSignal: now, monologues: map[string]*monologue{},
+		poller: e.pollers[e.created%uint64(len(e.pollers))]}
+	e.created++
 	e.calls[id] = c
 	e.stats.SessionsOwn.Add(1)
 	return c, true, nil
@@ -247,7 +268,7 @@ func (e *Engine) closeCall(c *call, reason stats.CloseReason) {
 				e.stats.ZeroWayStreams.Add(1)
 			}
 			e.stats.StreamsUser.Add(-1)
-			sd.pair.free()
+			c.poller.retire(sd)
 		}
 	}
 	// A call whose only media came one way counts as a one-way call.
@@ -318,11 +339,17 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
-// Close ends every call and waits for the relay sockets' readers.
+// Close ends every call and stops the relay threads.
 func (e *Engine) Close() {
 	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
 	e.closed = true
 	e.mu.Unlock()
 	e.TerminateAll()
-	e.readers.Wait()
+	for _, p := range e.pollers {
+		p.stop()
+	}
 }

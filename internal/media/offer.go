@@ -116,7 +116,8 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 	undo := func() {
 		for _, sd := range fresh {
 			sd.mon.sides[sd.index] = nil
-			sd.pair.free()
+			sd.pair.closeUnregistered()
+			e.stats.StreamsUser.Add(-1)
 		}
 		if created {
 			c.closed = true
@@ -143,7 +144,12 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 		}
 	}
 	for _, sd := range fresh {
-		e.startReaders(sd)
+		if err := c.poller.add(sd); err != nil {
+			// epoll refused (out of memory, fd limits): the side exists but
+			// relays nothing; say so rather than fail the whole call.
+			e.log.Error("relay cannot watch a socket", "call-id", c.id, "err", err)
+			res.Warnings = append(res.Warnings, "media relay unavailable for a stream: "+err.Error())
+		}
 	}
 
 	// The sender's addresses and wishes, then the SDP for the receiver.
@@ -189,8 +195,8 @@ func (e *Engine) newSide(mon *monologue, i int, m *sdp.Media, itf *iface, now ti
 		return nil, ErrPortsExhausted
 	}
 	sd := &side{index: i, mediaType: m.Type(), proto: m.Proto(), mon: mon, itf: itf, pair: pair}
-	sd.rtp = &stream{side: sd, local: netip.AddrPortFrom(itf.addr, uint16(pair.port))}
-	sd.rtcp = &stream{side: sd, rtcp: true, local: netip.AddrPortFrom(itf.addr, uint16(pair.port+1))}
+	sd.rtp = &stream{side: sd, fd: pair.rtpFD, local: netip.AddrPortFrom(itf.addr, uint16(pair.port))}
+	sd.rtcp = &stream{side: sd, rtcp: true, fd: pair.rtcpFD, local: netip.AddrPortFrom(itf.addr, uint16(pair.port+1))}
 	sd.rtp.lastPacket.Store(now.UnixNano())
 	sd.rtcp.lastPacket.Store(now.UnixNano())
 	for len(mon.sides) <= i {

@@ -3,10 +3,11 @@ package media
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // portPool hands out RTP/RTCP port pairs (an even RTP port and the odd port
@@ -43,11 +44,12 @@ func (p *portPool) Used() int {
 	return 2 * p.inUse
 }
 
-// socketPair is a bound RTP socket and its RTCP companion.
+// socketPair is a bound RTP socket and its RTCP companion: nonblocking
+// descriptors that one poller reads and writes.
 type socketPair struct {
-	rtp, rtcp *net.UDPConn
-	port      int
-	pool      *portPool
+	rtpFD, rtcpFD int
+	port          int
+	pool          *portPool
 }
 
 // allocate binds a free pair, searching round robin from after the last
@@ -102,22 +104,56 @@ func (p *portPool) release(idx int) {
 	p.mu.Unlock()
 }
 
-// free closes the sockets and returns the pair to its pool.
-func (sp *socketPair) free() {
-	sp.rtp.Close()
-	sp.rtcp.Close()
-	sp.pool.release((sp.port - sp.pool.min) / 2)
+// closeUnregistered releases a pair no poller has seen (an offer that
+// failed half-way): close the sockets, return the ports.
+func (sp *socketPair) closeUnregistered() {
+	unix.Close(sp.rtpFD)
+	unix.Close(sp.rtcpFD)
+	sp.release()
 }
 
+func (sp *socketPair) release() { sp.pool.release((sp.port - sp.pool.min) / 2) }
+
 func bindPair(addr netip.Addr, port int) (*socketPair, error) {
-	rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
+	rtp, err := bindUDP(addr, port)
 	if err != nil {
 		return nil, err
 	}
-	rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port+1))))
+	rtcp, err := bindUDP(addr, port+1)
 	if err != nil {
-		rtp.Close()
+		unix.Close(rtp)
 		return nil, err
 	}
-	return &socketPair{rtp: rtp, rtcp: rtcp, port: port}, nil
+	return &socketPair{rtpFD: rtp, rtcpFD: rtcp, port: port}, nil
+}
+
+// bindUDP opens a nonblocking UDP socket on addr:port. The relay drives
+// these descriptors with its own epoll loops rather than Go's netpoller, to
+// save a wake-up and a read per packet.
+func bindUDP(addr netip.Addr, port int) (int, error) {
+	family := unix.AF_INET
+	if addr.Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, err
+	}
+	var sa unix.Sockaddr
+	if family == unix.AF_INET6 {
+		// The socket serves the IPv6 address only; an IPv4 interface has
+		// its own socket.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		sa = &unix.SockaddrInet6{Port: port, Addr: addr.As16()}
+	} else {
+		sa = &unix.SockaddrInet4{Port: port, Addr: addr.As4()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }

@@ -1,55 +1,12 @@
 package media
 
 import (
-	"errors"
-	"net"
 	"net/netip"
-	"syscall"
-	"time"
 )
 
 // readBufSize bounds one datagram. RTP over UDP stays under the path MTU in
 // practice; anything longer is counted as an error, not relayed cut short.
 const readBufSize = 4096
-
-// startReaders runs one reader per socket of a new side. The socket's
-// closing (when the call ends) stops its reader.
-func (e *Engine) startReaders(sd *side) {
-	for _, s := range []*stream{sd.rtp, sd.rtcp} {
-		conn := sd.pair.rtp
-		if s.rtcp {
-			conn = sd.pair.rtcp
-		}
-		e.readers.Add(1)
-		go func() {
-			defer e.readers.Done()
-			s.readLoop(conn)
-		}()
-	}
-}
-
-func (s *stream) readLoop(conn *net.UDPConn) {
-	buf := make([]byte, readBufSize)
-	for {
-		n, _, flags, src, err := conn.ReadMsgUDPAddrPort(buf, nil)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// ICMP errors from a previous send (ECONNREFUSED) and the like
-			// are reported on the next read; they are not fatal.
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				s.errors.Add(1)
-			}
-			continue
-		}
-		if flags&syscall.MSG_TRUNC != 0 {
-			s.errors.Add(1)
-			continue
-		}
-		s.relay(buf[:n], src, time.Now().UnixNano())
-	}
-}
 
 // relay forwards one packet that arrived on s from src. It takes no locks:
 // the topology it reads (peer, endpoints, options) is published atomically
@@ -101,7 +58,7 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 		s.errors.Add(1)
 		return
 	}
-	if _, err := out.conn().WriteToUDPAddrPort(pkt, dst.addr); err != nil {
+	if err := out.send(pkt, dst.addr); err != nil {
 		s.errors.Add(1)
 	}
 }

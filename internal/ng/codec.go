@@ -73,7 +73,10 @@ func decodeJSON(body []byte) (map[string]any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	if dec.More() {
+	// Fix: dec.More() reports false for a trailing '}' or ']', so
+	// `{"command":"ping"}}` used to be accepted; everything after the
+	// object must be JSON whitespace.
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return nil, errors.New("trailing data after the JSON object")
 	}
 	conv, err := fromJSON(v, 0)
@@ -88,8 +91,15 @@ func decodeJSON(body []byte) (map[string]any, error) {
 }
 
 func fromJSON(v any, depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, errors.New("JSON nested too deeply")
+	switch v.(type) {
+	case []any, map[string]any:
+		// Fix: count containers only, as bencode's limit does (the
+		// top-level object is the first of at most maxJSONDepth). The old
+		// check counted scalars too and let an empty container one level
+		// deeper through.
+		if depth >= maxJSONDepth {
+			return nil, errors.New("JSON nested too deeply")
+		}
 	}
 	switch x := v.(type) {
 	case string:

@@ -41,7 +41,14 @@ func newCookieCache(generation time.Duration, maxEntries int) *cookieCache {
 func (c *cookieCache) begin(key string) (cookieState, []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := c.now(); now.Sub(c.rotated) >= c.generation || len(c.cur) >= c.maxEntries/2 {
+	switch now := c.now(); {
+	case now.Sub(c.rotated) >= 2*c.generation:
+		// Fix: rotation is lazy, so after an idle spell of two generations
+		// or more both maps are stale; rotating once kept the old current
+		// map and its entries lived on indefinitely past the promised two
+		// generations.
+		c.prev, c.cur, c.rotated = map[string]*cookieEntry{}, map[string]*cookieEntry{}, now
+	case now.Sub(c.rotated) >= c.generation || len(c.cur) >= c.maxEntries/2:
 		c.prev, c.cur, c.rotated = c.cur, make(map[string]*cookieEntry, len(c.cur)), now
 	}
 	e, ok := c.cur[key]

@@ -2,6 +2,7 @@ package ng
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -324,7 +325,9 @@ func (o *options) receivedFrom(v string) error {
 
 func (o *options) mediaAddress(v string) error {
 	a, err := netip.ParseAddr(v)
-	if err != nil {
+	// Fix: netip accepts an IPv6 zone ("fe80::1%eth0"), which an SDP c=
+	// line cannot carry; it used to be copied into the rewritten SDP.
+	if err != nil || a.Zone() != "" {
 		return fmt.Errorf("media address: %q is not an IP address", v)
 	}
 	o.req.MediaAddress = a.Unmap()
@@ -345,7 +348,10 @@ func (o *options) addressFamily(v string) error {
 
 func (o *options) delay(v string) error {
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
+	// Fix: bound n so that n seconds fits a time.Duration; a huge delay
+	// used to overflow (9223372036854775807 became a negative duration,
+	// i.e. an immediate delete).
+	if err != nil || n < 0 || int64(n) > math.MaxInt64/int64(time.Second) {
 		return fmt.Errorf("delete delay %q: want a number of seconds", v)
 	}
 	o.deleteDelay, o.hasDelay = time.Duration(n)*time.Second, true
