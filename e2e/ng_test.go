@@ -628,3 +628,26 @@ func TestNgSubcommand(t *testing.T) {
 		t.Errorf("bad argument = %d %q", code, stderr)
 	}
 }
+
+// TestDeleteDelay: without "delete delay" a deleted call lingers for the
+// configured delete-delay (marked for deletion), then goes.
+func TestDeleteDelay(t *testing.T) {
+	r := start(t, append(ephemeral, "--port-min", "46800", "--port-max", "46899", "--delete-delay", "1")...)
+	c := udpNG{r.addr(t, "listen-ng"), ng.Bencode}
+	requireOK(t, c.Do(t, map[string]any{"command": "offer", "call-id": "late", "from-tag": "a", "sdp": newParty(t).sdp()}))
+	requireOK(t, c.Do(t, map[string]any{"command": "delete", "call-id": "late", "from-tag": "a"}))
+	requireOK(t, c.Do(t, map[string]any{"command": "query", "call-id": "late"}))
+	listed, _, _ := runCmd(t, 20*time.Second, binary, "ctl", "--url", "http://"+r.addr(t, "listen-http"), "list", "sessions", "all")
+	if !strings.Contains(listed, "late | deletionmark: yes") {
+		t.Errorf("lingering call not marked:\n%s", listed)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		q := c.Do(t, map[string]any{"command": "query", "call-id": "late"})
+		if q["error-reason"] == "Unknown call-id" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call still there 10 s after a 1 s delete delay: %v", q)
+		}
+	}
+}
