@@ -45,7 +45,8 @@ var errBadData = errors.New("Invalid NG data format")
 // Decode reads a dictionary in either encoding: bencode when it starts with
 // 'd', JSON when it starts with '{'.
 func Decode(body []byte) (map[string]any, Encoding, error) {
-	body = bytes.TrimLeft(body, " \t\r\n")
+	// Surrounding white space is forgiven: `echo ... | nc -u` adds a newline.
+	body = bytes.Trim(body, " \t\r\n")
 	switch {
 	case len(body) > 0 && body[0] == 'd':
 		d, err := bencode.DecodeDict(body)

@@ -140,6 +140,9 @@ func callDict(ci *media.CallInfo) *bencode.Dict {
 		if t.Label != "" {
 			td.Set("label", t.Label)
 		}
+		if t.ViaBranch != "" {
+			td.Set("via-branch", t.ViaBranch)
+		}
 		td.Set("created", t.Created.Unix())
 		if t.HasPeer {
 			peer := &bencode.Dict{}

@@ -149,11 +149,12 @@ func (d *Dispatcher) Process(ctx context.Context, body []byte, source, proxy str
 	idx, known := d.known[cmd]
 	label := cmd
 	if !known {
-		label = "unknown"
+		label, idx = "unknown", -1
 	}
 	d.requests.WithLabelValues(label).Inc()
 	h := d.handlers[cmd]
 	if h == nil {
+		d.count(idx, proxy, 0) // rtpengine counts requests it refuses too
 		d.countError(label, proxy)
 		if known {
 			return replyError(enc, "Unsupported command")

@@ -210,7 +210,7 @@ func (o *options) token(tok string) error {
 		case "rtcp-mux":
 			o.rtcpMux(v)
 		case "record-call":
-			r.Flags.RecordCall = v == "yes" || v == "on"
+			r.Flags.RecordCall = v == "yes" || v == "on" || v == "1"
 		case "transport-protocol":
 			o.warn("transport protocol %q not supported: media keeps its protocol", v)
 		default:

@@ -33,6 +33,12 @@ func NewUDPServer(d *Dispatcher, log *slog.Logger, o UDPOptions) *UDPServer {
 	if o.CookieLifetime <= 0 {
 		o.CookieLifetime = 30 * time.Second
 	}
+	if o.CookieCacheSize <= 0 {
+		o.CookieCacheSize = 100000
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &UDPServer{d: d, log: log, workers: max(o.Workers, 1), cache: newCookieCache(o.CookieLifetime, o.CookieCacheSize), ctx: context.Background()}
 }
 

@@ -270,7 +270,6 @@ func TestUDPManyRequests(t *testing.T) {
 // TestUDPNilLogger: NewUDPServer with a nil logger, as New allows for the
 // dispatcher.
 func TestUDPNilLogger(t *testing.T) {
-	t.Skip("known bug in udp.go: NewUDPServer keeps a nil *slog.Logger and work() panics on s.log.Warn for a message without cookie")
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
