@@ -33,5 +33,11 @@ fuzz:
 		done; \
 	done
 
+# rtcgate side by side with Debian's rtpengine-daemon (userspace, --table=-1)
+# in one run, printing ratios. Not a test: figures, for closing notes.
+bench:
+	./scripts/bench-deps.sh
+	$(GO) run ./bench/ngbench $(BENCHFLAGS)
+
 clean:
 	rm -rf bin

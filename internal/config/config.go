@@ -40,8 +40,7 @@ type Config struct {
 	MaxSessions   int      `yaml:"max-sessions"`
 	DeleteDelay   Duration `yaml:"delete-delay"`
 
-	RelayThreads   int      `yaml:"relay-threads"`
-	RelayBatchWait Duration `yaml:"relay-batch-wait"`
+	RelayThreads int `yaml:"relay-threads"`
 
 	LogLevel  int    `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`

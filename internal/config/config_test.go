@@ -116,7 +116,6 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"zero control timeout", "control-timeout: 0\n", nil, nil, "control-timeout", "positive"},
 		{"negative delete delay", "delete-delay: -1\n", nil, nil, "delete-delay", "negative"},
 		{"too many relay threads", "relay-threads: 1000\n", nil, nil, "relay-threads", "0 (one per CPU) to 256"},
-		{"long batch wait", "relay-batch-wait: 1s\n", nil, nil, "relay-batch-wait", "0 to 20ms"},
 		{"no ng workers", "ng-workers: 0\n", nil, nil, "ng-workers", "1 to 1024"},
 		{"tiny cookie cache", "ng-cookie-cache-size: 3\n", nil, nil, "ng-cookie-cache-size", "at least 16"},
 		{"env bad value", "", []string{"RTCGATE_PORT_MIN=x"}, nil, "port-min", "is not a whole number"},

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Validate checks every value; the first problem is returned as an *Error
@@ -87,9 +86,6 @@ func (c *Config) Validate() error {
 	}
 	if c.RelayThreads < 0 || c.RelayThreads > 256 {
 		return keyErr("relay-threads", "%d: want 0 (one per CPU) to 256", c.RelayThreads)
-	}
-	if c.RelayBatchWait < 0 || c.RelayBatchWait.D() > 20*time.Millisecond {
-		return keyErr("relay-batch-wait", "%s: want 0 to 20ms", c.RelayBatchWait)
 	}
 	if c.NGWorkers < 1 || c.NGWorkers > 1024 {
 		return keyErr("ng-workers", "%d: want 1 to 1024", c.NGWorkers)

@@ -108,8 +108,8 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	}
 	engine, err := media.New(media.Config{
 		Interfaces: itfs, PortMin: cfg.PortMin, PortMax: cfg.PortMax, DeleteDelay: cfg.DeleteDelay.D(),
-		Threads: cfg.RelayThreads, BatchWait: cfg.RelayBatchWait.D(),
-		Live: d.Live, Stats: d.Stats, Log: logs.Logger("media", "Media relay: calls, ports, packets"),
+		Threads: cfg.RelayThreads,
+		Live:    d.Live, Stats: d.Stats, Log: logs.Logger("media", "Media relay: calls, ports, packets"),
 	})
 	if err != nil {
 		return nil, &config.Error{Key: "interface", Msg: err.Error()}

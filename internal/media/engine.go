@@ -26,7 +26,6 @@ type Config struct {
 	PortMax     int
 	DeleteDelay time.Duration // default for delete without "delete delay"
 	Threads     int           // relay threads (pollers); 0: one per CPU
-	BatchWait   time.Duration // how long a relay thread lets packets gather between batches
 	Live        *config.Live  // max-sessions and the timeouts, changeable at runtime
 	Stats       *stats.Stats
 	Log         *slog.Logger
@@ -90,7 +89,7 @@ func New(cfg Config) (*Engine, error) {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	for range threads {
-		p, err := newPoller(cfg.BatchWait)
+		p, err := newPoller()
 		if err != nil {
 			for _, q := range e.pollers {
 				q.stop()

@@ -1,0 +1,430 @@
+// Command ngbench measures rtcgate's ng control protocol and media relay side
+// by side with the anchor, Debian's rtpengine-daemon in userspace mode, in
+// one run, on the same machine, with the same client.
+//
+// Each target is started as a child process on loopback with its own ng port
+// and media port range, measured alone (the targets run one after the
+// other, never together), and stopped. Two scenarios:
+//
+//	(a) signalling: offer+answer+delete cycles from -workers concurrent
+//	    workers for -duration-a: cycles/s, request latency, and relay CPU
+//	    time per cycle from /proc/<pid>/stat.
+//	(b) media: -calls calls with RTP both ways at -rate packets/s per
+//	    direction for -duration-b: loss, relay latency, and relay CPU
+//	    seconds per million relayed packets.
+//
+// It prints a table with the ratio rtcgate/rtpengine and a final line of
+// JSON with every figure. It exits non-zero if a target could not be
+// measured. Run it with `make bench` or `go run ./bench/ngbench`; the
+// anchor comes from scripts/bench-deps.sh.
+//
+// Reading the figures:
+//   - CPU figures are the relay's utime+stime over the measured window. On
+//     loopback the kernel's receive path runs in the sender's context, so
+//     each side's CPU includes delivering its packets into the other's
+//     sockets; that is the same for both targets.
+//   - Latency in (b) is receive time minus send time of each packet, both
+//     taken by the generator: it includes the generator's own queueing,
+//     identically for both targets.
+//   - On a shared box, other processes' CPU during each window is reported
+//     and flagged; -wait-quiet waits for a calm box before each target.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is the parsed command line.
+type config struct {
+	targets      []string
+	scenarios    string
+	durationA    time.Duration
+	warmupA      time.Duration
+	durationB    time.Duration
+	warmupB      time.Duration
+	drain        time.Duration
+	workers      int
+	calls        int
+	rate         int
+	rtpengine    string
+	rtcgateSrc   string
+	keepLogs     bool
+	portBase     int
+	ngSockets    int
+	mediaSockets int
+	ngTimeout    time.Duration
+	ngRetries    int
+	readyTimeout time.Duration
+	cpuProfile   string
+	waitQuiet    time.Duration
+}
+
+var knownTargets = []string{"rtpengine", "rtcgate"}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("ngbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	targets := fs.String("targets", "rtpengine,rtcgate", "comma-separated targets to measure, in this order (rtpengine, rtcgate)")
+	fs.StringVar(&cfg.scenarios, "scenarios", "a,b", "scenarios to run: a (signalling), b (media)")
+	fs.DurationVar(&cfg.durationA, "duration-a", 10*time.Second, "measured time of scenario (a)")
+	fs.DurationVar(&cfg.warmupA, "warmup-a", time.Second, "unmeasured warm-up before scenario (a)")
+	fs.DurationVar(&cfg.durationB, "duration-b", 20*time.Second, "measured time of scenario (b)")
+	fs.DurationVar(&cfg.warmupB, "warmup-b", 2*time.Second, "unmeasured media warm-up before scenario (b)")
+	fs.DurationVar(&cfg.drain, "drain", time.Second, "time allowed after the last packet for packets in flight")
+	fs.IntVar(&cfg.workers, "workers", 32, "concurrent ng workers (scenario (a), and call setup in (b))")
+	fs.IntVar(&cfg.calls, "calls", 500, "calls in scenario (b)")
+	fs.IntVar(&cfg.rate, "rate", 50, "RTP packets/s per direction per call in scenario (b)")
+	fs.StringVar(&cfg.rtpengine, "rtpengine", "/usr/bin/rtpengine", "rtpengine binary")
+	fs.StringVar(&cfg.rtcgateSrc, "rtcgate-src", "./cmd/rtcgate", "rtcgate package to build")
+	fs.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep the targets' logs (and the rtcgate binary) after the run")
+	fs.IntVar(&cfg.portBase, "port-base", 20000, "first relay media port; each target gets its own range above it")
+	fs.IntVar(&cfg.ngSockets, "ng-sockets", 4, "UDP sockets the ng client spreads requests over")
+	fs.IntVar(&cfg.mediaSockets, "media-sockets", 4, "UDP sockets per side (caller, callee) for RTP in scenario (b)")
+	fs.DurationVar(&cfg.ngTimeout, "ng-timeout", 500*time.Millisecond, "ng retransmission timeout")
+	fs.IntVar(&cfg.ngRetries, "ng-retries", 3, "ng retransmissions before a request fails")
+	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 10*time.Second, "how long a target may take to answer ping")
+	fs.DurationVar(&cfg.waitQuiet, "wait-quiet", 0, "before each target, wait up to this long for other processes to leave the CPUs idle (shared boxes)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the generator's own CPU profile to this file (to find what the load costs)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	for _, t := range strings.Split(*targets, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if !slices.Contains(knownTargets, t) {
+			return nil, fmt.Errorf("-targets: unknown target %q (want %s)", t, strings.Join(knownTargets, ","))
+		}
+		if slices.Contains(cfg.targets, t) {
+			return nil, fmt.Errorf("-targets: %q given twice", t)
+		}
+		cfg.targets = append(cfg.targets, t)
+	}
+	for _, s := range strings.Split(cfg.scenarios, ",") {
+		if s = strings.TrimSpace(s); s != "a" && s != "b" && s != "" {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want a, b)", s)
+		}
+	}
+	switch {
+	case len(cfg.targets) == 0:
+		return nil, fmt.Errorf("-targets: none given")
+	case cfg.durationA <= 0 || cfg.durationB <= 0 || cfg.warmupA < 0 || cfg.warmupB < 0 || cfg.drain < 0:
+		return nil, fmt.Errorf("durations must be positive")
+	case cfg.durationA > time.Hour || cfg.durationB > time.Hour:
+		return nil, fmt.Errorf("durations are capped at 1h")
+	case cfg.workers < 1 || cfg.workers > 4096:
+		return nil, fmt.Errorf("-workers must be in 1..4096")
+	case cfg.calls < 1 || cfg.calls > 20000:
+		return nil, fmt.Errorf("-calls must be in 1..20000")
+	case cfg.rate < 1 || cfg.rate > 1000:
+		return nil, fmt.Errorf("-rate must be in 1..1000")
+	case cfg.ngSockets < 1 || cfg.ngSockets > 64 || cfg.mediaSockets < 1 || cfg.mediaSockets > 64:
+		return nil, fmt.Errorf("-ng-sockets and -media-sockets must be in 1..64")
+	case cfg.ngTimeout <= 0 || cfg.ngRetries < 0 || cfg.ngRetries > 10:
+		return nil, fmt.Errorf("-ng-timeout must be positive and -ng-retries in 0..10")
+	}
+	if cfg.portBase < 1024 || cfg.portBase+len(knownTargets)*cfg.portSpan() > 65536 {
+		return nil, fmt.Errorf("-port-base %d: the ranges [%d, %d) do not fit in 1024..65535",
+			cfg.portBase, cfg.portBase, cfg.portBase+len(knownTargets)*cfg.portSpan())
+	}
+	return cfg, nil
+}
+
+func (cfg *config) has(scenario string) bool {
+	return slices.Contains(strings.Split(strings.ReplaceAll(cfg.scenarios, " ", ""), ","), scenario)
+}
+
+// portSpan is the size of each target's media port range: a call takes an
+// RTP and an RTCP port per side (4), with room to spare for ports a relay
+// keeps in quarantine or (a) calls still being torn down.
+func (cfg *config) portSpan() int {
+	return max(4000, 8*cfg.calls)
+}
+
+// portRange is target i's media port range; the ranges never overlap, so
+// a relay that fails to release ports cannot disturb the next one.
+func (cfg *config) portRange(i int) (int, int) {
+	lo := cfg.portBase + i*cfg.portSpan()
+	return lo, lo + cfg.portSpan() - 1
+}
+
+// targetResult is everything measured for one target.
+type targetResult struct {
+	Name    string   `json:"name"`
+	OK      bool     `json:"ok"`
+	Errors  []string `json:"errors,omitempty"`
+	LogPath string   `json:"log,omitempty"`
+	A       *aResult `json:"a,omitempty"`
+	B       *bResult `json:"b,omitempty"`
+}
+
+func (r *targetResult) fail(format string, args ...any) {
+	r.OK = false
+	r.Errors = append(r.Errors, fmt.Sprintf(format, args...))
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if err == flag.ErrHelp {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ngbench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ngbench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+	}
+	code := run(ctx, cfg, os.Stdout, os.Stderr)
+	if cfg.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	stop()
+	os.Exit(code)
+}
+
+// run measures every target and prints the report; it returns the exit
+// status.
+func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
+	logDir, err := os.MkdirTemp("", "ngbench-")
+	if err != nil {
+		fmt.Fprintln(stderr, "ngbench:", err)
+		return 1
+	}
+	started := time.Now()
+	var results []*targetResult
+	failed := false
+	for _, name := range cfg.targets {
+		if ctx.Err() != nil {
+			break
+		}
+		if cfg.waitQuiet > 0 {
+			if busy, err := waitQuiet(ctx, cfg.waitQuiet); err != nil {
+				fmt.Fprintf(stderr, "ngbench: %s: box still busy after %v (other processes use %.2f cores); measuring anyway\n",
+					name, cfg.waitQuiet, busy)
+			}
+		}
+		i := slices.Index(knownTargets, name)
+		r := runTarget(ctx, cfg, name, i, logDir, stderr)
+		results = append(results, r)
+		if !r.OK {
+			failed = true
+		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "ngbench: interrupted")
+		failed = true
+	}
+	report(stdout, cfg, started, results)
+	if cfg.keepLogs || failed {
+		fmt.Fprintf(stderr, "ngbench: logs kept in %s\n", logDir)
+	} else {
+		_ = os.RemoveAll(logDir)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// runTarget starts one target, runs the scenarios against it and stops it.
+// Any failure is recorded in the result and shown with the log's tail; it
+// never aborts the whole run, so the other target is still measured.
+func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir string, stderr io.Writer) *targetResult {
+	r := &targetResult{Name: name, OK: true}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "ngbench: %s: "+format+"\n", append([]any{name}, args...)...)
+	}
+	port, err := freeUDPPort()
+	if err != nil {
+		r.fail("no free ng port: %v", err)
+		return r
+	}
+	t := &target{name: name, ngAddr: fmt.Sprintf("127.0.0.1:%d", port), logPath: filepath.Join(logDir, name+".log")}
+	t.portMin, t.portMax = cfg.portRange(idx)
+	r.LogPath = t.logPath
+	showLog := func() {
+		logf("log %s, last lines:\n%s", t.logPath, indent(t.logTail(30)))
+	}
+
+	var bin string
+	var args []string
+	switch name {
+	case "rtpengine":
+		bin, args = cfg.rtpengine, rtpengineArgs(t.ngAddr, t.portMin, t.portMax)
+	case "rtcgate":
+		logf("building %s", cfg.rtcgateSrc)
+		bin, err = buildRtcgate(ctx, cfg.rtcgateSrc, logDir, t.logPath)
+		if err != nil {
+			r.fail("%v", err)
+			logf("FAILED: %v", err)
+			showLog()
+			return r
+		}
+		args = rtcgateArgs(t.ngAddr, t.portMin, t.portMax)
+	}
+	if err := startTarget(t, bin, args); err != nil {
+		r.fail("%v", err)
+		logf("FAILED: %v", err)
+		return r
+	}
+	defer func() {
+		if err := t.stop(); err != nil {
+			r.fail("%v", err)
+			logf("FAILED: %v (it died during the run)", err)
+			showLog()
+		}
+	}()
+	logf("pid %d, ng %s, media ports %d-%d", t.pid(), t.ngAddr, t.portMin, t.portMax)
+
+	c, err := newNGClient(t.ngAddr, cfg.ngSockets, cfg.ngTimeout, cfg.ngRetries)
+	if err != nil {
+		r.fail("ng client: %v", err)
+		return r
+	}
+	defer c.Close()
+	if err := t.waitReady(ctx, c, cfg.readyTimeout); err != nil {
+		r.fail("not ready: %v", err)
+		logf("FAILED: not ready: %v", err)
+		showLog()
+		t.stopped = !t.alive() // its death is reported now, not again by stop
+		return r
+	}
+
+	if cfg.has("a") {
+		logf("(a) signalling: %d workers, warm-up %v, measuring %v", cfg.workers, cfg.warmupA, cfg.durationA)
+		a, err := scenarioA(ctx, t, c, cfg)
+		r.A = a
+		if err != nil {
+			r.fail("(a): %v", err)
+			logf("(a) FAILED: %v", err)
+			if !t.alive() {
+				return r
+			}
+		} else {
+			logf("(a) %.0f cycles/s, %.3f CPU-ms/cycle, p99 %.2f ms, %d errors",
+				a.CyclesPerS, a.CPUMsPerCycle, a.P99Ms, a.Errors)
+		}
+	}
+	if cfg.has("b") && ctx.Err() == nil {
+		logf("(b) media: %d calls × 2 × %d/s, warm-up %v, measuring %v", cfg.calls, cfg.rate, cfg.warmupB, cfg.durationB)
+		b, err := scenarioB(ctx, t, c, cfg)
+		r.B = b
+		if err != nil {
+			r.fail("(b): %v", err)
+			logf("(b) FAILED: %v", err)
+		} else {
+			logf("(b) %d/%d packets, loss %.3f%%, %.2f CPU-s per 1M packets, p99 %.2f ms",
+				b.Received, b.Sent, b.LossPct, b.CPUSPer1M, b.P99Ms)
+		}
+	}
+	return r
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+// report prints the table and the JSON line.
+func report(w io.Writer, cfg *config, started time.Time, results []*targetResult) {
+	byName := map[string]*targetResult{}
+	for _, r := range results {
+		byName[r.Name] = r
+	}
+	fmt.Fprintf(w, "\nngbench  %s  cores=%d  Da=%v Db=%v W=%d  C=%d R=%d/s %dB\n",
+		started.Format("2006-01-02 15:04"), runtime.NumCPU(), cfg.durationA, cfg.durationB,
+		cfg.workers, cfg.calls, cfg.rate, rtpPacketLen)
+	for _, line := range table(cfg, byName) {
+		fmt.Fprintln(w, line)
+	}
+	for _, r := range results {
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "%s: %s\n", r.Name, e)
+		}
+		for _, warn := range warnings(r) {
+			fmt.Fprintf(w, "%s: warning: %s\n", r.Name, warn)
+		}
+	}
+	out := map[string]any{
+		"date":    started.Format(time.RFC3339),
+		"cores":   runtime.NumCPU(),
+		"config":  jsonConfig(cfg),
+		"targets": byName,
+		"ratios":  ratios(byName),
+		"goals":   goals(byName),
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		b = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
+	}
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+// busyBoxCores is how much CPU other processes may use during a window
+// (in cores, on average) before the figures are flagged as disturbed.
+const busyBoxCores = 0.1
+
+// warnings flags figures that are probably not the relay's own doing: other
+// load on the box, or a generator that could not keep its schedule.
+func warnings(r *targetResult) []string {
+	var out []string
+	common := func(sc string, other, skewMs, durS float64, top string) {
+		if other > busyBoxCores*durS {
+			if top != "" {
+				top = " (" + top + ")"
+			}
+			out = append(out, fmt.Sprintf("(%s) other processes used %.1f CPU-s (%.2f cores) during the window%s: figures are disturbed",
+				sc, other, other/durS, top))
+		}
+		if skewMs > 0.02*1000*durS {
+			out = append(out, fmt.Sprintf("(%s) the CPU window closed %.0f ms late (box overloaded): CPU figures are inflated", sc, skewMs))
+		}
+	}
+	if a := r.A; a != nil {
+		common("a", a.OtherCPUS, a.SnapSkewMs, a.DurationS, a.OtherTop)
+	}
+	if b := r.B; b != nil {
+		common("b", b.OtherCPUS, b.SnapSkewMs, b.DurationS, b.OtherTop)
+		if b.Sent > 0 && float64(b.LateSends) > 0.01*float64(b.Sent) {
+			out = append(out, fmt.Sprintf("(b) %d packets (%.1f%%) left the generator more than 5 ms late (max %.1f ms): latency and loss include generator stalls",
+				b.LateSends, 100*float64(b.LateSends)/float64(b.Sent), b.MaxSendLagMs))
+		}
+	}
+	return out
+}
+
+func jsonConfig(cfg *config) map[string]any {
+	return map[string]any{
+		"targets": cfg.targets, "scenarios": cfg.scenarios,
+		"duration_a_s": cfg.durationA.Seconds(), "warmup_a_s": cfg.warmupA.Seconds(),
+		"duration_b_s": cfg.durationB.Seconds(), "warmup_b_s": cfg.warmupB.Seconds(),
+		"workers": cfg.workers, "calls": cfg.calls, "rate": cfg.rate, "packet_bytes": rtpPacketLen,
+		"ng_sockets": cfg.ngSockets, "media_sockets": cfg.mediaSockets,
+	}
+}
