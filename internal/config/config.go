@@ -48,6 +48,19 @@ type Config struct {
 	NGWorkers         int `yaml:"ng-workers"`
 	NGCookieCacheSize int `yaml:"ng-cookie-cache-size"`
 
+	ListenClient          string     `yaml:"listen-client"`
+	ListenClientTLS       string     `yaml:"listen-client-tls"`
+	ClientTLSCert         string     `yaml:"client-tls-cert"`
+	ClientTLSKey          string     `yaml:"client-tls-key"`
+	ClientIdleTimeout     Duration   `yaml:"client-idle-timeout"`
+	ClientKeepalive       Duration   `yaml:"client-keepalive"`
+	ClientSyncWait        Duration   `yaml:"client-sync-wait"`
+	ClientMaxConnections  int        `yaml:"client-max-connections"`
+	ClientOnMaxConnection string     `yaml:"client-on-max-connections"`
+	ClientAllowedOrigins  StringList `yaml:"client-allowed-origins"`
+	ClientMaxFrame        int        `yaml:"client-max-frame"`
+	ClientMaxPending      int        `yaml:"client-max-pending"`
+
 	ControlMaxMessage     int      `yaml:"control-max-message"`
 	ControlTimeout        Duration `yaml:"control-timeout"`
 	ControlMaxConnections int      `yaml:"control-max-connections"`

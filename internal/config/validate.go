@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,31 +26,17 @@ func (c *Config) Validate() error {
 	for _, l := range []struct{ key, val string }{
 		{"listen-ng", c.ListenNG}, {"listen-cli", c.ListenCLI},
 		{"listen-http", c.ListenHTTP}, {"listen-https", c.ListenHTTPS},
+		{"listen-client", c.ListenClient}, {"listen-client-tls", c.ListenClientTLS},
 	} {
 		if _, err := ParseListen(l.val); err != nil {
 			return keyErr(l.key, "%v", err)
 		}
 	}
-	if c.ListenHTTPS != "" {
-		if c.HTTPSCert == "" {
-			return keyErr("https-cert", "required when listen-https is set")
-		}
-		if c.HTTPSKey == "" {
-			return keyErr("https-key", "required when listen-https is set")
-		}
+	if err := checkCertPair("listen-https", c.ListenHTTPS, "https-cert", c.HTTPSCert, "https-key", c.HTTPSKey); err != nil {
+		return err
 	}
-	if c.HTTPSCert != "" || c.HTTPSKey != "" {
-		for _, f := range []struct{ key, path string }{{"https-cert", c.HTTPSCert}, {"https-key", c.HTTPSKey}} {
-			if f.path == "" {
-				return keyErr(f.key, "required when the other of https-cert/https-key is set")
-			}
-			if _, err := os.Stat(f.path); err != nil {
-				return keyErr(f.key, "%v", err)
-			}
-		}
-		if _, err := tls.LoadX509KeyPair(c.HTTPSCert, c.HTTPSKey); err != nil {
-			return keyErr("https-cert", "cannot load the certificate with https-key: %v", err)
-		}
+	if err := checkCertPair("listen-client-tls", c.ListenClientTLS, "client-tls-cert", c.ClientTLSCert, "client-tls-key", c.ClientTLSKey); err != nil {
+		return err
 	}
 	if err := checkPort("port-min", c.PortMin); err != nil {
 		return err
@@ -81,6 +68,34 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return keyErr("log-format", "%q: want text or json", c.LogFormat)
 	}
+	for _, d := range []struct {
+		key string
+		val Duration
+	}{{"client-idle-timeout", c.ClientIdleTimeout}, {"client-sync-wait", c.ClientSyncWait}} {
+		if d.val <= 0 {
+			return keyErr(d.key, "must be positive")
+		}
+	}
+	if c.ClientKeepalive < 0 {
+		return keyErr("client-keepalive", "must not be negative (0 turns pings off)")
+	}
+	if c.ClientMaxConnections < 1 {
+		return keyErr("client-max-connections", "%d: want at least 1", c.ClientMaxConnections)
+	}
+	if c.ClientOnMaxConnection != "reject" && c.ClientOnMaxConnection != "close" {
+		return keyErr("client-on-max-connections", "%q: want reject or close", c.ClientOnMaxConnection)
+	}
+	for _, o := range c.ClientAllowedOrigins {
+		if _, err := path.Match(o, ""); err != nil {
+			return keyErr("client-allowed-origins", "%q: %v", o, err)
+		}
+	}
+	if c.ClientMaxFrame < 1024 {
+		return keyErr("client-max-frame", "%d: want at least 1024 bytes", c.ClientMaxFrame)
+	}
+	if c.ClientMaxPending < 16 {
+		return keyErr("client-max-pending", "%d: want at least 16", c.ClientMaxPending)
+	}
 	if c.ControlMaxMessage < 512 {
 		return keyErr("control-max-message", "%d: want at least 512 bytes", c.ControlMaxMessage)
 	}
@@ -95,6 +110,34 @@ func (c *Config) Validate() error {
 	}
 	if c.ControlMaxConnections < 1 {
 		return keyErr("control-max-connections", "%d: want at least 1", c.ControlMaxConnections)
+	}
+	return nil
+}
+
+// checkCertPair requires a certificate and key when the TLS listener is on,
+// and that they load together.
+func checkCertPair(listenKey, listen, certKey, cert, keyKey, key string) error {
+	if listen != "" {
+		if cert == "" {
+			return keyErr(certKey, "required when %s is set", listenKey)
+		}
+		if key == "" {
+			return keyErr(keyKey, "required when %s is set", listenKey)
+		}
+	}
+	if cert == "" && key == "" {
+		return nil
+	}
+	for _, f := range []struct{ key, path string }{{certKey, cert}, {keyKey, key}} {
+		if f.path == "" {
+			return keyErr(f.key, "required when the other of %s/%s is set", certKey, keyKey)
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return keyErr(f.key, "%v", err)
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+		return keyErr(certKey, "cannot load the certificate with %s: %v", keyKey, err)
 	}
 	return nil
 }

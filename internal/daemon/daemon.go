@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/rtcgate/rtcgate/internal/cli"
+	"github.com/rtcgate/rtcgate/internal/client"
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/control"
 	"github.com/rtcgate/rtcgate/internal/logging"
@@ -55,6 +57,8 @@ type Daemon struct {
 	Control *control.Server
 	Media   *media.Engine
 	NG      *ng.Dispatcher
+	Clients *client.Hub
+	client  *client.Server
 
 	ngConn  *net.UDPConn
 	addrs   map[string]net.Addr
@@ -123,6 +127,15 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	d.NG.RegisterHTTP(d.Control)
 	d.NG.RegisterTotals(d.Stats)
 	d.Metrics.MustRegister(d.NG.Collectors()...)
+
+	d.Clients = client.NewHub(client.Options{
+		MaxFrame: cfg.ClientMaxFrame, IdleTimeout: cfg.ClientIdleTimeout.D(), Keepalive: cfg.ClientKeepalive.D(),
+		SyncWait: cfg.ClientSyncWait.D(), MaxConnections: cfg.ClientMaxConnections, Strategy: cfg.ClientOnMaxConnection,
+		MaxPending: cfg.ClientMaxPending, Origins: cfg.ClientAllowedOrigins,
+		Log: logs.Logger("client", "Client sessions: WebSocket and HTTP fallback"),
+	}, client.DefaultApp{})
+	d.client = client.NewServer(d.Clients)
+	d.Metrics.MustRegister(d.Clients.Collectors()...)
 	return d, nil
 }
 
@@ -130,13 +143,13 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 // serving. A listener that cannot be opened is a *BindError.
 func (d *Daemon) Start() error {
 	cfg := d.Config
-	var tlsCfg *tls.Config
-	if cfg.ListenHTTPS != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.HTTPSCert, cfg.HTTPSKey)
-		if err != nil {
-			return &config.Error{Key: "https-cert", Msg: err.Error()}
-		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsCfg, err := loadTLS("https-cert", cfg.ListenHTTPS, cfg.HTTPSCert, cfg.HTTPSKey)
+	if err != nil {
+		return err
+	}
+	clientTLS, err := loadTLS("client-tls-cert", cfg.ListenClientTLS, cfg.ClientTLSCert, cfg.ClientTLSKey)
+	if err != nil {
+		return err
 	}
 
 	var ngConn *net.UDPConn
@@ -168,6 +181,8 @@ func (d *Daemon) Start() error {
 		{"listen-http", cfg.ListenHTTP, d.Control.ServeHTTPListener},
 		{"listen-https", cfg.ListenHTTPS, func(ln net.Listener) error { return d.Control.ServeHTTPSListener(ln, tlsCfg) }},
 		{"listen-cli", cfg.ListenCLI, d.Control.ServeCLIListener},
+		{"listen-client", cfg.ListenClient, func(ln net.Listener) error { return d.client.Serve(ln, nil) }},
+		{"listen-client-tls", cfg.ListenClientTLS, func(ln net.Listener) error { return d.client.Serve(ln, clientTLS) }},
 	} {
 		addr, _ := config.ParseListen(l.addr) // validated by config.Load
 		if addr == "" {
@@ -181,6 +196,11 @@ func (d *Daemon) Start() error {
 			closeNG()
 			return &BindError{Key: l.key, Addr: addr, Err: err}
 		}
+		if strings.HasPrefix(l.key, "listen-client") {
+			// Client sessions have their own limit (client-max-connections).
+			opened = append(opened, listener{l.key, ln, l.serve})
+			continue
+		}
 		opened = append(opened, listener{l.key, netutil.LimitListener(ln, cfg.ControlMaxConnections), l.serve})
 	}
 
@@ -188,6 +208,7 @@ func (d *Daemon) Start() error {
 	d.cancel = cancel
 	d.serving.Go(func() { d.Stats.Run(ctx, time.Second) })
 	d.serving.Go(func() { d.Media.Run(ctx) })
+	d.serving.Go(func() { d.Clients.Run(ctx) })
 	if ngConn != nil {
 		d.ngConn = ngConn
 		d.addrs["listen-ng"] = ngConn.LocalAddr()
@@ -221,7 +242,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if d.ngConn != nil {
 		d.ngConn.Close()
 	}
-	err := d.Control.Shutdown(ctx)
+	err := errors.Join(d.client.Shutdown(ctx), d.Control.Shutdown(ctx))
 	d.Media.Close()
 	if d.cancel != nil {
 		d.cancel()
@@ -260,4 +281,16 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	}
 	d.Log.Info("stopped")
 	return runErr
+}
+
+// loadTLS loads a listener's certificate when the listener is on.
+func loadTLS(certKey, listen, cert, key string) (*tls.Config, error) {
+	if listen == "" {
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, &config.Error{Key: certKey, Msg: err.Error()}
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }

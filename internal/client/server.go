@@ -1,0 +1,76 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is the client listener (listen-client, listen-client-tls): the
+// WebSocket at "/", the HTTP fallback at "/http", and static files.
+type Server struct {
+	hub *Hub
+	mux *http.ServeMux
+
+	mu      sync.Mutex
+	servers []*http.Server
+}
+
+// NewServer puts the hub's transports on one handler.
+func NewServer(h *Hub) *Server {
+	s := &Server{hub: h, mux: http.NewServeMux()}
+	s.mux.HandleFunc("/http", h.serveHTTP)
+	s.mux.HandleFunc("GET /rtcgate-http-websocket.js", serveShim)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			h.serveWebSocket(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Serve answers on ln (TLS when cfg is set) until Shutdown.
+func (s *Server) Serve(ln net.Listener, cfg *tls.Config) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.hub.log.Handler(), slog.LevelDebug),
+	}
+	s.mu.Lock()
+	s.servers = append(s.servers, hs)
+	s.mu.Unlock()
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown ends every session (WebSockets close, HTTP clients get
+// http.command.close on their pending sync) and stops the listeners.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.hub.Close()
+	s.mu.Lock()
+	servers := s.servers
+	s.mu.Unlock()
+	var errs []error
+	for _, hs := range servers {
+		errs = append(errs, hs.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}

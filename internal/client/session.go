@@ -1,0 +1,208 @@
+package client
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// Session is one connected app client. Frames to the client are numbered
+// and kept until the client has them, so that a transport that drops — or
+// an HTTP sync response that is lost — loses nothing: whichever transport
+// the client comes back on continues from the last frame it confirmed.
+type Session struct {
+	ID        string // sessionId, told to the client in getUserData
+	AuthToken string // proves a resuming client owns the session; never logged
+	Created   time.Time
+	hub       *Hub
+
+	mu          sync.Mutex
+	appKey      string
+	config      map[string]any // the effective configuration, as getUserData sent it
+	established bool
+	nextSeq     uint64   // the number of the next frame queued; the first is 1
+	outbox      []queued // frames after acked, in order
+	acked       uint64   // the client has every frame up to this one
+	wake        chan struct{}
+	transport   string // "websocket", "http" or "" while detached
+	attachGen   uint64
+	lastActive  time.Time
+	lastInbound time.Time
+	closed      bool
+	done        chan struct{}
+	remoteIP    string
+}
+
+type queued struct {
+	seq  uint64
+	data []byte
+}
+
+func randomID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("client: no randomness: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func newSession(h *Hub, remoteIP string, now time.Time) *Session {
+	return &Session{ID: randomID(), AuthToken: randomID(), Created: now, hub: h, nextSeq: 1,
+		wake: make(chan struct{}), lastActive: now, lastInbound: now, done: make(chan struct{}), remoteIP: remoteIP}
+}
+
+// AppKey is the app the session connected to.
+func (s *Session) AppKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appKey
+}
+
+// Config returns a copy of the session's effective configuration.
+func (s *Session) Config() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := make(map[string]any, len(s.config))
+	for k, v := range s.config {
+		c[k] = v
+	}
+	return c
+}
+
+// Send queues a frame for the client. It reports false when the session is
+// closed, or is closed now because the client fell too far behind.
+func (s *Session) Send(message string, data ...any) bool {
+	b, err := EncodeFrame(message, data...)
+	if err != nil {
+		s.hub.log.Error("unencodable frame", "message", message, "err", err)
+		return false
+	}
+	return s.queue(b)
+}
+
+func (s *Session) queue(b []byte) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.outbox) >= s.hub.opts.MaxPending {
+		s.mu.Unlock()
+		s.Close("client too slow: over client-max-pending frames unread")
+		return false
+	}
+	s.outbox = append(s.outbox, queued{seq: s.nextSeq, data: b})
+	s.nextSeq++
+	s.signal()
+	s.mu.Unlock()
+	s.hub.framesOut.Inc()
+	return true
+}
+
+// signal wakes whoever waits for frames; s.mu is held.
+func (s *Session) signal() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// Fail sends the SDK's `fail` frame about apiMethod.
+func (s *Session) Fail(apiMethod, info string) {
+	s.Send("fail", map[string]any{"apiMethod": apiMethod, "info": info})
+}
+
+// pending returns the frames after seq and a channel closed when more come
+// (or the session closes).
+func (s *Session) pending(after uint64) ([]queued, <-chan struct{}, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []queued
+	for _, q := range s.outbox {
+		if q.seq > after {
+			out = append(out, q)
+		}
+	}
+	return out, s.wake, s.closed
+}
+
+// ack drops the frames up to seq: the client has them.
+func (s *Session) ack(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq <= s.acked {
+		return
+	}
+	if seq >= s.nextSeq {
+		seq = s.nextSeq - 1
+	}
+	s.acked = seq
+	i := 0
+	for i < len(s.outbox) && s.outbox[i].seq <= seq {
+		i++
+	}
+	s.outbox = append(s.outbox[:0], s.outbox[i:]...)
+}
+
+// lastSeq is the number of the newest frame queued.
+func (s *Session) lastSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextSeq - 1
+}
+
+// attach makes a transport the session's; the previous one, if any, is
+// told to stop by the generation change.
+func (s *Session) attach(kind string, now time.Time) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attachGen++
+	s.transport = kind
+	s.lastActive, s.lastInbound = now, now
+	s.signal() // a waiting writer of the old transport notices and leaves
+	return s.attachGen
+}
+
+// detach leaves the session waiting for a resume, unless another transport
+// attached since.
+func (s *Session) detach(gen uint64, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.attachGen == gen {
+		s.transport = ""
+		s.lastActive = now
+	}
+}
+
+// current reports whether gen is still the attached transport.
+func (s *Session) current(gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attachGen == gen && !s.closed
+}
+
+func (s *Session) touch(now time.Time, inbound bool) {
+	s.mu.Lock()
+	s.lastActive = now
+	if inbound {
+		s.lastInbound = now
+	}
+	s.mu.Unlock()
+}
+
+// Done is closed when the session ends.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Close ends the session: the app is told, an HTTP client's next sync gets
+// http.command.close, a WebSocket is closed.
+func (s *Session) Close(reason string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.signal()
+	close(s.done)
+	s.mu.Unlock()
+	s.hub.remove(s, reason)
+}

@@ -1,0 +1,310 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsServer runs a hub and its listener on loopback.
+func wsServer(t *testing.T, opts Options, app App) (*Hub, string) {
+	t.Helper()
+	if opts.MaxFrame == 0 {
+		opts.MaxFrame = 64 << 10
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = time.Minute
+	}
+	if opts.SyncWait == 0 {
+		opts.SyncWait = 5 * time.Second
+	}
+	if opts.Strategy == "" {
+		opts.Strategy = "reject"
+	}
+	if app == nil {
+		app = DefaultApp{}
+	}
+	h := NewHub(opts, app)
+	srv := NewServer(h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	go srv.Serve(ln, nil)
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+	})
+	return h, ln.Addr().String()
+}
+
+func dial(t *testing.T, url string, hdr http.Header) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func sendFrame(t *testing.T, c *websocket.Conn, message string, data any) {
+	t.Helper()
+	b, _ := EncodeFrame(message, data)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next reads frames until one named message arrives (pings are skipped).
+func next(t *testing.T, c *websocket.Conn, message string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", message, err)
+		}
+		var f struct {
+			Message string
+			Data    []map[string]any
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("bad frame %q: %v", b, err)
+		}
+		if f.Message == message {
+			if len(f.Data) == 0 {
+				return nil
+			}
+			return f.Data[0]
+		}
+		if f.Message != "ping" {
+			t.Fatalf("got %s (%s) while waiting for %s", f.Message, b, message)
+		}
+	}
+}
+
+func TestWebSocketSession(t *testing.T) {
+	h, addr := wsServer(t, Options{}, nil)
+	c := dial(t, "ws://"+addr+"/", nil)
+
+	sendFrame(t, c, "sendData", map[string]any{"operationId": "early"})
+	if f := next(t, c, "fail"); f["apiMethod"] != "sendData" || !strings.Contains(f["info"].(string), "not connected") {
+		t.Fatalf("action before connection: %v", f)
+	}
+	sendFrame(t, c, "connection", map[string]any{"appKey": "defaultApp", "clientVersion": "2.0", "custom": map[string]any{"x": 1}})
+	ud := next(t, c, "getUserData")
+	if ud["appKey"] != "defaultApp" || ud["sessionId"] == "" || ud["authToken"] == "" || ud["clientVersion"] != "2.0" {
+		t.Fatalf("getUserData = %v", ud)
+	}
+	if h.Len() != 1 || h.Session(ud["sessionId"].(string)) == nil {
+		t.Fatalf("hub does not know the session")
+	}
+	sendFrame(t, c, "ping", nil)
+	next(t, c, "pong")
+	sendFrame(t, c, "sendData", map[string]any{"operationId": "op-1", "payload": map[string]any{"hello": "rtcgate"}})
+	if ds := next(t, c, "DataStatusEvent"); ds["operationId"] != "op-1" || ds["status"] != "ACCEPTED" {
+		t.Fatalf("DataStatusEvent = %v", ds)
+	}
+	sendFrame(t, c, "publishStream", map[string]any{"name": "s"})
+	if f := next(t, c, "fail"); f["apiMethod"] != "publishStream" || !strings.Contains(f["info"].(string), "not supported") {
+		t.Fatalf("publishStream: %v", f)
+	}
+	sendFrame(t, c, "call", map[string]any{"callId": "c1", "callee": "bob"})
+	if f := next(t, c, "fail"); f["apiMethod"] != "call" || !strings.Contains(f["info"].(string), "SIP gateway") {
+		t.Fatalf("call without gateway: %v", f)
+	}
+	sendFrame(t, c, "frobnicate", nil)
+	if f := next(t, c, "fail"); f["apiMethod"] != "frobnicate" {
+		t.Fatalf("unknown message: %v", f)
+	}
+	ctx := context.Background()
+	c.Write(ctx, websocket.MessageText, []byte("not json"))
+	if f := next(t, c, "fail"); !strings.Contains(f["info"].(string), "JSON object") {
+		t.Fatalf("garbage: %v", f)
+	}
+	sendFrame(t, c, "connection", map[string]any{"appKey": "again"})
+	if f := next(t, c, "fail"); f["info"] != "already connected" {
+		t.Fatalf("second connection: %v", f)
+	}
+}
+
+func TestWebSocketLimits(t *testing.T) {
+	h, addr := wsServer(t, Options{MaxFrame: 2048, MaxConnections: 1, Strategy: "reject"}, nil)
+	c := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
+	next(t, c, "getUserData")
+
+	// Over max connections (reject): the newcomer is closed with 1013.
+	extra := dial(t, "ws://"+addr+"/", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := extra.Read(ctx); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
+		t.Fatalf("connection over the limit: %v", err)
+	}
+	// A frame over client-max-frame: close 1009.
+	big := strings.Repeat("x", 4096)
+	c.Write(ctx, websocket.MessageText, []byte(`{"message":"sendData","data":[{"payload":"`+big+`"}]}`))
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("oversized frame: %v", err)
+	}
+	if h.Len() != 1 {
+		t.Fatalf("the session must outlive its WebSocket for a resume, have %d", h.Len())
+	}
+}
+
+func TestWebSocketCloseStrategyDropsOldestIdle(t *testing.T) {
+	h, addr := wsServer(t, Options{MaxConnections: 2, Strategy: "close"}, nil)
+	var ids []string
+	var conns []*websocket.Conn
+	for range 2 {
+		c := dial(t, "ws://"+addr+"/", nil)
+		sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
+		ids = append(ids, next(t, c, "getUserData")["sessionId"].(string))
+		conns = append(conns, c)
+	}
+	// The second client speaks again, so the first is the quietest.
+	sendFrame(t, conns[1], "ping", nil)
+	next(t, conns[1], "pong")
+	c3 := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, c3, "connection", map[string]any{"appKey": "a"})
+	next(t, c3, "getUserData")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := conns[0].Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("oldest idle session not closed: %v", err)
+	}
+	if h.Session(ids[0]) != nil || h.Session(ids[1]) == nil || h.Len() != 2 {
+		t.Fatalf("sessions after close strategy: %d", h.Len())
+	}
+}
+
+func TestOrigins(t *testing.T) {
+	for _, c := range []struct {
+		origin, host string
+		patterns     []string
+		want         bool
+	}{
+		{"", "h:1", nil, true},
+		{"http://127.0.0.1:9000", "10.0.0.1:8080", nil, true},
+		{"http://localhost:3000", "10.0.0.1:8080", nil, true},
+		{"https://app.example.com", "app.example.com:8080", nil, true},
+		{"https://evil.example", "app.example.com:8080", nil, false},
+		{"https://a.example.com", "x", []string{"http*://*.example.com"}, true},
+		{"http://a.b.example.com", "x", []string{"http*://*.example.com"}, true},
+		{"https://example.org", "x", []string{"http*://*.example.com"}, false},
+		{"http://127.0.0.1:9000", "x", []string{"https://only.example"}, false},
+		{"https://anything", "x", []string{"*"}, true},
+		{"::not a url", "x", nil, false},
+	} {
+		if got := originAllowed(c.origin, c.host, c.patterns); got != c.want {
+			t.Errorf("originAllowed(%q, %q, %v) = %v", c.origin, c.host, c.patterns, got)
+		}
+	}
+	_, addr := wsServer(t, Options{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws://"+addr+"/", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: %v %v", err, resp)
+	}
+	dial(t, "ws://"+addr+"/", http.Header{"Origin": {"http://localhost:1234"}})
+}
+
+// pushApp lets a test queue frames to a session from outside.
+type pushApp struct {
+	DefaultApp
+	established chan *Session
+}
+
+func (a pushApp) Established(s *Session) { a.established <- s }
+
+// TestResumeOverWebSocket: a dropped WebSocket leaves the session; the
+// client comes back with sessionId and authToken and gets what was queued
+// meanwhile; a wrong token is refused.
+func TestResumeOverWebSocket(t *testing.T) {
+	app := pushApp{established: make(chan *Session, 1)}
+	h, addr := wsServer(t, Options{}, app)
+	c := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
+	ud := next(t, c, "getUserData")
+	s := <-app.established
+	c.Close(websocket.StatusNormalClosure, "bye")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		detached := s.transport == ""
+		s.mu.Unlock()
+		if detached {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("session never detached")
+		}
+	}
+	s.Send("OnDataEvent", map[string]any{"payload": "while you were away"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bad := dial(t, "ws://"+addr+"/?sessionId="+ud["sessionId"].(string)+"&authToken=wrong", nil)
+	if _, _, err := bad.Read(ctx); websocket.CloseStatus(err) != closeUnknownSession {
+		t.Fatalf("wrong token: %v", err)
+	}
+	back := dial(t, "ws://"+addr+"/?sessionId="+ud["sessionId"].(string)+"&authToken="+ud["authToken"].(string), nil)
+	if ev := next(t, back, "OnDataEvent"); ev["payload"] != "while you were away" {
+		t.Fatalf("resumed frame = %v", ev)
+	}
+	if h.Len() != 1 {
+		t.Fatalf("sessions = %d", h.Len())
+	}
+}
+
+func TestIdleTimeoutEndsDetachedSession(t *testing.T) {
+	h, addr := wsServer(t, Options{IdleTimeout: 200 * time.Millisecond}, nil)
+	c := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
+	next(t, c, "getUserData")
+	c.Close(websocket.StatusNormalClosure, "")
+	for deadline := time.Now().Add(10 * time.Second); h.Len() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("detached session outlived client-idle-timeout")
+		}
+	}
+}
+
+func TestKeepalive(t *testing.T) {
+	_, addr := wsServer(t, Options{Keepalive: 100 * time.Millisecond}, nil)
+	c := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
+	next(t, c, "getUserData")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The server pings; a client that never answers is dropped.
+	sawPing := false
+	for {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusGoingAway || !sawPing {
+				t.Fatalf("silent client: %v (ping seen: %v)", err, sawPing)
+			}
+			return
+		}
+		sawPing = sawPing || strings.Contains(string(b), `"message":"ping"`)
+	}
+}
