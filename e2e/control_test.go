@@ -382,6 +382,12 @@ func TestEmbeddedDefaults(t *testing.T) {
 	if got := r.addr(t, "listen-cli"); got != "127.0.0.1:2224" {
 		t.Errorf("listen-cli = %s", got)
 	}
+	if got := r.addr(t, "listen-ng"); got != "127.0.0.1:2223" {
+		t.Errorf("listen-ng = %s", got)
+	}
+	if got := r.addr(t, "listen-client"); got != "127.0.0.1:8080" {
+		t.Errorf("listen-client = %s", got)
+	}
 	resp, err := http.Get("http://127.0.0.1:2225/ping")
 	if err != nil {
 		t.Fatal(err)
