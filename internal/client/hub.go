@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -261,7 +262,15 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 	for _, s := range all {
 		s.mu.Lock()
 		transport, idleFor, established := s.transport, now.Sub(s.lastActive), s.established
+		silentFor, ws := now.Sub(s.lastInbound), s.ws
 		s.mu.Unlock()
+		// A WebSocket client silent for three keep-alive periods (pings
+		// unanswered) is gone: drop the socket, keep the session for a
+		// resume.
+		if ws != nil && h.opts.Keepalive > 0 && silentFor > 3*h.opts.Keepalive {
+			go ws.Close(websocket.StatusGoingAway, "keep-alive timeout")
+			continue
+		}
 		// A detached session, or an HTTP one whose client stopped asking,
 		// waits idle-timeout for a resume.
 		if (transport == "" || transport == "http") && idleFor >= h.opts.IdleTimeout {

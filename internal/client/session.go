@@ -1,10 +1,13 @@
 package client
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // Session is one connected app client. Frames to the client are numbered
@@ -32,6 +35,12 @@ type Session struct {
 	closed      bool
 	done        chan struct{}
 	remoteIP    string
+
+	// WebSocket push: the attached socket, and whether a flush goroutine
+	// runs. A flush goroutine exists only while there is something to
+	// write, so an idle WebSocket session costs its one reading goroutine.
+	ws       *websocket.Conn
+	flushing bool
 }
 
 type queued struct {
@@ -95,6 +104,7 @@ func (s *Session) queue(b []byte) bool {
 	s.outbox = append(s.outbox, queued{seq: s.nextSeq, data: b})
 	s.nextSeq++
 	s.signal()
+	s.kickLocked()
 	s.mu.Unlock()
 	s.hub.framesOut.Inc()
 	return true
@@ -155,6 +165,11 @@ func (s *Session) lastSeq() uint64 {
 func (s *Session) attach(kind string, now time.Time) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ws != nil {
+		old := s.ws
+		s.ws = nil
+		go old.Close(closeResumedElsewhere, "session resumed on another connection")
+	}
 	s.attachGen++
 	s.transport = kind
 	s.lastActive, s.lastInbound = now, now
@@ -170,6 +185,65 @@ func (s *Session) detach(gen uint64, now time.Time) {
 	if s.attachGen == gen {
 		s.transport = ""
 		s.lastActive = now
+		s.ws = nil
+	}
+}
+
+// attachWebSocket makes c the session's transport and starts pushing what
+// is pending.
+func (s *Session) attachWebSocket(c *websocket.Conn, now time.Time) uint64 {
+	gen := s.attach("websocket", now)
+	s.mu.Lock()
+	s.ws = c
+	s.kickLocked()
+	s.mu.Unlock()
+	return gen
+}
+
+// kickLocked starts a flush when a WebSocket is attached, something is to
+// be written (or the session closed) and no flush runs; s.mu is held.
+func (s *Session) kickLocked() {
+	if s.ws != nil && !s.flushing && (len(s.outbox) > 0 || s.closed) {
+		s.flushing = true
+		go s.flush(s.ws)
+	}
+}
+
+// flush writes pending frames to c in order until none are left. Over a
+// WebSocket a frame counts as delivered once written: TCP brings it unless
+// the connection dies, and then the client resumes with the ack it has.
+func (s *Session) flush(c *websocket.Conn) {
+	for {
+		s.mu.Lock()
+		if s.ws != c {
+			s.flushing = false
+			s.mu.Unlock()
+			return
+		}
+		frames := append([]queued(nil), s.outbox...)
+		closed := s.closed
+		if len(frames) == 0 {
+			s.flushing = false
+			s.mu.Unlock()
+			if closed {
+				c.Close(websocket.StatusNormalClosure, "session closed")
+			}
+			return
+		}
+		s.mu.Unlock()
+		for _, f := range frames {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := c.Write(ctx, websocket.MessageText, f.data)
+			cancel()
+			if err != nil {
+				s.mu.Lock()
+				s.flushing = false
+				s.mu.Unlock()
+				c.CloseNow()
+				return
+			}
+			s.ack(f.seq)
+		}
 	}
 }
 
@@ -203,6 +277,7 @@ func (s *Session) Close(reason string) {
 	s.closed = true
 	s.signal()
 	close(s.done)
+	s.kickLocked() // deliver what is left, then close the WebSocket
 	s.mu.Unlock()
 	s.hub.remove(s, reason)
 }

@@ -46,13 +46,8 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.Close(websocket.StatusTryAgainLater, "too many connections (client-max-connections)")
 		return
 	}
-	gen := s.attach("websocket", time.Now())
-	ctx, cancel := context.WithCancel(context.Background())
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		h.writeWebSocket(ctx, c, s, gen)
-	}()
+	gen := s.attachWebSocket(c, time.Now())
+	ctx := context.Background()
 	for {
 		typ, data, err := c.Read(ctx)
 		if err != nil {
@@ -64,8 +59,6 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 		h.handle(ctx, s, data)
 	}
-	cancel()
-	<-writerDone
 	s.detach(gen, time.Now())
 	c.CloseNow()
 }
@@ -81,54 +74,6 @@ func (h *Hub) resume(id, token, ack string) *Session {
 		s.ack(n)
 	}
 	return s
-}
-
-// writeWebSocket pushes the session's frames in order. Over a WebSocket a
-// frame counts as delivered once written: TCP brings it unless the
-// connection dies, and then the client resumes with the ack it has.
-func (h *Hub) writeWebSocket(ctx context.Context, c *websocket.Conn, s *Session, gen uint64) {
-	var keepalive <-chan time.Time
-	if h.opts.Keepalive > 0 {
-		t := time.NewTicker(h.opts.Keepalive)
-		defer t.Stop()
-		keepalive = t.C
-	}
-	after := s.ackedSeq()
-	for {
-		frames, wake, closed := s.pending(after)
-		for _, f := range frames {
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.Write(wctx, websocket.MessageText, f.data)
-			cancel()
-			if err != nil {
-				c.CloseNow()
-				return
-			}
-			after = f.seq
-			s.ack(f.seq)
-		}
-		if closed {
-			c.Close(websocket.StatusNormalClosure, "session closed")
-			return
-		}
-		if !s.current(gen) {
-			c.Close(closeResumedElsewhere, "session resumed on another connection")
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case now := <-keepalive:
-			// A client silent for three keep-alive periods (pings
-			// unanswered) is gone: drop the socket, keep the session for
-			// a resume.
-			if now.Sub(s.inboundAt()) > 3*h.opts.Keepalive {
-				c.Close(websocket.StatusGoingAway, "keep-alive timeout")
-				return
-			}
-		}
-	}
 }
 
 func (s *Session) ackedSeq() uint64 {
