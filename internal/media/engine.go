@@ -153,6 +153,18 @@ func (e *Engine) getCall(id string, create bool, now time.Time) (*call, bool, er
 	return c, true, nil
 }
 
+// snapshot lists the calls in progress, so that work on them runs without
+// holding the engine's lock.
+func (e *Engine) snapshot() []*call {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	calls := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		calls = append(calls, c)
+	}
+	return calls
+}
+
 func (e *Engine) lookup(id string) *call {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -161,12 +173,7 @@ func (e *Engine) lookup(id string) *call {
 
 // List returns up to limit call-ids, oldest first.
 func (e *Engine) List(limit int) []string {
-	e.mu.RLock()
-	calls := make([]*call, 0, len(e.calls))
-	for _, c := range e.calls {
-		calls = append(calls, c)
-	}
-	e.mu.RUnlock()
+	calls := e.snapshot()
 	sort.Slice(calls, func(i, j int) bool { return calls[i].created.Before(calls[j].created) })
 	ids := make([]string, 0, min(limit, len(calls)))
 	for _, c := range calls {
@@ -226,12 +233,7 @@ func (e *Engine) Terminate(callID string) bool {
 
 // TerminateAll ends every call and returns how many there were.
 func (e *Engine) TerminateAll() int {
-	e.mu.RLock()
-	calls := make([]*call, 0, len(e.calls))
-	for _, c := range e.calls {
-		calls = append(calls, c)
-	}
-	e.mu.RUnlock()
+	calls := e.snapshot()
 	for _, c := range calls {
 		e.closeCall(c, stats.ClosedForceTerminated)
 	}
@@ -305,12 +307,7 @@ func oneWay(c *call) bool {
 
 // liveCounters sums the streams of the calls in progress, for rates.
 func (e *Engine) liveCounters() (packets, bytes, errs uint64) {
-	e.mu.RLock()
-	calls := make([]*call, 0, len(e.calls))
-	for _, c := range e.calls {
-		calls = append(calls, c)
-	}
-	e.mu.RUnlock()
+	calls := e.snapshot()
 	for _, c := range calls {
 		c.mu.Lock()
 		c.streams(func(s *stream) {

@@ -15,12 +15,7 @@ import (
 //     `silent-timeout`. The reason is TIMEOUT if any stream was under the
 //     regular rule, SILENT_TIMEOUT if all were silent ones.
 func (e *Engine) checkTimeouts(now time.Time) {
-	e.mu.RLock()
-	calls := make([]*call, 0, len(e.calls))
-	for _, c := range e.calls {
-		calls = append(calls, c)
-	}
-	e.mu.RUnlock()
+	calls := e.snapshot()
 
 	timeout, silent, final := e.live.Timeout(), e.live.SilentTimeout(), e.live.FinalTimeout()
 	for _, c := range calls {
