@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Installs, with apt-get, the real peers that rtcgate's tests talk to, when
-# they are missing. Safe to run again: it installs nothing already there.
+# Installs what rtcgate's tests talk to, when it is missing:
+#   - with apt-get, the real peers: rtpengine-utils, and Debian's chromium
+#     for the headless-browser test (e2e/browser_test.go);
+#   - with `npm ci`, e2e/browser's pinned npm packages (playwright-core, the
+#     Flashphoner Web SDK), when node_modules is missing or older than
+#     package-lock.json. Playwright's own browsers are never downloaded.
+# Safe to run again: it installs nothing already there, and says nothing then.
 set -euo pipefail
+
+cd "$(dirname "$0")/.."
 
 declare -A want=(
 	[rtpengine-ctl]=rtpengine-utils        # rtpengine's CLI client
@@ -12,17 +19,35 @@ missing=()
 for cmd in "${!want[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-	exit 0
-fi
-mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+# Headless Chromium for e2e/browser (websdk.mjs defaults to this path).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null 2>&1 || { echo "test-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-	sudo=sudo
+if [ ${#missing[@]} -gt 0 ]; then
+	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null 2>&1 || { echo "test-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+		sudo=sudo
+	fi
+	echo "test-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -q
+	$sudo apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 fi
-echo "test-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# e2e/browser's npm packages. npm writes node_modules/.package-lock.json at
+# the end of every install, so it is newer than package-lock.json once that
+# lock is installed.
+browser=e2e/browser
+if [ ! -f "$browser/node_modules/.package-lock.json" ] ||
+	[ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+	if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+		# Debian bookworm's nodejs (18) is too old for playwright-core;
+		# the browser test reports the missing node/npm itself.
+		echo "test-deps: node and npm (Node.js >= 20) are needed for $browser; not found" >&2
+	else
+		echo "test-deps: npm ci in $browser"
+		(cd "$browser" &&
+			PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error </dev/null)
+	fi
+fi
