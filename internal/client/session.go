@@ -150,7 +150,9 @@ func (s *Session) ack(seq uint64) {
 	for i < len(s.outbox) && s.outbox[i].seq <= seq {
 		i++
 	}
-	s.outbox = append(s.outbox[:0], s.outbox[i:]...)
+	n := copy(s.outbox, s.outbox[i:])
+	clear(s.outbox[n:]) // let delivered frames be collected
+	s.outbox = s.outbox[:n]
 }
 
 // lastSeq is the number of the newest frame queued.
