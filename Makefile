@@ -33,11 +33,13 @@ fuzz:
 		done; \
 	done
 
-# rtcgate side by side with Debian's rtpengine-daemon (userspace, --table=-1)
-# in one run, printing ratios. Not a test: figures, for closing notes.
+# ngbench: rtcgate side by side with Debian's rtpengine-daemon (userspace,
+# --table=-1) in one run, printing ratios; clientbench: client sessions
+# (idle memory, sendData round trips). Not tests: figures, for closing notes.
 bench:
 	./scripts/bench-deps.sh
 	$(GO) run ./bench/ngbench $(BENCHFLAGS)
+	$(GO) run ./bench/clientbench $(CLIENTBENCHFLAGS)
 
 clean:
 	rm -rf bin
