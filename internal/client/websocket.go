@@ -47,6 +47,14 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	gen := s.attachWebSocket(c, time.Now())
+	// Read on a goroutine of our own and let the handler return: net/http
+	// then frees the request and its connection state, about 2.5 KiB per
+	// held session (clientbench).
+	go h.readWebSocket(c, s, gen)
+}
+
+// readWebSocket runs the session's frames until the WebSocket ends.
+func (h *Hub) readWebSocket(c *websocket.Conn, s *Session, gen uint64) {
 	ctx := context.Background()
 	for {
 		typ, data, err := c.Read(ctx)
