@@ -39,6 +39,7 @@ type Hub struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	closed   bool
+	fallback *bindings // HTTP fallback connections
 
 	sessionsGauge prometheus.Gauge
 	framesIn      prometheus.Counter
@@ -55,7 +56,7 @@ func NewHub(opts Options, app App) *Hub {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 1000
 	}
-	return &Hub{opts: opts, app: app, log: opts.Log, sessions: map[string]*Session{},
+	return &Hub{opts: opts, app: app, log: opts.Log, sessions: map[string]*Session{}, fallback: newBindings(),
 		sessionsGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rtcgate_client_sessions", Help: "Client sessions, attached or waiting for a resume."}),
 		framesIn:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_received_total", Help: "Frames received from clients."}),
 		framesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_sent_total", Help: "Frames queued for clients."}),
