@@ -1,8 +1,10 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -306,5 +308,51 @@ func TestKeepalive(t *testing.T) {
 			return
 		}
 		sawPing = sawPing || strings.Contains(string(b), `"message":"ping"`)
+	}
+}
+
+// TestFrameInTheHandshakePacket: a client whose first frame arrives in the
+// same packet as its handshake (net/http has already buffered it) is served.
+func TestFrameInTheHandshakePacket(t *testing.T) {
+	_, addr := wsServer(t, Options{}, nil)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := []byte(`{"message":"connection","data":[{"appKey":"early"}]}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(payload))}
+	frame = append(frame, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		t.Fatal(err)
+	}
+	n := int(hdr[1] & 0x7f)
+	if n == 126 {
+		ext := make([]byte, 2)
+		io.ReadFull(br, ext)
+		n = int(ext[0])<<8 | int(ext[1])
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	if hdr[0] != 0x81 || !strings.Contains(string(body), `"getUserData"`) || !strings.Contains(string(body), `"appKey":"early"`) {
+		t.Fatalf("first frame %x %q", hdr, body)
 	}
 }
