@@ -417,3 +417,31 @@ func TestVersion(t *testing.T) {
 		t.Errorf("unknown subcommand = %d %q", code, stderr)
 	}
 }
+
+// TestClientTLS: the client listener over TLS (wss) with a generated
+// certificate; the SDK handshake reaches getUserData.
+func TestClientTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, certPEM, 0o600)
+	os.WriteFile(keyFile, keyPEM, 0o600)
+	r := start(t, append(ephemeral, "--listen-client-tls", "127.0.0.1:0", "--client-tls-cert", certFile, "--client-tls-key", keyFile)...)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	c := dialWS(t, "wss://"+r.addr(t, "listen-client-tls")+"/", client)
+	reply := wsExchange(t, c, `{"message":"connection","data":[{"appKey":"defaultApp"}]}`)
+	if !strings.Contains(reply, `"message":"getUserData"`) || !strings.Contains(reply, `"sessionId"`) {
+		t.Fatalf("wss connection = %s", reply)
+	}
+	resp, err := client.Get("https://" + r.addr(t, "listen-client-tls") + "/rtcgate-http-websocket.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(body, "enableHTTPFallback") {
+		t.Errorf("shim over https = %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
