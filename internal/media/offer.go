@@ -78,6 +78,9 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 			return nil, ErrNoOffer
 		}
 		from = offerer.peer
+		if len(sess.Media) > len(from.sides) {
+			return nil, ErrMoreMedia
+		}
 		if req.ToTag != "" {
 			if existing, ok := c.monologues[req.ToTag]; ok && existing != from {
 				return nil, fmt.Errorf("%w: to-tag %q already answers another offer", ErrNoOffer, req.ToTag)
@@ -85,9 +88,6 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 			c.retag(from, req.ToTag)
 		}
 		to = offerer
-		if len(sess.Media) > len(from.sides) {
-			return nil, ErrMoreMedia
-		}
 	}
 	from.peer, to.peer = to, from
 	if created {
