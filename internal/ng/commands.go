@@ -76,9 +76,10 @@ func (d *Dispatcher) RegisterMedia(e *media.Engine, st *stats.Stats) {
 		return reply, nil
 	})
 	d.Handle("statistics", func(context.Context, *Request) (*bencode.Dict, error) {
+		snap := st.Snapshot()
 		s := &bencode.Dict{}
-		s.Set("currentstatistics", currentStatistics(st))
-		s.Set("totalstatistics", totalStatistics(st))
+		s.Set("currentstatistics", currentStatistics(snap))
+		s.Set("totalstatistics", totalStatistics(snap))
 		s.Set("controlstatistics", d.controlStatistics())
 		s.Set("interfaces", interfaces(e))
 		reply := &bencode.Dict{}
@@ -236,9 +237,8 @@ func countersDict(c media.Counters) *bencode.Dict {
 	return d
 }
 
-func currentStatistics(st *stats.Stats) *bencode.Dict {
-	own, foreign := st.SessionsOwn.Load(), st.SessionsForeign.Load()
-	rates := st.Rates()
+func currentStatistics(n stats.Snapshot) *bencode.Dict {
+	own, foreign, rates := n.SessionsOwn, n.SessionsForeign, n.Rates
 	d := &bencode.Dict{}
 	for _, kv := range []struct {
 		k string
@@ -248,33 +248,33 @@ func currentStatistics(st *stats.Stats) *bencode.Dict {
 		{"packetrate_user", int64(rates.Packets)}, {"byterate_user", int64(rates.Bytes)}, {"errorrate_user", int64(rates.Errors)},
 		{"packetrate_kernel", 0}, {"byterate_kernel", 0}, {"errorrate_kernel", 0},
 		{"packetrate", int64(rates.Packets)}, {"byterate", int64(rates.Bytes)}, {"errorrate", int64(rates.Errors)},
-		{"media_userspace", st.StreamsUser.Load()}, {"media_kernel", 0}, {"media_mixed", 0},
+		{"media_userspace", n.StreamsUser}, {"media_kernel", 0}, {"media_mixed", 0},
 	} {
 		d.Set(kv.k, kv.v)
 	}
 	return d
 }
 
-func totalStatistics(st *stats.Stats) *bencode.Dict {
-	dur := st.CallDurations()
-	packets, bytes, errs := int64(st.Packets.Load()), int64(st.Bytes.Load()), int64(st.PacketErrors.Load())
+func totalStatistics(n stats.Snapshot) *bencode.Dict {
+	dur := n.Calls
+	packets, bytes, errs := int64(n.Packets), int64(n.Bytes), int64(n.Errors)
 	d := &bencode.Dict{}
 	for _, kv := range []struct {
 		k string
 		v any
 	}{
-		{"uptime", int64(st.Uptime().Seconds())}, {"managedsessions", int64(dur.Managed)},
-		{"rejectedsessions", int64(st.Rejected.Load())},
-		{"timeoutsessions", int64(st.Closed(stats.ClosedTimeout))},
-		{"silenttimeoutsessions", int64(st.Closed(stats.ClosedSilentTimeout))},
-		{"finaltimeoutsessions", int64(st.Closed(stats.ClosedFinalTimeout))},
-		{"offertimeoutsessions", int64(st.Closed(stats.ClosedOfferTimeout))},
-		{"regularterminatedsessions", int64(st.Closed(stats.ClosedTerminated))},
-		{"forcedterminatedsessions", int64(st.Closed(stats.ClosedForceTerminated))},
+		{"uptime", int64(n.Uptime.Seconds())}, {"managedsessions", int64(dur.Managed)},
+		{"rejectedsessions", int64(n.Rejected)},
+		{"timeoutsessions", int64(n.Closed[stats.ClosedTimeout])},
+		{"silenttimeoutsessions", int64(n.Closed[stats.ClosedSilentTimeout])},
+		{"finaltimeoutsessions", int64(n.Closed[stats.ClosedFinalTimeout])},
+		{"offertimeoutsessions", int64(n.Closed[stats.ClosedOfferTimeout])},
+		{"regularterminatedsessions", int64(n.Closed[stats.ClosedTerminated])},
+		{"forcedterminatedsessions", int64(n.Closed[stats.ClosedForceTerminated])},
 		{"relayedpackets_user", packets}, {"relayedpacketerrors_user", errs}, {"relayedbytes_user", bytes},
 		{"relayedpackets_kernel", int64(0)}, {"relayedpacketerrors_kernel", int64(0)}, {"relayedbytes_kernel", int64(0)},
 		{"relayedpackets", packets}, {"relayedpacketerrors", errs}, {"relayedbytes", bytes},
-		{"zerowaystreams", int64(st.ZeroWayStreams.Load())}, {"onewaystreams", int64(st.OneWayStreams.Load())},
+		{"zerowaystreams", int64(n.ZeroWayStreams)}, {"onewaystreams", int64(n.OneWayStreams)},
 		{"avgcallduration", fmt.Sprintf("%.6f", dur.Average)}, {"totalcallsduration", fmt.Sprintf("%.6f", dur.Sum)},
 		{"totalcallsduration2", fmt.Sprintf("%.6f", dur.Squares)}, {"totalcallsduration_stddev", fmt.Sprintf("%.6f", dur.StdDeviation)},
 	} {

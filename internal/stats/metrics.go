@@ -41,30 +41,30 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
-	gauge(descSessions, float64(s.SessionsOwn.Load()), "own")
-	gauge(descSessions, float64(s.SessionsForeign.Load()), "foreign")
+	n := s.Snapshot()
+	gauge(descSessions, float64(n.SessionsOwn), "own")
+	gauge(descSessions, float64(n.SessionsForeign), "foreign")
 	gauge(descTranscoded, 0)
-	gauge(descMediaStreams, float64(s.StreamsUser.Load()), "userspace")
+	gauge(descMediaStreams, float64(n.StreamsUser), "userspace")
 	gauge(descMediaStreams, 0, "kernel")
 	gauge(descMediaStreams, 0, "mixed")
-	gauge(descUptime, float64(int64(s.Uptime().Seconds())))
-	d := s.CallDurations()
+	gauge(descUptime, float64(int64(n.Uptime.Seconds())))
+	d := n.Calls
 	counter(descSessionsTotal, float64(d.Managed))
-	counter(descClosed, float64(s.Rejected.Load()), "rejected")
+	counter(descClosed, float64(n.Rejected), "rejected")
 	for r := CloseReason(0); r < numCloseReasons; r++ {
-		counter(descClosed, float64(s.Closed(r)), r.Label())
+		counter(descClosed, float64(n.Closed[r]), r.Label())
 	}
 	// Unlike `list totals`, the counters include running sessions, so that
 	// rate() over them follows the traffic instead of jumping at call end.
-	packets, bytes, errs := s.Relayed()
-	counter(descPackets, float64(packets), "userspace")
+	counter(descPackets, float64(n.RelayedPackets), "userspace")
 	counter(descPackets, 0, "kernel")
-	counter(descPacketErrors, float64(errs), "userspace")
+	counter(descPacketErrors, float64(n.RelayedErrors), "userspace")
 	counter(descPacketErrors, 0, "kernel")
-	counter(descBytes, float64(bytes), "userspace")
+	counter(descBytes, float64(n.RelayedBytes), "userspace")
 	counter(descBytes, 0, "kernel")
-	counter(descZeroPacket, float64(s.ZeroWayStreams.Load()))
-	counter(descOneWay, float64(s.OneWayStreams.Load()))
+	counter(descZeroPacket, float64(n.ZeroWayStreams))
+	counter(descOneWay, float64(n.OneWayStreams))
 	gauge(descDurAvg, d.Average)
 	counter(descDurTotal, d.Sum)
 	counter(descDur2Total, d.Squares)

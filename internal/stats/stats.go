@@ -165,3 +165,36 @@ func (s *Stats) Run(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// Snapshot is every figure at one moment, for the views that show them
+// (`list totals`, /metrics, the ng statistics command).
+type Snapshot struct {
+	SessionsOwn, SessionsForeign int64
+	StreamsUser                  int64
+	Rates                        Rates
+	Uptime                       time.Duration
+	Calls                        Durations // ended sessions
+	Rejected                     uint64
+	Closed                       [numCloseReasons]uint64
+	// Packets, Bytes and Errors are of ended sessions (rtpengine's totals);
+	// Relayed* add the running ones.
+	Packets, Bytes, Errors                      uint64
+	RelayedPackets, RelayedBytes, RelayedErrors uint64
+	ZeroWayStreams, OneWayStreams               uint64
+}
+
+// Snapshot reads every figure.
+func (s *Stats) Snapshot() Snapshot {
+	snap := Snapshot{
+		SessionsOwn: s.SessionsOwn.Load(), SessionsForeign: s.SessionsForeign.Load(),
+		StreamsUser: s.StreamsUser.Load(), Rates: s.Rates(), Uptime: s.Uptime(), Calls: s.CallDurations(),
+		Rejected: s.Rejected.Load(),
+		Packets:  s.Packets.Load(), Bytes: s.Bytes.Load(), Errors: s.PacketErrors.Load(),
+		ZeroWayStreams: s.ZeroWayStreams.Load(), OneWayStreams: s.OneWayStreams.Load(),
+	}
+	for r := range numCloseReasons {
+		snap.Closed[r] = s.closed[r].Load()
+	}
+	snap.RelayedPackets, snap.RelayedBytes, snap.RelayedErrors = s.Relayed()
+	return snap
+}
