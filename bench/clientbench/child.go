@@ -4,28 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/childproc"
 )
 
 // child is one rtcgate under test, our child process, its output in a log
 // file.
 type child struct {
-	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once reaped
-	waitErr error         // valid after exited
-	stopped bool
+	*childproc.Process
 
 	mu    sync.Mutex
 	addrs map[string]string // listener key → bound address, from the "listening" lines
@@ -68,14 +63,14 @@ func rtcgateArgs(cfg *config) []string {
 // logWatcher copies the child's output to the log file and picks the
 // bound addresses out of its first lines.
 type logWatcher struct {
-	f       *os.File
+	w       io.Writer // the log
 	c       *child
 	partial []byte
 	done    bool
 }
 
 func (w *logWatcher) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	n, err := w.w.Write(p)
 	if w.done {
 		return n, err
 	}
@@ -115,41 +110,26 @@ func (w *logWatcher) Write(p []byte) (int, error) {
 
 // startChild starts bin and waits until it logs its listeners.
 func startChild(ctx context.Context, bin string, args, env []string, logPath string, limit time.Duration) (*child, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	c := &child{addrs: map[string]string{}, ready: make(chan struct{})}
+	p, err := childproc.Start(bin, args, childproc.Options{
+		Name: "rtcgate", LogPath: logPath, Env: env,
+		Output: func(log io.Writer) io.Writer { return &logWatcher{w: log, c: c} },
+	})
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(f, "$ %s %s %s\n", strings.Join(env, " "), bin, strings.Join(args, " "))
-	c := &child{logPath: logPath, addrs: map[string]string{}, ready: make(chan struct{}), exited: make(chan struct{})}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	w := &logWatcher{f: f, c: c}
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:   true,            // a Ctrl-C reaches only us; we stop it in order
-		Pdeathsig: syscall.SIGKILL, // if we die anyway, so does rtcgate
-	}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	c.cmd = cmd
-	go func() {
-		c.waitErr = cmd.Wait() // returns after the output is copied
-		f.Close()
-		close(c.exited)
-	}()
+	c.Process = p
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	select {
 	case <-c.ready:
-	case <-c.exited:
-		return c, c.exitError()
+	case <-c.Exited():
+		return c, c.ExitError()
 	case <-timer.C:
-		c.stop()
+		c.Stop()
 		return c, fmt.Errorf("no \"rtcgate started\" line within %v", limit)
 	case <-ctx.Done():
-		c.stop()
+		c.Stop()
 		return c, ctx.Err()
 	}
 	c.mu.Lock()
@@ -157,54 +137,15 @@ func startChild(ctx context.Context, bin string, args, env []string, logPath str
 	for _, k := range wantListeners {
 		a := c.addrs[k]
 		if a == "" {
-			go c.stop()
+			go c.Stop()
 			return c, fmt.Errorf("no \"listening\" line for %s in the log", k)
 		}
 		if h, _, err := net.SplitHostPort(a); err != nil || !net.ParseIP(h).IsLoopback() {
-			go c.stop()
+			go c.Stop()
 			return c, fmt.Errorf("%s bound to %s, not loopback", k, a)
 		}
 	}
 	return c, nil
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-func (c *child) alive() bool {
-	select {
-	case <-c.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (c *child) exitError() error {
-	if c.waitErr != nil {
-		return fmt.Errorf("rtcgate exited: %w", c.waitErr)
-	}
-	return errors.New("rtcgate exited with status 0")
-}
-
-// stop ends the process: SIGTERM, SIGKILL after 5 s. It returns an error
-// when the process had died on its own.
-func (c *child) stop() error {
-	if c.cmd == nil || c.stopped {
-		return nil
-	}
-	c.stopped = true
-	if !c.alive() {
-		return c.exitError()
-	}
-	pg := -c.cmd.Process.Pid
-	_ = syscall.Kill(pg, syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(pg, syscall.SIGKILL)
-		<-c.exited
-	}
-	return nil
 }
 
 // cli runs one command on rtcgate's TCP CLI (listen-cli) and returns the
@@ -226,19 +167,6 @@ func (c *child) cli(command string) (string, error) {
 	return string(b), err
 }
 
-// logTail returns the last n lines of the log.
-func (c *child) logTail(n int) string {
-	b, err := os.ReadFile(c.logPath)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
-}
-
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
 }
@@ -250,7 +178,7 @@ func launch(ctx context.Context, env *runEnv, scenario string, extraEnv []string
 	c, err := startChild(ctx, env.bin, rtcgateArgs(env.cfg), extraEnv, logPath, env.cfg.readyTimeout)
 	if err != nil {
 		if c != nil {
-			env.logf("rtcgate failed to start; log %s, last lines:\n%s", logPath, indent(c.logTail(20)))
+			env.logf("rtcgate failed to start; log %s, last lines:\n%s", logPath, indent(childproc.LogTail(c.LogPath(), 20)))
 		}
 		return nil, &startError{err}
 	}
@@ -258,15 +186,15 @@ func launch(ctx context.Context, env *runEnv, scenario string, extraEnv []string
 	if err != nil || !strings.Contains(out, "Success") {
 		env.logf("warning: set loglevel %d over the CLI: %v %q (the run keeps level 6)", env.cfg.logLevel, err, strings.TrimSpace(out))
 	}
-	if n, err := childNoFile(c.pid()); err != nil {
+	if n, err := childNoFile(c.Pid()); err != nil {
 		env.logf("warning: cannot read rtcgate's fd limit: %v", err)
 	} else if need := int64(env.cfg.sessions + 1000); scenario == "idle" && n < need {
-		c.stop()
+		c.Stop()
 		return nil, &startError{fmt.Errorf("rtcgate's RLIMIT_NOFILE is %d, below the %d the idle scenario needs", n, need)}
 	} else {
 		env.childNoFile = n
 	}
-	env.logf("%s: rtcgate pid %d, client %s, control %s", scenario, c.pid(), c.addrs["listen-client"], c.addrs["listen-http"])
+	env.logf("%s: rtcgate pid %d, client %s, control %s", scenario, c.Pid(), c.addrs["listen-client"], c.addrs["listen-http"])
 	return c, nil
 }
 

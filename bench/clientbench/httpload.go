@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/hist"
 )
 
 // The HTTP long-poll fallback at /http, as described for rtcgate:
@@ -272,7 +274,7 @@ func scenarioHTTP(ctx context.Context, env *runEnv, c *child) (*loadResult, erro
 	var wg sync.WaitGroup
 	for i, s := range sessions {
 		wg.Go(func() {
-			var h histogram
+			var h hist.Histogram
 			defer l.merge(&h)
 			prefix := "h" + strconv.Itoa(i) + "-"
 			var frame []byte
@@ -297,14 +299,14 @@ func scenarioHTTP(ctx context.Context, env *runEnv, c *child) (*loadResult, erro
 					return
 				}
 				if l.phase.Load() == phaseMeasure {
-					h.record(ev.at.Sub(t0))
+					h.Record(ev.at.Sub(t0))
 				}
 			}
 		})
 	}
 	l.measure(ctx, env, c, r, &wg)
-	if !c.alive() {
-		return r, c.exitError()
+	if !c.Alive() {
+		return r, c.ExitError()
 	}
 	if r.Errors > 0 {
 		return r, fmt.Errorf("%d round trips failed, e.g. %v", r.Errors, r.ErrorSample[0])

@@ -129,8 +129,8 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 	r.Opened, r.Failed, r.Errors = int(opened.Load()), int(failed.Load()), errs
 	r.OpenPerS = float64(r.Opened) / r.OpenS
 	env.logf("(1) opened %d sessions in %.1f s (%.0f/s), %d failed", r.Opened, r.OpenS, r.OpenPerS, r.Failed)
-	if !c.alive() {
-		return r, c.exitError()
+	if !c.Alive() {
+		return r, c.ExitError()
 	}
 	if rampCtx.Err() != nil && ctx.Err() == nil {
 		return r, fmt.Errorf("ramp not done within -ramp-timeout %v", cfg.rampTimeout)
@@ -150,7 +150,7 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 		case <-ctx.Done():
 		case <-time.After(min(time.Second, cfg.hold-time.Since(holdStart))):
 		}
-		if v, err := rssBytes(c.pid()); err == nil {
+		if v, err := rssBytes(c.Pid()); err == nil {
 			r.RSSTrace = append(r.RSSTrace, v)
 		}
 	}

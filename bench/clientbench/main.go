@@ -56,6 +56,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/childproc"
 )
 
 type config struct {
@@ -285,7 +287,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		} else if sc == "http" && res.HTTP != nil {
 			res.HTTP.QuietWaitS = quietS
 		}
-		if err := c.stop(); err != nil && serr == nil {
+		if err := c.Stop(); err != nil && serr == nil {
 			serr = fmt.Errorf("%v (died during the scenario)", err)
 		}
 		if serr != nil {
@@ -295,7 +297,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 			env.logf("(%s) FAILED: %v", sc, serr)
 			var u *errUnavailable
 			if !errors.As(serr, &u) {
-				env.logf("rtcgate log %s, last lines:\n%s", c.logPath, indent(c.logTail(15)))
+				env.logf("rtcgate log %s, last lines:\n%s", c.LogPath(), indent(childproc.LogTail(c.LogPath(), 15)))
 			}
 		}
 	}
@@ -445,7 +447,7 @@ func awaitQuiet(ctx context.Context, env *runEnv, c *child, sc string) float64 {
 		return 0
 	}
 	t0 := time.Now()
-	busy, ok := waitQuiet(ctx, c.pid(), env.cfg.waitQuiet)
+	busy, ok := waitQuiet(ctx, c.Pid(), env.cfg.waitQuiet)
 	waited := time.Since(t0).Seconds()
 	if !ok {
 		env.logf("(%s) box still busy after %v (other processes use %.2f cores); measuring anyway", sc, env.cfg.waitQuiet, busy)

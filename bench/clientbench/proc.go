@@ -2,60 +2,19 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
 )
-
-// clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat.
-var clockTicks = sync.OnceValue(func() float64 {
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && n > 0 {
-			return float64(n)
-		}
-	}
-	return 100
-})
-
-// procCPUSeconds is utime+stime of pid (0: this process), all threads.
-func procCPUSeconds(pid int) (float64, error) {
-	path := "/proc/self/stat"
-	if pid > 0 {
-		path = "/proc/" + strconv.Itoa(pid) + "/stat"
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	// comm (field 2) may hold spaces and parentheses: count from the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("procstat: no ')' after comm")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("procstat: %d fields after comm", len(f))
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return float64(ut+st) / clockTicks(), nil
-}
 
 // procStatusKB returns fields of /proc/<pid>/status in kB (VmRSS, RssAnon…);
 // pid 0 is this process.
@@ -222,10 +181,10 @@ func takeSample(ctx context.Context, t *child) (sample, error) {
 	s := sample{At: time.Now()}
 	var errs []error
 	var err error
-	if s.RSS, err = rssBytes(t.pid()); err != nil {
+	if s.RSS, err = rssBytes(t.Pid()); err != nil {
 		errs = append(errs, fmt.Errorf("rss: %w", err))
 	}
-	if s.ChildCPU, err = procCPUSeconds(t.pid()); err != nil {
+	if s.ChildCPU, err = proc.CPUSeconds(t.Pid()); err != nil {
 		errs = append(errs, fmt.Errorf("cpu: %w", err))
 	}
 	if s.Metrics, err = fetchMetrics(ctx, t.addrs["listen-http"]); err != nil {
@@ -301,49 +260,19 @@ func childNoFile(pid int) (int64, error) {
 	return 0, errors.New("no Max open files line")
 }
 
-// hostBusy is the aggregate busy and total ticks of /proc/stat.
-type hostBusy struct{ busy, total uint64 }
-
-func readHostBusy() hostBusy {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return hostBusy{}
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	var h hostBusy
-	for i, s := range f[1:] {
-		if i >= 8 {
-			break
-		}
-		v, _ := strconv.ParseUint(s, 10, 64)
-		h.total += v
-		if i != 3 && i != 4 {
-			h.busy += v
-		}
-	}
-	return h
-}
-
-func busyPercent(a, b hostBusy) float64 {
-	if b.total <= a.total {
-		return 0
-	}
-	return 100 * float64(b.busy-a.busy) / float64(b.total-a.total)
-}
-
 // cpuWindow is the CPU used by the child, this process and the box over a
 // measured window.
 type cpuWindow struct {
 	child, self float64
-	host        hostBusy
+	host        proc.HostCPU
 	at          time.Time
 }
 
 func snapWindow(pid int) cpuWindow {
-	w := cpuWindow{at: time.Now(), host: readHostBusy()}
-	w.child, _ = procCPUSeconds(pid)
-	w.self, _ = procCPUSeconds(0)
+	w := cpuWindow{at: time.Now()}
+	w.host, _ = proc.ReadHostCPU()
+	w.child, _ = proc.CPUSeconds(pid)
+	w.self, _ = proc.CPUSeconds(0)
 	return w
 }
 
@@ -351,79 +280,7 @@ func snapWindow(pid int) cpuWindow {
 // busy time less rtcgate's and ours. On a shared box it says whether a
 // window's figures are rtcgate's doing.
 func otherCPU(a, b cpuWindow) float64 {
-	if b.host.busy < a.host.busy {
-		return 0
-	}
-	return max(0, float64(b.host.busy-a.host.busy)/clockTicks()-(b.child-a.child)-(b.self-a.self))
-}
-
-// procTicks reads every process's name and CPU ticks, to name who else used
-// the CPUs during a window.
-func procTicks() map[int]procUse {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	out := make(map[int]procUse, len(ents))
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if i < 0 || j < i {
-			continue
-		}
-		f := strings.Fields(string(b[j+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseUint(f[11], 10, 64)
-		st, _ := strconv.ParseUint(f[12], 10, 64)
-		out[pid] = procUse{name: string(b[i+1 : j]), ticks: ut + st}
-	}
-	return out
-}
-
-type procUse struct {
-	name  string
-	ticks uint64
-}
-
-// topOthers names the processes other than rtcgate and this one that used
-// the most CPU between a and b ("client.test[812] 6.1s").
-func topOthers(a, b map[int]procUse, childPID, n int) string {
-	type use struct {
-		pid  int
-		name string
-		sec  float64
-	}
-	var uses []use
-	for pid, p := range b {
-		if pid == childPID || pid == os.Getpid() || pid == os.Getppid() {
-			continue
-		}
-		d := p.ticks
-		if old, ok := a[pid]; ok && old.ticks <= p.ticks {
-			d -= old.ticks
-		}
-		if sec := float64(d) / clockTicks(); sec >= 0.05 {
-			uses = append(uses, use{pid, p.name, sec})
-		}
-	}
-	slices.SortFunc(uses, func(x, y use) int { return cmp.Compare(y.sec, x.sec) })
-	var parts []string
-	for i, u := range uses {
-		if i == n {
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%s[%d] %.1fs", u.name, u.pid, u.sec))
-	}
-	return strings.Join(parts, ", ")
+	return max(0, proc.BusySeconds(a.host, b.host)-(b.child-a.child)-(b.self-a.self))
 }
 
 // quietCores is the load from other processes under which the box counts

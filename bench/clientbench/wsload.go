@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/hist"
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
 )
 
 // loadResult is scenario (2) or (3): closed-loop sendData round trips.
@@ -46,7 +50,7 @@ const (
 type loadRun struct {
 	phase  atomic.Int32
 	mu     sync.Mutex
-	hist   histogram
+	hist   hist.Histogram
 	count  uint64
 	errors atomic.Uint64
 	errMu  sync.Mutex
@@ -62,10 +66,10 @@ func (l *loadRun) noteErr(err error) {
 }
 
 // merge adds one worker's histogram of measured round trips.
-func (l *loadRun) merge(h *histogram) {
+func (l *loadRun) merge(h *hist.Histogram) {
 	l.mu.Lock()
-	l.hist.merge(h)
-	l.count += h.n
+	l.hist.Merge(h)
+	l.count += h.Count()
 	l.mu.Unlock()
 }
 
@@ -74,13 +78,13 @@ func (l *loadRun) merge(h *histogram) {
 func (l *loadRun) measure(ctx context.Context, env *runEnv, c *child, r *loadResult, wg *sync.WaitGroup) {
 	cfg := env.cfg
 	sleepCtx(ctx, cfg.warmup)
-	pa := procTicks()
-	a := snapWindow(c.pid())
+	pa := proc.AllTicks()
+	a := snapWindow(c.Pid())
 	l.phase.Store(phaseMeasure)
 	sleepCtx(ctx, cfg.duration)
 	l.phase.Store(phaseStop)
-	b := snapWindow(c.pid())
-	pb := procTicks()
+	b := snapWindow(c.Pid())
+	pb := proc.AllTicks()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -94,19 +98,20 @@ func (l *loadRun) measure(ctx context.Context, env *runEnv, c *child, r *loadRes
 	r.DurationS = win
 	r.RoundTrips = l.count
 	r.PerS = float64(l.count) / win
-	r.P50Ms = ms(l.hist.quantile(0.50))
-	r.P99Ms = ms(l.hist.quantile(0.99))
-	r.MeanMs = ms(l.hist.mean())
-	r.MaxMs = ms(time.Duration(l.hist.max))
+	r.P50Ms = ms(l.hist.Quantile(0.50))
+	r.P99Ms = ms(l.hist.Quantile(0.99))
+	r.MeanMs = ms(l.hist.Mean())
+	r.MaxMs = ms(l.hist.Max())
 	r.ChildCPUS = b.child - a.child
 	r.ClientCPUS = b.self - a.self
 	if l.count > 0 {
 		r.CPUPer1000 = r.ChildCPUS / float64(l.count) * 1000
 	}
-	r.HostBusyPct = busyPercent(a.host, b.host)
+	r.HostBusyPct = proc.BusyPercent(a.host, b.host)
 	r.OtherCPUS = otherCPU(a, b)
 	if r.OtherCPUS > busyOtherCores*win {
-		r.OtherTop = topOthers(pa, pb, c.pid(), 3)
+		top, _ := proc.TopOthers(pa, pb, c.Pid(), 3)
+		r.OtherTop = strings.Join(top, ", ")
 	}
 	r.Errors = l.errors.Load()
 	l.errMu.Lock()
@@ -185,7 +190,7 @@ func scenarioWS(ctx context.Context, env *runEnv, c *child) (*loadResult, error)
 	var wg sync.WaitGroup
 	for i, wc := range conns {
 		wg.Go(func() {
-			var h histogram
+			var h hist.Histogram
 			defer l.merge(&h)
 			prefix := "c" + strconv.Itoa(i) + "-"
 			var frame, opb []byte
@@ -213,14 +218,14 @@ func scenarioWS(ctx context.Context, env *runEnv, c *child) (*loadResult, error)
 					return
 				}
 				if l.phase.Load() == phaseMeasure { // completed inside the window
-					h.record(d)
+					h.Record(d)
 				}
 			}
 		})
 	}
 	l.measure(ctx, env, c, r, &wg)
-	if !c.alive() {
-		return r, c.exitError()
+	if !c.Alive() {
+		return r, c.ExitError()
 	}
 	if r.Errors > 0 {
 		return r, fmt.Errorf("%d round trips failed, e.g. %v", r.Errors, r.ErrorSample[0])

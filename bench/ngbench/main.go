@@ -45,6 +45,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/childproc"
 )
 
 // config is the parsed command line.
@@ -270,7 +272,7 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 	t.portMin, t.portMax = cfg.portRange(idx)
 	r.LogPath = t.logPath
 	showLog := func() {
-		logf("log %s, last lines:\n%s", t.logPath, indent(t.logTail(30)))
+		logf("log %s, last lines:\n%s", t.logPath, indent(childproc.LogTail(t.logPath, 30)))
 	}
 
 	var bin string
@@ -295,13 +297,13 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 		return r
 	}
 	defer func() {
-		if err := t.stop(); err != nil {
+		if err := t.Stop(); err != nil {
 			r.fail("%v", err)
 			logf("FAILED: %v (it died during the run)", err)
 			showLog()
 		}
 	}()
-	logf("pid %d, ng %s, media ports %d-%d", t.pid(), t.ngAddr, t.portMin, t.portMax)
+	logf("pid %d, ng %s, media ports %d-%d", t.Pid(), t.ngAddr, t.portMin, t.portMax)
 
 	c, err := newNGClient(t.ngAddr, cfg.ngSockets, cfg.ngTimeout, cfg.ngRetries)
 	if err != nil {
@@ -313,7 +315,7 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 		r.fail("not ready: %v", err)
 		logf("FAILED: not ready: %v", err)
 		showLog()
-		t.stopped = !t.alive() // its death is reported now, not again by stop
+		t.MarkReported() // its death is reported now, not again by Stop
 		return r
 	}
 
@@ -324,7 +326,7 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 		if err != nil {
 			r.fail("(a): %v", err)
 			logf("(a) FAILED: %v", err)
-			if !t.alive() {
+			if !t.Alive() {
 				return r
 			}
 		} else {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"github.com/rtcgate/rtcgate/bench/internal/hist"
 )
 
 // mediaSockets are the generator's few UDP sockets: calls share them (call i
@@ -101,7 +103,7 @@ type recvStats struct {
 	recv, recvWin uint64
 	foreign       uint64 // not one of our packets
 	misrouted     uint64 // one of ours, on the wrong side's socket
-	lat           histogram
+	lat           hist.Histogram
 	errors        uint64
 	firstErr      error
 }
@@ -241,7 +243,7 @@ func (m *mediaLoad) receiver(pc *ipv4.PacketConn, conn *net.UDPConn, dir uint8, 
 			st.recv++
 			if p.sendNs >= m.plan.ws && p.sendNs < m.plan.we {
 				st.recvWin++
-				st.lat.record(time.Duration(now - p.sendNs))
+				st.lat.Record(time.Duration(now - p.sendNs))
 				m.perRecv[p.call*2+uint32(p.dir)].Add(1)
 			}
 		}
@@ -256,7 +258,7 @@ type mediaResult struct {
 	late                         uint64
 	maxLag                       time.Duration
 	silentStreams                int // streams with nothing received in the window
-	lat                          histogram
+	lat                          hist.Histogram
 	firstErr                     error
 }
 
@@ -329,7 +331,7 @@ func (m *mediaLoad) run(ctx context.Context, drain time.Duration, atWS, atWE fun
 		r.recvErrors += s.errors
 		r.foreign += s.foreign
 		r.misrouted += s.misrouted
-		r.lat.merge(&s.lat)
+		r.lat.Merge(&s.lat)
 		if r.firstErr == nil && s.firstErr != nil {
 			r.firstErr = fmt.Errorf("receive: %w", s.firstErr)
 		}

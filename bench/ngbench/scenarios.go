@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/hist"
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
 )
 
 // maxCyclesPerWorker bounds scenario (a) by count as well as by time.
@@ -40,7 +43,7 @@ type aResult struct {
 type aWorkerStats struct {
 	cycles, errors, requests uint64
 	firstErr                 error
-	lat                      histogram
+	lat                      hist.Histogram
 }
 
 // scenarioA runs offer+answer+delete cycles, each with a fresh call-id, from
@@ -61,10 +64,10 @@ func scenarioA(ctx context.Context, t *target, c *ngClient, cfg *config) (*aResu
 		}()
 	}
 	sleepUntilCtx(ctx, ws)
-	s0 := snapCPU(t.pid())
+	s0 := snapCPU(t.Pid())
 	retr1 := c.retransmits.Load()
 	sleepUntilCtx(ctx, we)
-	s1 := snapCPU(t.pid())
+	s1 := snapCPU(t.Pid())
 	retr2 := c.retransmits.Load()
 	wg.Wait()
 	if s0.err != nil || s1.err != nil {
@@ -72,14 +75,14 @@ func scenarioA(ctx context.Context, t *target, c *ngClient, cfg *config) (*aResu
 	}
 
 	r := &aResult{DurationS: time.Duration(dur).Seconds(), Workers: cfg.workers, Retransmits: retr2 - retr1}
-	var lat histogram
+	var lat hist.Histogram
 	var firstErr error
 	for i := range stats {
 		s := &stats[i]
 		r.Cycles += s.cycles
 		r.Errors += s.errors
 		r.Requests += s.requests
-		lat.merge(&s.lat)
+		lat.Merge(&s.lat)
 		if firstErr == nil {
 			firstErr = s.firstErr
 		}
@@ -88,12 +91,12 @@ func scenarioA(ctx context.Context, t *target, c *ngClient, cfg *config) (*aResu
 		r.FirstError = firstErr.Error()
 	}
 	r.CyclesPerS = float64(r.Cycles) / r.DurationS
-	r.P50Ms, r.P99Ms, r.MaxMs = ms(lat.quantile(0.50)), ms(lat.quantile(0.99)), ms(time.Duration(lat.max))
+	r.P50Ms, r.P99Ms, r.MaxMs = ms(lat.Quantile(0.50)), ms(lat.Quantile(0.99)), ms(lat.Max())
 	r.RelayCPUS = s1.relay - s0.relay
 	r.GenCPUS = s1.self - s0.self
-	r.HostBusyPct = busyPercent(s0.host, s1.host)
+	r.HostBusyPct = proc.BusyPercent(s0.host, s1.host)
 	r.OtherCPUS = otherCPUSeconds(s0, s1)
-	r.OtherTop = topOthers(s0, s1, t.pid(), 3)
+	r.OtherTop = topOthers(s0, s1, t.Pid(), 3)
 	r.SnapSkewMs = ms(snapSkew(s0, s1, time.Duration(dur)))
 	if r.RelayCPUS > 0 {
 		r.CyclesPerCPUS = float64(r.Cycles) / r.RelayCPUS
@@ -134,7 +137,7 @@ func aWorker(ctx context.Context, c *ngClient, w int, ws, we int64, st *aWorkerS
 		rec := func(lat time.Duration) {
 			if inWin {
 				st.requests++
-				st.lat.record(lat)
+				st.lat.Record(lat)
 			}
 		}
 		sdp, lat, err := c.offer(ctx, callID, ft, callerSDP)
@@ -274,7 +277,7 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 	// Delete every call we tried, whatever happens below: a half-set-up
 	// call still holds relay ports.
 	defer func() {
-		if ctx.Err() != nil || !t.alive() {
+		if ctx.Err() != nil || !t.Alive() {
 			return // interrupted, or nobody left to answer: the relay is stopped next anyway
 		}
 		var delErrs atomic.Int64
@@ -317,7 +320,7 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 		},
 	}
 	var s0, s1 cpuSnap
-	res := m.run(ctx, cfg.drain, func() { s0 = snapCPU(t.pid()) }, func() { s1 = snapCPU(t.pid()) })
+	res := m.run(ctx, cfg.drain, func() { s0 = snapCPU(t.Pid()) }, func() { s1 = snapCPU(t.Pid()) })
 	if s0.err != nil || s1.err != nil {
 		return r, fmt.Errorf("reading CPU counters: %v", errors.Join(s0.err, s1.err))
 	}
@@ -327,12 +330,12 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 		r.LossPct = 100 * float64(r.Lost) / float64(res.sentWin)
 	}
 	r.SentTotal, r.ReceivedTotal = res.sent, res.recv
-	r.P50Ms, r.P99Ms, r.MaxMs = ms(res.lat.quantile(0.50)), ms(res.lat.quantile(0.99)), ms(time.Duration(res.lat.max))
+	r.P50Ms, r.P99Ms, r.MaxMs = ms(res.lat.Quantile(0.50)), ms(res.lat.Quantile(0.99)), ms(res.lat.Max())
 	r.RelayCPUS = s1.relay - s0.relay
 	r.GenCPUS = s1.self - s0.self
-	r.HostBusyPct = busyPercent(s0.host, s1.host)
+	r.HostBusyPct = proc.BusyPercent(s0.host, s1.host)
 	r.OtherCPUS = otherCPUSeconds(s0, s1)
-	r.OtherTop = topOthers(s0, s1, t.pid(), 3)
+	r.OtherTop = topOthers(s0, s1, t.Pid(), 3)
 	r.SnapSkewMs = ms(snapSkew(s0, s1, cfg.durationB))
 	if res.recvWin > 0 {
 		r.CPUSPer1M = r.RelayCPUS / float64(res.recvWin) * 1e6

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,23 +9,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/childproc"
 )
 
 // target is one relay under test, running as our child process with its
-// stdout and stderr in a log file.
+// stdout and stderr in a log file; Process is nil until it is started.
 type target struct {
+	*childproc.Process
 	name             string
 	ngAddr           string
 	portMin, portMax int
 	logPath          string
-
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when the process has been reaped
-	waitErr error         // valid after exited is closed
-	stopped bool          // we asked it to stop; an exit before that is a crash
 }
 
 // freeUDPPort asks the kernel for a free loopback UDP port for an ng
@@ -96,53 +91,12 @@ func buildRtcgate(ctx context.Context, src, dir, logPath string) (string, error)
 
 // startTarget starts bin with args, output appended to t.logPath.
 func startTarget(t *target, bin string, args []string) error {
-	logf, err := os.OpenFile(t.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := childproc.Start(bin, args, childproc.Options{Name: t.name, LogPath: t.logPath, Append: true})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logf, "$ %s %s\n", bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Own process group: a Ctrl-C in the terminal reaches only us, and
-		// we stop the relay in order. Pdeathsig: if we die anyway, so does
-		// the relay, instead of holding its ports.
-		Setpgid:   true,
-		Pdeathsig: syscall.SIGKILL,
-	}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", bin, err)
-	}
-	t.cmd = cmd
-	t.exited = make(chan struct{})
-	go func() {
-		t.waitErr = cmd.Wait()
-		logf.Close()
-		close(t.exited)
-	}()
+	t.Process = p
 	return nil
-}
-
-func (t *target) pid() int { return t.cmd.Process.Pid }
-
-// alive reports whether the process is still running.
-func (t *target) alive() bool {
-	select {
-	case <-t.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// exitError describes how the process ended, for a process that should
-// still be running.
-func (t *target) exitError() error {
-	if t.waitErr != nil {
-		return fmt.Errorf("%s exited: %w", t.name, t.waitErr)
-	}
-	return fmt.Errorf("%s exited with status 0", t.name)
 }
 
 // waitReady pings until the relay answers pong, the process dies, or the
@@ -152,8 +106,8 @@ func (t *target) waitReady(ctx context.Context, c *ngClient, limit time.Duration
 	defer cancel()
 	var last error
 	for {
-		if !t.alive() {
-			return t.exitError()
+		if !t.Alive() {
+			return t.ExitError()
 		}
 		pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		_, _, err := c.do(pctx, map[string]any{"command": "ping"})
@@ -170,51 +124,8 @@ func (t *target) waitReady(ctx context.Context, c *ngClient, limit time.Duration
 				last = errors.New("no reply")
 			}
 			return fmt.Errorf("no pong from %s within %v: %w", t.ngAddr, limit, last)
-		case <-t.exited:
+		case <-t.Exited():
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// stop ends the process: SIGTERM, then SIGKILL if it has not exited within
-// five seconds. It returns an error if the process had died on its own.
-func (t *target) stop() error {
-	if t.cmd == nil {
-		return nil
-	}
-	if !t.alive() {
-		if t.stopped {
-			return nil
-		}
-		t.stopped = true
-		// Clean up anything the dead leader left in its group.
-		_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
-		return t.exitError()
-	}
-	t.stopped = true
-	// The whole process group (ours alone, from Setpgid), so that a
-	// wrapper script's children go too.
-	pgid := -t.cmd.Process.Pid
-	_ = syscall.Kill(pgid, syscall.SIGTERM)
-	select {
-	case <-t.exited:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(pgid, syscall.SIGKILL)
-		<-t.exited
-	}
-	return nil
-}
-
-// logTail returns the last n lines of the target's log.
-func (t *target) logTail(n int) string {
-	b, err := os.ReadFile(t.logPath)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	b = bytes.TrimRight(b, "\n")
-	lines := bytes.Split(b, []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }

@@ -39,7 +39,8 @@ type Hub struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	closed   bool
-	fallback *bindings // HTTP fallback connections
+	fallback *bindings  // HTTP fallback connections
+	ready    *readiness // idle WebSockets, read only when bytes arrive
 
 	sessionsGauge prometheus.Gauge
 	framesIn      prometheus.Counter
@@ -56,13 +57,22 @@ func NewHub(opts Options, app App) *Hub {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 1000
 	}
-	return &Hub{opts: opts, app: app, log: opts.Log, sessions: map[string]*Session{}, fallback: newBindings(),
+	h := &Hub{opts: opts, app: app, log: opts.Log, sessions: map[string]*Session{}, fallback: newBindings(),
 		sessionsGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rtcgate_client_sessions", Help: "Client sessions, attached or waiting for a resume."}),
 		framesIn:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_received_total", Help: "Frames received from clients."}),
 		framesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_sent_total", Help: "Frames queued for clients."}),
 		closedTotal:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rtcgate_client_sessions_closed_total", Help: "Client sessions ended, by reason."}, []string{"reason"}),
 		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_connections_rejected_total", Help: "Connections refused at client-max-connections."}),
 	}
+	if rd, err := newReadiness(); err != nil {
+		// Without epoll every WebSocket keeps a reading goroutine: slower
+		// to scale, the same behaviour.
+		h.log.Warn("client: no readiness set; one goroutine per WebSocket", "err", err)
+	} else {
+		h.ready = rd
+		go rd.run()
+	}
+	return h
 }
 
 // Collectors are the hub's metrics.
@@ -269,7 +279,7 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 		// unanswered) is gone: drop the socket, keep the session for a
 		// resume.
 		if ws != nil && h.opts.Keepalive > 0 && silentFor > 3*h.opts.Keepalive {
-			go ws.Close(websocket.StatusGoingAway, "keep-alive timeout")
+			go ws.close(websocket.StatusGoingAway, "keep-alive timeout")
 			continue
 		}
 		// A detached session, or an HTTP one whose client stopped asking,
@@ -296,5 +306,8 @@ func (h *Hub) Close() {
 	sort.Slice(all, func(i, j int) bool { return all[i].Created.Before(all[j].Created) })
 	for _, s := range all {
 		s.Close("shutdown")
+	}
+	if h.ready != nil {
+		h.ready.close()
 	}
 }

@@ -39,8 +39,9 @@ type Session struct {
 	// WebSocket push: the attached socket, and whether a flush goroutine
 	// runs. A flush goroutine exists only while there is something to
 	// write, so an idle WebSocket session costs its one reading goroutine.
-	ws       *websocket.Conn
+	ws       *wsConn
 	flushing bool
+	handling bool // the reader runs a frame and flushes after it
 }
 
 type queued struct {
@@ -170,7 +171,7 @@ func (s *Session) attach(kind string, now time.Time) uint64 {
 	if s.ws != nil {
 		old := s.ws
 		s.ws = nil
-		go old.Close(closeResumedElsewhere, "session resumed on another connection")
+		go old.close(closeResumedElsewhere, "session resumed on another connection")
 	}
 	s.attachGen++
 	s.transport = kind
@@ -193,7 +194,7 @@ func (s *Session) detach(gen uint64, now time.Time) {
 
 // attachWebSocket makes c the session's transport and starts pushing what
 // is pending.
-func (s *Session) attachWebSocket(c *websocket.Conn, now time.Time) uint64 {
+func (s *Session) attachWebSocket(c *wsConn, now time.Time) uint64 {
 	gen := s.attach("websocket", now)
 	s.mu.Lock()
 	s.ws = c
@@ -205,16 +206,36 @@ func (s *Session) attachWebSocket(c *websocket.Conn, now time.Time) uint64 {
 // kickLocked starts a flush when a WebSocket is attached, something is to
 // be written (or the session closed) and no flush runs; s.mu is held.
 func (s *Session) kickLocked() {
-	if s.ws != nil && !s.flushing && (len(s.outbox) > 0 || s.closed) {
+	if s.ws != nil && !s.flushing && !s.handling && (len(s.outbox) > 0 || s.closed) {
 		s.flushing = true
 		go s.flush(s.ws)
+	}
+}
+
+// handleFrame runs a frame from the WebSocket's reader and then writes the
+// replies on that same goroutine: a request/response costs no extra
+// goroutine (and no stack growth of a fresh one) per frame.
+func (s *Session) handleFrame(ctx context.Context, c *wsConn, data []byte) {
+	s.mu.Lock()
+	s.handling = true
+	s.mu.Unlock()
+	c.h.handle(ctx, s, data)
+	s.mu.Lock()
+	s.handling = false
+	run := s.ws == c && !s.flushing && (len(s.outbox) > 0 || s.closed)
+	if run {
+		s.flushing = true
+	}
+	s.mu.Unlock()
+	if run {
+		s.flush(c)
 	}
 }
 
 // flush writes pending frames to c in order until none are left. Over a
 // WebSocket a frame counts as delivered once written: TCP brings it unless
 // the connection dies, and then the client resumes with the ack it has.
-func (s *Session) flush(c *websocket.Conn) {
+func (s *Session) flush(c *wsConn) {
 	for {
 		s.mu.Lock()
 		if s.ws != c {
@@ -228,7 +249,7 @@ func (s *Session) flush(c *websocket.Conn) {
 			s.flushing = false
 			s.mu.Unlock()
 			if closed {
-				c.Close(websocket.StatusNormalClosure, "session closed")
+				c.close(websocket.StatusNormalClosure, "session closed")
 			}
 			return
 		}
@@ -241,7 +262,7 @@ func (s *Session) flush(c *websocket.Conn) {
 				s.mu.Lock()
 				s.flushing = false
 				s.mu.Unlock()
-				c.CloseNow()
+				c.closeNow()
 				return
 			}
 			s.ack(f.seq)

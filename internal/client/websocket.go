@@ -3,13 +3,13 @@ package client
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -30,7 +30,8 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	c, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	c, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the Origin was checked above, with our own patterns
 		CompressionMode:    websocket.CompressionDisabled,
 	})
@@ -50,29 +51,26 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.Close(websocket.StatusTryAgainLater, "too many connections (client-max-connections)")
 		return
 	}
-	gen := s.attachWebSocket(c, time.Now())
-	// Read on a goroutine of our own and let the handler return: net/http
-	// then frees the request and its connection state, about 2.5 KiB per
-	// held session (clientbench).
-	go h.readWebSocket(c, s, gen)
-}
-
-// readWebSocket runs the session's frames until the WebSocket ends.
-func (h *Hub) readWebSocket(c *websocket.Conn, s *Session, gen uint64) {
-	ctx := context.Background()
-	for {
-		typ, data, err := c.Read(ctx)
-		if err != nil {
-			break
-		}
-		if typ != websocket.MessageText {
-			s.Fail("unknown", "binary frames are not part of the protocol")
-			continue
-		}
-		h.handle(ctx, s, data)
+	ws := &wsConn{Conn: c, h: h, s: s, br: sb.br, nc: sb.conn}
+	if sc, ok := sb.conn.(syscall.Conn); ok && h.ready != nil {
+		ws.raw, _ = sc.SyscallConn()
 	}
-	s.detach(gen, time.Now())
-	c.CloseNow()
+	ws.gen = s.attachWebSocket(ws, time.Now())
+	// The handler returns either way, so that net/http frees the request
+	// and its connection state (about 2.5 KiB per held session).
+	if ws.raw != nil {
+		if err := h.ready.add(ws); err == nil {
+			// A first frame that came with the handshake is already off
+			// the socket: it will not signal it.
+			if sb.early > 0 && ws.reading.CompareAndSwap(false, true) {
+				go ws.read()
+			}
+			return
+		}
+		ws.raw = nil
+	}
+	ws.reading.Store(true)
+	go ws.read() // TLS, or no readiness set: a goroutine reads for good
 }
 
 // resume finds a session for a returning client, checking its token in
@@ -114,11 +112,14 @@ func remoteIP(r *http.Request) string {
 // straight through, so only syscall counts change, and only for big frames.
 type smallBuffers struct {
 	http.ResponseWriter
+	conn  net.Conn      // the hijacked connection
+	br    *bufio.Reader // the reader handed to the library
+	early int           // bytes the client sent with its handshake
 }
 
 const hijackedBufferSize = 512
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("client: response cannot be hijacked")
@@ -144,5 +145,6 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
+	w.conn, w.br, w.early = conn, br, len(early)
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, hijackedBufferSize)), nil
 }
