@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 	"golang.org/x/sys/unix"
+
+	"github.com/rtcgate/rtcgate/internal/epoll"
 )
 
 // wsConn is an attached WebSocket. While it is idle nothing reads it: the
@@ -109,13 +110,9 @@ func (w *wsConn) waitReadable(d time.Duration) bool {
 	return ready
 }
 
-// readiness is an epoll set over idle WebSockets. Like the media relay's
-// loops it parks on Go's netpoller through the epoll descriptor instead of
-// blocking a thread in epoll_wait.
+// readiness is an epoll set over idle WebSockets.
 type readiness struct {
-	epfd int
-	file *os.File
-	rc   syscall.RawConn
+	set *epoll.Set
 
 	mu    sync.Mutex
 	slots []*wsConn
@@ -124,21 +121,11 @@ type readiness struct {
 }
 
 func newReadiness() (*readiness, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := epoll.New()
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil, err
-	}
-	f := os.NewFile(uintptr(epfd), "client-readiness")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &readiness{epfd: epfd, file: f, rc: rc}, nil
+	return &readiness{set: set}, nil
 }
 
 // add registers a connection.
@@ -165,9 +152,7 @@ func (rd *readiness) add(w *wsConn) error {
 func (rd *readiness) arm(w *wsConn, op int) error {
 	var armErr error
 	err := w.raw.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
-		*(*uint64)(unsafe.Pointer(&ev.Fd)) = w.key
-		armErr = unix.EpollCtl(rd.epfd, op, int(fd), &ev)
+		armErr = rd.set.Ctl(op, int(fd), unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLONESHOT, w.key)
 	})
 	if err != nil {
 		return err
@@ -196,21 +181,12 @@ func (rd *readiness) release(w *wsConn) {
 func (rd *readiness) run() {
 	events := make([]unix.EpollEvent, 128)
 	for {
-		n := 0
-		err := rd.rc.Read(func(uintptr) bool {
-			r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(rd.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-			if errno != 0 {
-				n = 0
-			} else {
-				n = int(r)
-			}
-			return n > 0
-		})
+		n, err := rd.set.Wait(events)
 		if err != nil {
 			return
 		}
 		for i := 0; i < n; i++ {
-			key := *(*uint64)(unsafe.Pointer(&events[i].Fd))
+			key := epoll.Data(&events[i])
 			slot, gen := uint32(key), uint32(key>>32)
 			rd.mu.Lock()
 			var w *wsConn
@@ -225,4 +201,4 @@ func (rd *readiness) run() {
 	}
 }
 
-func (rd *readiness) close() { rd.file.Close() }
+func (rd *readiness) close() { rd.set.Close() }

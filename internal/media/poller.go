@@ -2,13 +2,13 @@ package media
 
 import (
 	"net/netip"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtcgate/rtcgate/internal/epoll"
 )
 
 // poller is one relay thread: an epoll set over the sockets of the calls
@@ -22,16 +22,12 @@ import (
 // scheduler's thread wake-ups: epoll is level-triggered and one epoll_wait
 // serves every ready socket.
 //
-// The loop never blocks in epoll_wait itself: it polls with a zero timeout
-// and, when nothing is ready, parks on the epoll descriptor through Go's own
-// netpoller (an epoll set is itself pollable). A goroutine blocked in a
-// system call would keep Go's sysmon thread waking every 20 µs to hand its P
-// on, which measured as a sixth of the relay's CPU.
+// The loop never blocks a thread in epoll_wait (see package epoll): with a
+// goroutine blocked in a system call, Go's sysmon woke every 20 µs, which
+// measured as a sixth of the relay's CPU.
 type poller struct {
-	epfd   int
-	epFile *os.File        // epfd, as Go's netpoller sees it
-	epConn syscall.RawConn // to park on epfd until it has events
-	wakefd int             // eventfd: signalling asks the loop to look at retired sockets
+	set    *epoll.Set
+	wakefd int // eventfd: signalling asks the loop to look at retired sockets
 
 	mu      sync.Mutex
 	slots   []*stream // epoll data is the slot index
@@ -55,35 +51,21 @@ const (
 )
 
 func newPoller() (*poller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := epoll.New()
 	if err != nil {
 		return nil, err
 	}
 	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		unix.Close(epfd)
+		set.Close()
 		return nil, err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1} // reads back as wakeSlot
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
-		unix.Close(epfd)
+	if err := set.Ctl(unix.EPOLL_CTL_ADD, wakefd, unix.EPOLLIN, uint64(wakeSlot)); err != nil {
+		set.Close()
 		unix.Close(wakefd)
 		return nil, err
 	}
-	// Nonblocking, so that os.NewFile hands it to the runtime poller.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(wakefd)
-		return nil, err
-	}
-	f := os.NewFile(uintptr(epfd), "relay-epoll")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		unix.Close(wakefd)
-		return nil, err
-	}
-	return &poller{epfd: epfd, epFile: f, epConn: rc, wakefd: wakefd, done: make(chan struct{})}, nil
+	return &poller{set: set, wakefd: wakefd, done: make(chan struct{})}, nil
 }
 
 // add registers a side's two sockets.
@@ -100,10 +82,7 @@ func (p *poller) add(sd *side) error {
 		}
 		p.mu.Unlock()
 		s.slot = slot
-		// The slot travels in the event's Fd field (a 32-bit slot of the
-		// kernel's 64-bit epoll data).
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(slot)}
-		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		if err := p.set.Ctl(unix.EPOLL_CTL_ADD, s.fd, unix.EPOLLIN, uint64(slot)); err != nil {
 			return err
 		}
 	}
@@ -133,7 +112,7 @@ func (p *poller) stop() {
 	p.mu.Unlock()
 	p.wake()
 	<-p.done
-	p.epFile.Close()
+	p.set.Close()
 	unix.Close(p.wakefd)
 }
 
@@ -144,17 +123,13 @@ func (p *poller) run() {
 	buf := make([]byte, readBufSize)
 	var from unix.RawSockaddrInet6
 	for {
-		n := 0
-		err := p.epConn.Read(func(uintptr) bool {
-			n = epollWaitNow(p.epfd, events)
-			return n > 0 // nothing ready: park until epfd is readable
-		})
+		n, err := p.set.Wait(events)
 		if err != nil {
 			return
 		}
 		now := time.Now().UnixNano()
 		for i := 0; i < n; i++ {
-			slot := uint32(events[i].Fd)
+			slot := uint32(epoll.Data(&events[i]))
 			if slot == wakeSlot {
 				var b [8]byte
 				unix.Read(p.wakefd, b[:])
@@ -187,7 +162,7 @@ func (p *poller) cleanup() bool {
 	p.mu.Unlock()
 	for _, r := range retired {
 		for _, s := range []*stream{r.rtp, r.rtcp} {
-			unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+			p.set.Ctl(unix.EPOLL_CTL_DEL, s.fd, 0, 0)
 			unix.Close(s.fd)
 		}
 		r.pair.release()
@@ -200,15 +175,6 @@ func (p *poller) cleanup() bool {
 		p.mu.Unlock()
 	}
 	return stopped
-}
-
-// epollWaitNow collects the ready events without blocking.
-func epollWaitNow(epfd int, events []unix.EpollEvent) int {
-	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return 0
-	}
-	return int(r)
 }
 
 // readOne reads one datagram (epoll is level-triggered: more waiting ones
