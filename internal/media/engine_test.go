@@ -358,3 +358,40 @@ func FuzzOffer(f *testing.F) {
 		}
 	})
 }
+
+// TestDirectionAndAdvertisedAddress: direction picks the interface facing
+// each party; an interface's advertised address is what its SDP shows.
+func TestDirectionAndAdvertisedAddress(t *testing.T) {
+	base := int(portBase.Add(20)) - 20
+	e, err := New(Config{
+		Interfaces: []config.Interface{
+			{Name: "internal", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}},
+			{Name: "external", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}, Advertised: netip.MustParseAddr("203.0.113.9")},
+		},
+		PortMin: base, PortMax: base + 19,
+		Live: config.NewLive(config.Defaults()), Stats: stats.New(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	toB := mustOK(t)(e.Offer(&Request{CallID: "d", FromTag: "a", SDP: sdpFor(5000), Direction: [2]string{"internal", "external"}}))
+	if !strings.Contains(toB, "c=IN IP4 203.0.113.9\r\n") {
+		t.Errorf("offer towards external shows:\n%s", toB)
+	}
+	toA := mustOK(t)(e.Answer(&Request{CallID: "d", FromTag: "a", ToTag: "b", SDP: sdpFor(6000)}))
+	if !strings.Contains(toA, "c=IN IP4 127.0.0.1\r\n") {
+		t.Errorf("answer towards internal shows:\n%s", toA)
+	}
+	info, err := e.Query("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Tags[1].Medias[0].Streams[0].Local.Addr().String(); got != "127.0.0.2" {
+		t.Errorf("external side bound on %s, want 127.0.0.2", got)
+	}
+	// The default interface is the first configured.
+	if got := mustOK(t)(e.Offer(&Request{CallID: "x", FromTag: "a", SDP: sdpFor(5000)})); !strings.Contains(got, "c=IN IP4 127.0.0.1\r\n") {
+		t.Errorf("default interface:\n%s", got)
+	}
+}
