@@ -445,3 +445,42 @@ func TestClientTLS(t *testing.T) {
 		t.Errorf("shim over https = %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
+
+// TestAppsAndAppKey: apps come from the configuration file, change through
+// the CLI, persist beside the configuration across a restart, and a client
+// naming an unknown appKey is refused.
+func TestAppsAndAppKey(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: http://127.0.0.1:9/EchoApp\n    methods: [connect, ConnectionStatusEvent]\n"), 0o600)
+	r := start(t, append(ephemeral, "--config", cfgFile)...)
+	base := "http://" + r.addr(t, "listen-http")
+	ctl := func(args ...string) string {
+		out, _, _ := runCmd(t, 20*time.Second, binary, append([]string{"ctl", "--url", base}, args...)...)
+		return out
+	}
+	contains(t, "show apps", ctl("show", "apps"), "EchoApp", "echoKey", "defaultApp")
+	if got := ctl("add", "app", "-p", "pw", "Other", "otherKey", "http://127.0.0.1:9/Other"); got != "App Other added\n" {
+		t.Fatalf("add app = %q", got)
+	}
+
+	ws := dialWS(t, "ws://"+r.addr(t, "listen-client")+"/", nil)
+	if reply := wsExchange(t, ws, `{"message":"connection","data":[{"appKey":"noSuchKey"}]}`); !strings.Contains(reply, `"fail"`) || !strings.Contains(reply, "unknown appKey") {
+		t.Fatalf("unknown appKey = %s", reply)
+	}
+	ws2 := dialWS(t, "ws://"+r.addr(t, "listen-client")+"/", nil)
+	if reply := wsExchange(t, ws2, `{"message":"connection","data":[{"appKey":"otherKey"}]}`); !strings.Contains(reply, `"getUserData"`) {
+		t.Fatalf("added app's key = %s", reply)
+	}
+	r.stop(t, syscall.SIGTERM)
+
+	if _, err := os.Stat(filepath.Join(dir, "rtcgate-state.json")); err != nil {
+		t.Fatalf("no state file beside the configuration: %v", err)
+	}
+	r2 := start(t, append(ephemeral, "--config", cfgFile)...)
+	out, _, _ := runCmd(t, 20*time.Second, binary, "ctl", "--url", "http://"+r2.addr(t, "listen-http"), "show", "apps")
+	contains(t, "show apps after restart", out, "Other", "otherKey", "EchoApp")
+	if strings.Contains(out, "pw") {
+		t.Errorf("show apps prints a password:\n%s", out)
+	}
+}

@@ -139,8 +139,10 @@ func (r *Registry) resolve(words []string) (n *node, args []string, ok bool) {
 func (r *Registry) call(ctx context.Context, n *node, args []string, line string, w io.Writer) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.log.Error("cli command failed", "command", line, "panic", p)
-			fmt.Fprintf(w, "Internal error running %q\n", strings.Join(strings.Fields(line), " "))
+			// Only the command's path: its arguments may hold secrets
+			// (add app -p …).
+			r.log.Error("cli command failed", "command", commandPath(line), "panic", p)
+			fmt.Fprintf(w, "Internal error running %q\n", commandPath(line))
 		}
 	}()
 	n.run(ctx, args, w)
@@ -184,4 +186,11 @@ func (r *Registry) usage(_ context.Context, _ []string, w io.Writer) {
 	for _, l := range lines {
 		fmt.Fprintf(w, "%-40s: %s\n", l.cmd, l.help)
 	}
+}
+
+// commandPath is the first two words of a command line: enough to say which
+// command, never its arguments.
+func commandPath(line string) string {
+	words := strings.Fields(line)
+	return strings.Join(words[:min(2, len(words))], " ")
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -61,11 +62,25 @@ type Config struct {
 	ClientMaxFrame        int        `yaml:"client-max-frame"`
 	ClientMaxPending      int        `yaml:"client-max-pending"`
 
+	Apps      []AppConfig `yaml:"apps"`
+	StateFile string      `yaml:"state-file"`
+
 	ControlMaxMessage     int      `yaml:"control-max-message"`
 	ControlTimeout        Duration `yaml:"control-timeout"`
 	ControlMaxConnections int      `yaml:"control-max-connections"`
 	ShutdownTimeout       Duration `yaml:"shutdown-timeout"`
 	Pprof                 bool     `yaml:"pprof"`
+}
+
+// AppConfig is one backend app (see the hooks package): its REST URL gets a
+// POST for every method it enables.
+type AppConfig struct {
+	Name     string   `yaml:"name"`
+	Key      string   `yaml:"key"`
+	URL      string   `yaml:"url"`
+	Methods  []string `yaml:"methods"`
+	User     string   `yaml:"user"`
+	Password string   `yaml:"password"`
 }
 
 // Error is a configuration problem tied to one key. Callers exit with status
@@ -187,6 +202,10 @@ func Load(path string, environ []string, overrides []Override) (*Config, error) 
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	// The state file sits beside the configuration file.
+	if path != "" && c.StateFile != "" && !filepath.IsAbs(c.StateFile) {
+		c.StateFile = filepath.Join(filepath.Dir(path), c.StateFile)
 	}
 	return c, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/client"
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/control"
+	"github.com/rtcgate/rtcgate/internal/hooks"
 	"github.com/rtcgate/rtcgate/internal/logging"
 	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/metrics"
@@ -58,6 +59,7 @@ type Daemon struct {
 	Media   *media.Engine
 	NG      *ng.Dispatcher
 	Clients *client.Hub
+	Apps    *hooks.Apps
 	client  *client.Server
 
 	ngConn  *net.UDPConn
@@ -128,12 +130,23 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	d.NG.RegisterTotals(d.Stats)
 	d.Metrics.MustRegister(d.NG.Collectors()...)
 
+	var appConfigs []hooks.App
+	for _, a := range cfg.Apps {
+		appConfigs = append(appConfigs, hooks.App{Name: a.Name, Key: a.Key, URL: a.URL, Methods: a.Methods, User: a.User, Password: a.Password})
+	}
+	apps, err := hooks.NewApps(appConfigs, cfg.StateFile)
+	if err != nil {
+		return nil, &config.Error{Key: "apps", Msg: err.Error()}
+	}
+	d.Apps = apps
+	d.Apps.RegisterCLI(d.CLI)
+
 	d.Clients = client.NewHub(client.Options{
 		MaxFrame: cfg.ClientMaxFrame, IdleTimeout: cfg.ClientIdleTimeout.D(), Keepalive: cfg.ClientKeepalive.D(),
 		SyncWait: cfg.ClientSyncWait.D(), MaxConnections: cfg.ClientMaxConnections, Strategy: cfg.ClientOnMaxConnection,
 		MaxPending: cfg.ClientMaxPending, Origins: cfg.ClientAllowedOrigins,
 		Log: logs.Logger("client", "Client sessions: WebSocket and HTTP fallback"),
-	}, client.DefaultApp{})
+	}, &hooks.Gateway{Apps: d.Apps, Next: client.DefaultApp{}})
 	d.client = client.NewServer(d.Clients)
 	d.Metrics.MustRegister(d.Clients.Collectors()...)
 	return d, nil
