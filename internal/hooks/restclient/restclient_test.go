@@ -1,0 +1,754 @@
+package restclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// ---- private PKI ----
+
+type pki struct {
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	caFile string
+	dir    string
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "rtcgate test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p := &pki{caCert: cert, caKey: key, dir: t.TempDir()}
+	p.caFile = filepath.Join(p.dir, "ca.pem")
+	writePEM(t, p.caFile, "CERTIFICATE", der)
+	return p
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var serial atomic.Int64
+
+// leaf issues a certificate; ips/dns are the SANs. It returns the tls pair
+// and the paths of its PEM files.
+func (p *pki) leaf(t *testing.T, usage x509.ExtKeyUsage, dns []string, ips []net.IP) (tls.Certificate, string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(100 + serial.Add(1)),
+		Subject:      pkix.Name{CommonName: "leaf"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		DNSNames:     dns,
+		IPAddresses:  ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := strconv.FormatInt(serial.Load(), 10)
+	cf, kf := filepath.Join(p.dir, "c"+n+".pem"), filepath.Join(p.dir, "k"+n+".pem")
+	writePEM(t, cf, "CERTIFICATE", der)
+	writePEM(t, kf, "EC PRIVATE KEY", kder)
+	pair, err := tls.LoadX509KeyPair(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair, cf, kf
+}
+
+func tlsServer(t *testing.T, cert tls.Certificate, h http.Handler, cfg func(*tls.Config)) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(h)
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	if cfg != nil {
+		cfg(s.TLS)
+	}
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// ---- helpers ----
+
+func newClient(t *testing.T, o Options) *Client {
+	t.Helper()
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func opts() Options {
+	o := DefaultOptions()
+	o.Log = slog.New(slog.DiscardHandler)
+	return o
+}
+
+func okHandler(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	w.Write([]byte(`{"ok":true}`))
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// ---- plain HTTP ----
+
+func TestOKWithBody(t *testing.T) {
+	var gotCT, gotBody string
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotCT = r.Header.Get("Content-Type")
+		b, _ := io.ReadAll(r.Body)
+		gotBody = r.Method + " " + string(b)
+		w.Write([]byte(`{"status":"ok"}`))
+	}))
+	defer s.Close()
+	c := newClient(t, opts())
+	resp := c.Do(context.Background(), Request{URL: s.URL + "/connect", Body: []byte(`{"a":1}`)})
+	if resp.Err != nil || resp.Status != 200 || string(resp.Body) != `{"status":"ok"}` {
+		t.Fatalf("resp = %+v", resp)
+	}
+	if gotCT != "application/json" || gotBody != `POST {"a":1}` {
+		t.Fatalf("server saw %q %q", gotCT, gotBody)
+	}
+	if resp.Duration <= 0 {
+		t.Fatal("no duration")
+	}
+}
+
+func TestStatus500PassedThrough(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "nope", 500)
+	}))
+	defer s.Close()
+	resp := newClient(t, opts()).Do(context.Background(), Request{URL: s.URL})
+	if resp.Status != 500 || resp.Err != nil || !strings.Contains(string(resp.Body), "nope") {
+		t.Fatalf("resp = %+v", resp)
+	}
+}
+
+func TestConnectionRefusedStatus0(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := time.Now()
+	resp := newClient(t, opts()).Do(context.Background(), Request{URL: "http://" + addr + "/"})
+	if resp.Status != 0 || resp.Err == nil {
+		t.Fatalf("resp = %+v", resp)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("refused took %v", d)
+	}
+}
+
+func TestTotalTimeoutStatus0(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // simulate a stuck backend
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer s.Close()
+	o := opts()
+	o.Timeout = 200 * time.Millisecond
+	start := time.Now()
+	resp := newClient(t, o).Do(context.Background(), Request{URL: s.URL})
+	d := time.Since(start)
+	if resp.Status != 0 || !errors.Is(resp.Err, context.DeadlineExceeded) {
+		t.Fatalf("resp = %+v", resp)
+	}
+	if d < 150*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("timeout took %v", d)
+	}
+}
+
+// A listener that accepts TCP but never speaks TLS: the handshake must be
+// bounded by ConnectTimeout, not by the longer total Timeout.
+func TestConnectTimeoutCoversHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	var mu sync.Mutex
+	var held []net.Conn
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		ln.Close()
+		conns.Wait()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	o := opts()
+	o.ConnectTimeout = 200 * time.Millisecond
+	o.Timeout = 10 * time.Second
+	start := time.Now()
+	resp := newClient(t, o).Do(context.Background(), Request{URL: "https://" + ln.Addr().String() + "/"})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("handshake timeout took %v", d)
+	}
+	if resp.Status != 0 || resp.Err == nil {
+		t.Fatalf("resp = %+v", resp)
+	}
+}
+
+func TestBodyBound(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(202)
+		w.Write(bytes.Repeat([]byte("x"), 100))
+	}))
+	defer s.Close()
+	o := opts()
+	o.MaxResponseBody = 10
+	resp := newClient(t, o).Do(context.Background(), Request{URL: s.URL})
+	if resp.Status != 202 || !errors.Is(resp.Err, ErrBodyTooLarge) || len(resp.Body) != 10 {
+		t.Fatalf("resp = %+v", resp)
+	}
+}
+
+func TestNoRedirectFollow(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://example.invalid/", http.StatusFound)
+	}))
+	defer s.Close()
+	resp := newClient(t, opts()).Do(context.Background(), Request{URL: s.URL})
+	if resp.Status != http.StatusFound || resp.Err != nil {
+		t.Fatalf("resp = %+v", resp)
+	}
+}
+
+// ---- TLS ----
+
+func TestTLS(t *testing.T) {
+	p := newPKI(t)
+	good, _, _ := p.leaf(t, x509.ExtKeyUsageServerAuth, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	other, _, _ := p.leaf(t, x509.ExtKeyUsageServerAuth, []string{"other.example"}, nil)
+	sGood := tlsServer(t, good, http.HandlerFunc(okHandler), nil)
+	sOther := tlsServer(t, other, http.HandlerFunc(okHandler), nil)
+
+	caDir := t.TempDir()
+	caBytes, _ := os.ReadFile(p.caFile)
+	os.WriteFile(filepath.Join(caDir, "ca.crt"), caBytes, 0o600)
+	os.WriteFile(filepath.Join(caDir, "README"), []byte("not a cert"), 0o600)
+
+	cases := []struct {
+		name       string
+		url        string
+		mod        func(*Options)
+		ok         bool
+		errContain string
+	}{
+		{"CAPath file", sGood.URL, func(o *Options) { o.CAPath = p.caFile }, true, ""},
+		{"CAPath dir", sGood.URL, func(o *Options) { o.CAPath = caDir }, true, ""},
+		{"system pool only", sGood.URL, func(o *Options) {}, false, "certificate"},
+		{"VerifyPeer false", sGood.URL, func(o *Options) { o.VerifyPeer = false }, true, ""},
+		{"wrong name VerifyHost true", sOther.URL, func(o *Options) { o.CAPath = p.caFile }, false, "certificate"},
+		{"wrong name VerifyHost false", sOther.URL, func(o *Options) { o.CAPath = p.caFile; o.VerifyHost = false }, true, ""},
+		{"VerifyHost false still checks chain", sOther.URL, func(o *Options) { o.VerifyHost = false }, false, "certificate"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opts()
+			tc.mod(&o)
+			resp := newClient(t, o).Do(context.Background(), Request{URL: tc.url})
+			if tc.ok {
+				if resp.Err != nil || resp.Status != 200 {
+					t.Fatalf("resp = %+v", resp)
+				}
+				return
+			}
+			if resp.Status != 0 || resp.Err == nil || !strings.Contains(resp.Err.Error(), tc.errContain) {
+				t.Fatalf("resp = %+v", resp)
+			}
+		})
+	}
+}
+
+func TestMutualTLS(t *testing.T) {
+	p := newPKI(t)
+	srvCert, _, _ := p.leaf(t, x509.ExtKeyUsageServerAuth, nil, []net.IP{net.IPv4(127, 0, 0, 1)})
+	_, cf, kf := p.leaf(t, x509.ExtKeyUsageClientAuth, []string{"rtcgate"}, nil)
+	pool := x509.NewCertPool()
+	pool.AddCert(p.caCert)
+	var peerCN atomic.Value
+	s := tlsServer(t, srvCert, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TLS.PeerCertificates) > 0 {
+			peerCN.Store(r.TLS.PeerCertificates[0].DNSNames[0])
+		}
+		okHandler(w, r)
+	}), func(c *tls.Config) {
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+		c.ClientCAs = pool
+	})
+
+	o := opts()
+	o.CAPath = p.caFile
+	if resp := newClient(t, o).Do(context.Background(), Request{URL: s.URL}); resp.Status != 0 || resp.Err == nil {
+		t.Fatalf("without client cert: %+v", resp)
+	}
+	o.ClientCert, o.ClientKey = cf, kf
+	resp := newClient(t, o).Do(context.Background(), Request{URL: s.URL})
+	if resp.Err != nil || resp.Status != 200 {
+		t.Fatalf("with client cert: %+v", resp)
+	}
+	if peerCN.Load() != "rtcgate" {
+		t.Fatalf("server saw peer %v", peerCN.Load())
+	}
+}
+
+func TestNewValidation(t *testing.T) {
+	p := newPKI(t)
+	_, cf, kf := p.leaf(t, x509.ExtKeyUsageClientAuth, []string{"x"}, nil)
+	junk := filepath.Join(t.TempDir(), "junk.pem")
+	os.WriteFile(junk, []byte("hello"), 0o600)
+	cases := []struct {
+		name, want string
+		mod        func(*Options)
+	}{
+		{"missing CA", "CAPath", func(o *Options) { o.CAPath = "/nonexistent/ca.pem" }},
+		{"junk CA", "CAPath", func(o *Options) { o.CAPath = junk }},
+		{"empty CA dir", "CAPath", func(o *Options) { o.CAPath = t.TempDir() }},
+		{"missing cert", "ClientCert", func(o *Options) { o.ClientCert, o.ClientKey = "/nonexistent", kf }},
+		{"key mismatch", "ClientCert", func(o *Options) { o.ClientCert, o.ClientKey = cf, junk }},
+		{"cert without key", "ClientKey", func(o *Options) { o.ClientCert = cf }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opts()
+			tc.mod(&o)
+			c, err := New(o)
+			if err == nil {
+				c.Close()
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// ---- auth and signing ----
+
+func TestBasicAuth(t *testing.T) {
+	var user, pass string
+	var ok bool
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok = r.BasicAuth()
+		okHandler(w, r)
+	}))
+	defer s.Close()
+	var logs bytes.Buffer
+	o := opts()
+	o.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := newClient(t, o)
+	resp := c.Do(context.Background(), Request{URL: s.URL, BasicUser: "app", BasicPassword: "s3cr3t"})
+	if resp.Err != nil || !ok || user != "app" || pass != "s3cr3t" {
+		t.Fatalf("resp %+v, server saw %q %q %v", resp, user, pass, ok)
+	}
+	// A failure with the password in the URL must not leak it to the log.
+	c.Do(context.Background(), Request{URL: "http://u:hunter2@127.0.0.1:1/", BasicUser: "app", BasicPassword: "s3cr3t"})
+	if l := logs.String(); strings.Contains(l, "s3cr3t") || strings.Contains(l, "hunter2") || strings.Contains(l, "Authorization") {
+		t.Fatalf("secret in logs: %s", l)
+	}
+}
+
+func TestSigning(t *testing.T) {
+	const secret = "k3y"
+	var verr atomic.Value
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		err := Verify(secret, r.Header, b, time.Minute, time.Now())
+		verr.Store(errBox{err})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer s.Close()
+	o := opts()
+	o.Secret = secret
+	c := newClient(t, o)
+	body := []byte(`{"method":"connect","secret":"pw"}`)
+	if resp := c.Do(context.Background(), Request{URL: s.URL, Body: body}); resp.Status != 200 {
+		t.Fatalf("signed request rejected: %+v %v", resp, verr.Load())
+	}
+	// Basic auth and WCS signing both want Authorization.
+	if resp := c.Do(context.Background(), Request{URL: s.URL, BasicUser: "a"}); !errors.Is(resp.Err, ErrAuthConflict) || resp.Status != 0 {
+		t.Fatalf("conflict: %+v", resp)
+	}
+
+	// Exact header forms.
+	now := time.Unix(1700000000, 0)
+	h := http.Header{}
+	Sign(secret, h, body, now)
+	if !strings.HasPrefix(h.Get("Authorization"), "WCS ") || h.Get(HeaderTimestamp) != "1700000000" ||
+		!strings.HasPrefix(h.Get(HeaderSignature), "v1=") || len(h.Get(HeaderSignature)) != 3+64 {
+		t.Fatalf("headers %v", h)
+	}
+	if err := Verify(secret, h, body, time.Minute, now.Add(30*time.Second)); err != nil {
+		t.Fatalf("fresh: %v", err)
+	}
+	if err := Verify(secret, h, body, time.Minute, now.Add(2*time.Minute)); !errors.Is(err, ErrStaleTimestamp) {
+		t.Fatalf("stale: %v", err)
+	}
+	if err := Verify(secret, h, body, time.Minute, now.Add(-2*time.Minute)); !errors.Is(err, ErrStaleTimestamp) {
+		t.Fatalf("future: %v", err)
+	}
+	if err := Verify(secret, h, []byte(`{"method":"connect","secret":"PW"}`), time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("tampered body: %v", err)
+	}
+	if err := Verify("other", h, body, time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	// Moving the timestamp without re-signing must fail even within skew.
+	h2 := h.Clone()
+	h2.Set(HeaderTimestamp, "1700000010")
+	if err := Verify(secret, h2, body, time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("tampered timestamp: %v", err)
+	}
+	// The WCS body signature is checked too.
+	h3 := h.Clone()
+	h3.Set("Authorization", "WCS "+strings.Repeat("A", 44))
+	if err := Verify(secret, h3, body, time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("bad WCS auth: %v", err)
+	}
+	h4 := h.Clone()
+	h4.Del(HeaderSignature)
+	if err := Verify(secret, h4, body, time.Minute, now); !errors.Is(err, ErrMissingSignature) {
+		t.Fatalf("missing: %v", err)
+	}
+	// Rotation: several v1 values, one matching.
+	h5 := h.Clone()
+	h5.Set(HeaderSignature, "v1="+strings.Repeat("0", 64)+", "+h.Get(HeaderSignature))
+	if err := Verify(secret, h5, body, time.Minute, now); err != nil {
+		t.Fatalf("rotation: %v", err)
+	}
+
+	// A replayed (stale) request is rejected by the server.
+	req, _ := http.NewRequest(http.MethodPost, s.URL, bytes.NewReader(body))
+	Sign(secret, req.Header, body, time.Now().Add(-time.Hour))
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	if hr.StatusCode != http.StatusUnauthorized || !errors.Is(verr.Load().(errBox).err, ErrStaleTimestamp) {
+		t.Fatalf("replay accepted: %d %v", hr.StatusCode, verr.Load())
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+type errBox struct{ err error }
+
+// ---- keep-alive ----
+
+func TestKeepAliveReuse(t *testing.T) {
+	var newConns atomic.Int32
+	s := httptest.NewUnstartedServer(http.HandlerFunc(okHandler))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			newConns.Add(1)
+		}
+	}
+	s.Start()
+	defer s.Close()
+	c := newClient(t, opts())
+	for i := range 50 {
+		if resp := c.Do(context.Background(), Request{URL: s.URL, Body: []byte(`{}`)}); resp.Status != 200 {
+			t.Fatalf("req %d: %+v", i, resp)
+		}
+	}
+	if n := newConns.Load(); n != 1 {
+		t.Fatalf("%d connections for 50 sequential requests", n)
+	}
+}
+
+// ---- async ----
+
+func TestAsyncBoundedFIFO(t *testing.T) {
+	var inflight, maxInflight atomic.Int32
+	arrivals := make(chan int, 16)
+	release := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		n := inflight.Add(1)
+		for {
+			m := maxInflight.Load()
+			if n <= m || maxInflight.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		i, _ := strconv.Atoi(string(b))
+		arrivals <- i
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		inflight.Add(-1)
+		w.Write(b)
+	}))
+	defer s.Close()
+
+	var logs syncBuf
+	o := opts()
+	o.MaxAsync, o.MaxQueued = 2, 3
+	o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	c := newClient(t, o)
+
+	results := make(chan Response, 16)
+	submit := func(i int) error {
+		return c.Async(Request{URL: s.URL, Body: []byte(strconv.Itoa(i))}, func(r Response) { results <- r })
+	}
+	next := func() int {
+		t.Helper()
+		select {
+		case i := <-arrivals:
+			return i
+		case <-time.After(5 * time.Second):
+			t.Fatal("no arrival")
+			return -1
+		}
+	}
+
+	for i := range 2 {
+		if err := submit(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := map[int]bool{next(): true, next(): true}
+	if !first[0] || !first[1] {
+		t.Fatalf("first arrivals %v", first)
+	}
+	for i := 2; i < 5; i++ {
+		if err := submit(i); err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+	}
+	for i := 5; i < 7; i++ {
+		if err := submit(i); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("overflow %d: %v", i, err)
+		}
+	}
+	// Nothing beyond MaxAsync reached the server.
+	select {
+	case i := <-arrivals:
+		t.Fatalf("request %d arrived while 2 were in flight", i)
+	default:
+	}
+	// Release one at a time: each release lets exactly the next queued
+	// request through, proving FIFO.
+	for want := 2; want < 5; want++ {
+		release <- struct{}{}
+		if got := next(); got != want {
+			t.Fatalf("arrival %d, want %d", got, want)
+		}
+	}
+	for range 2 {
+		release <- struct{}{}
+	}
+	seen := map[string]bool{}
+	for range 5 {
+		select {
+		case r := <-results:
+			if r.Status != 200 || r.Err != nil {
+				t.Fatalf("result %+v", r)
+			}
+			seen[string(r.Body)] = true
+		case <-time.After(5 * time.Second):
+			t.Fatal("missing result")
+		}
+	}
+	if len(seen) != 5 {
+		t.Fatalf("results %v", seen)
+	}
+	if m := maxInflight.Load(); m != 2 {
+		t.Fatalf("max in flight %d, want 2", m)
+	}
+	if n := strings.Count(logs.String(), "queueing requests"); n != 1 {
+		t.Fatalf("%d queueing warnings, want 1 per burst:\n%s", n, logs.String())
+	}
+	if strings.Count(logs.String(), "queue full") != 1 {
+		t.Fatalf("overflow not logged:\n%s", logs.String())
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestCloseDrainsAndLeavesNoGoroutines(t *testing.T) {
+	base := runtime.NumGoroutine()
+	var served atomic.Int32
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		okHandler(w, r)
+	}))
+	c, err := New(func() Options { o := opts(); o.MaxAsync = 4; return o }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done atomic.Int32
+	for range 20 {
+		if err := c.Async(Request{URL: s.URL}, func(r Response) {
+			if r.Status == 200 {
+				done.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close() // drains: all 20 are sent
+	if done.Load() != 20 || served.Load() != 20 {
+		t.Fatalf("done %d served %d", done.Load(), served.Load())
+	}
+	if err := c.Async(Request{URL: s.URL}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Async after Close: %v", err)
+	}
+	if r := c.Do(context.Background(), Request{URL: s.URL}); !errors.Is(r.Err, ErrClosed) {
+		t.Fatalf("Do after Close: %+v", r)
+	}
+	c.Close() // idempotent
+	s.Close()
+	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
+}
+
+func TestShutdownDeadlineFailsQueued(t *testing.T) {
+	base := runtime.NumGoroutine()
+	started := make(chan struct{}, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done() // stuck backend
+	}))
+	o := opts()
+	o.MaxAsync, o.Timeout = 1, 30*time.Second
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan Response, 4)
+	for range 3 {
+		if err := c.Async(Request{URL: s.URL}, func(r Response) { results <- r }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := c.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	closed := 0
+	for range 3 {
+		r := <-results // all three callbacks already ran
+		if r.Status != 0 || r.Err == nil {
+			t.Fatalf("result %+v", r)
+		}
+		if errors.Is(r.Err, ErrClosed) {
+			closed++
+		}
+	}
+	if closed != 2 {
+		t.Fatalf("%d queued requests failed with ErrClosed, want 2", closed)
+	}
+	s.Close()
+	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
+}
