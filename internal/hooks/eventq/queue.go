@@ -1,0 +1,420 @@
+// Package eventq delivers rtcgate's status events (ConnectionStatusEvent,
+// CallStatusEvent, …) to app backends: in order per ordering key (the
+// session id), at least once, with exponential backoff on retryable
+// failures, and never dropped silently: an event that cannot be delivered
+// goes to a dead-letter callback. Pending events live in a Store so that a
+// durable implementation (Disk, or Redis later) carries them across a
+// restart.
+//
+// Scheduling: a fixed pool of Workers goroutines plus one timer goroutine.
+// Each key with pending events is in exactly one place: the ready list, the
+// backoff heap, or in flight on one worker. That is what makes delivery per
+// key strictly sequential while different keys proceed in parallel, without
+// a goroutine per event or per key.
+package eventq
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Event is one delivery. The queue treats it as opaque except for Key
+// (ordering) and Attempts (retry budget).
+type Event struct {
+	ID       uint64    // assigned by the Store on Append, increasing
+	Key      string    // ordering key: the session id
+	App      string    // app the event is for (lets the Sender pick the URL)
+	Method   string    // event name, e.g. "ConnectionStatusEvent"
+	Body     []byte    // payload, sent as is
+	Attempts int       // delivery attempts so far in this process (not persisted)
+	Enqueued time.Time // when Enqueue accepted it
+}
+
+// Store keeps pending events. Implementations: Memory (bounded, lost on
+// restart) and Disk (durable); a Redis Streams one can follow.
+type Store interface {
+	// Append assigns e.ID and keeps e until Ack. It returns ErrFull when
+	// over its bound; the caller must then decide (it must not lose the
+	// event silently).
+	Append(e *Event) error
+	// Pending returns everything not yet acknowledged, in ID order; New
+	// uses it to resume after a restart.
+	Pending() ([]*Event, error)
+	// Ack forgets a delivered (or dead-lettered) event. Acking an unknown
+	// id is not an error, so a repeated Ack is harmless.
+	Ack(id uint64) error
+	// Close releases the store.
+	Close() error
+}
+
+// Sender delivers one event. retryable reports whether err is transient
+// (network error, timeout, 5xx), in which case the event is retried with
+// backoff; a permanent error (4xx) sends it to the dead letter at once.
+type Sender func(ctx context.Context, e *Event) (retryable bool, err error)
+
+// Errors returned by the package.
+var (
+	// ErrFull is returned by a Store (and so by Enqueue) over its bound.
+	ErrFull = errors.New("eventq: store full")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("eventq: closed")
+	// ErrTooLarge is returned for an event that could never fit the store.
+	ErrTooLarge = errors.New("eventq: event too large")
+	// ErrCorrupt is returned by OpenDisk for a file that is not a segment
+	// at all (bad magic), as opposed to a torn tail, which is repaired.
+	ErrCorrupt = errors.New("eventq: corrupt segment")
+)
+
+// Options configures a Queue. Store and Send are required.
+type Options struct {
+	Store Store
+	Send  Sender
+	// Workers is the number of keys delivered in parallel (default 8).
+	Workers int
+	// MaxAttempts is the retry budget per event, first attempt included
+	// (default 8).
+	MaxAttempts int
+	// BackoffMin and BackoffMax bound the exponential backoff between
+	// attempts (defaults 100ms and 30s).
+	BackoffMin, BackoffMax time.Duration
+	// DeadLetter is called once per event given up on (permanent error or
+	// budget exhausted), before it is acked from the Store. The daemon
+	// logs it as a JSON line and counts it. Nil logs at Error level.
+	DeadLetter func(e *Event, err error)
+	// Log receives operational messages (store errors). Nil discards.
+	Log *slog.Logger
+}
+
+// Stats are cumulative counters since New, for metrics.
+type Stats struct {
+	Delivered    uint64 // events acknowledged by the backend
+	Retries      uint64 // failed attempts that were scheduled again
+	DeadLettered uint64 // events handed to DeadLetter
+	StoreErrors  uint64 // Ack failures (the event may be redelivered after a restart)
+}
+
+type keyState struct {
+	q        []*Event // pending events of the key, in ID order
+	sched    bool     // in the ready list, the backoff heap or in flight
+	inflight bool     // q[0] is being sent right now
+}
+
+type delayed struct {
+	at  time.Time
+	key string
+}
+
+type delayHeap []delayed
+
+func (h delayHeap) Len() int           { return len(h) }
+func (h delayHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *delayHeap) Push(x any)        { *h = append(*h, x.(delayed)) }
+func (h *delayHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Queue delivers events through a fixed worker pool. Create it with New.
+type Queue struct {
+	o Options
+
+	mu      sync.Mutex
+	cond    *sync.Cond // workers wait here for a ready key
+	keys    map[string]*keyState
+	ready   []string
+	backoff delayHeap
+	depth   int
+	closed  bool
+
+	kick   chan struct{} // wakes the timer goroutine when the heap changes
+	stop   chan struct{}
+	ctx    context.Context // passed to Send; cancelled when Close's ctx expires
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	delivered, retries, dead, storeErrs atomic.Uint64
+}
+
+// New starts a Queue. It loads Store.Pending() and schedules those events
+// first, so that a restart resumes each key where it stopped, in order.
+func New(o Options) (*Queue, error) {
+	if o.Store == nil || o.Send == nil {
+		return nil, errors.New("eventq: Store and Send are required")
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 100 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 30 * time.Second
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = o.BackoffMin
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.DeadLetter == nil {
+		log := o.Log
+		o.DeadLetter = func(e *Event, err error) {
+			log.Error("eventq: dead letter", "id", e.ID, "key", e.Key, "app", e.App, "method", e.Method, "attempts", e.Attempts, "err", err)
+		}
+	}
+	pend, err := o.Store.Pending()
+	if err != nil {
+		return nil, fmt.Errorf("eventq: loading pending events: %w", err)
+	}
+	q := &Queue{
+		o:    o,
+		keys: make(map[string]*keyState),
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+	}
+	q.cond = sync.NewCond(&q.mu)
+	q.ctx, q.cancel = context.WithCancel(context.Background())
+	for _, e := range pend {
+		e.Attempts = 0 // a restart grants a fresh budget: better late than dead
+		q.add(e)
+	}
+	q.wg.Add(o.Workers + 1)
+	for range o.Workers {
+		go q.worker()
+	}
+	go q.timer()
+	return q, nil
+}
+
+// Enqueue stores an event for key and schedules it behind the key's earlier
+// events. It returns once the Store has accepted it (for Disk: synced), or
+// the Store's error (ErrFull), which the caller must handle: the event is
+// not queued.
+func (q *Queue) Enqueue(key, app, method string, body []byte) error {
+	q.mu.Lock()
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	e := &Event{Key: key, App: app, Method: method, Body: body, Enqueued: time.Now()}
+	// Append runs outside q.mu so that a Disk store's group commit can
+	// batch concurrent enqueues into one fsync.
+	if err := q.o.Store.Append(e); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	// Even when Close ran meanwhile the event is in the Store, so it is not
+	// lost: it is delivered after the restart. Report success.
+	q.add(e)
+	return nil
+}
+
+// add inserts e in its key's list, in ID order, and schedules the key if
+// idle. Concurrent Enqueues of one key race for IDs; keeping the list in
+// ID order makes the in-process order match the order a restart would
+// resume in. The event in flight is never overtaken. Caller holds q.mu.
+func (q *Queue) add(e *Event) {
+	ks := q.keys[e.Key]
+	if ks == nil {
+		ks = &keyState{}
+		q.keys[e.Key] = ks
+	}
+	lo := 0
+	if ks.inflight {
+		lo = 1
+	}
+	i := len(ks.q)
+	ks.q = append(ks.q, e)
+	for i > lo && ks.q[i-1].ID > e.ID {
+		ks.q[i] = ks.q[i-1]
+		i--
+	}
+	ks.q[i] = e
+	q.depth++
+	if !ks.sched && !q.closed {
+		ks.sched = true
+		q.ready = append(q.ready, e.Key)
+		q.cond.Signal()
+	}
+}
+
+// Depth returns the number of pending events (queued, in backoff or in
+// flight).
+func (q *Queue) Depth() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.depth
+}
+
+// Stats returns the cumulative counters.
+func (q *Queue) Stats() Stats {
+	return Stats{
+		Delivered:    q.delivered.Load(),
+		Retries:      q.retries.Load(),
+		DeadLettered: q.dead.Load(),
+		StoreErrors:  q.storeErrs.Load(),
+	}
+}
+
+// Close stops accepting events and starting attempts, lets in-flight
+// attempts finish within ctx (after which their Send context is
+// cancelled), and leaves everything else in the Store for the next start.
+// It does not close the Store: the caller opened it and owns it. All
+// goroutines have exited when Close returns, provided the Sender honours
+// its context.
+func (q *Queue) Close(ctx context.Context) error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+	close(q.stop)
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		q.cancel()
+		<-done
+	}
+	q.cancel()
+	return err
+}
+
+// backoffFor returns the wait after the n-th failed attempt: BackoffMin ·
+// 2^(n-1), capped at BackoffMax, with "equal jitter" (a uniform draw in
+// [d/2, d]). Equal rather than full jitter keeps the delay growing from one
+// attempt to the next, while still spreading a herd of sessions that
+// failed together.
+func (q *Queue) backoffFor(n int) time.Duration {
+	d := q.o.BackoffMin
+	for i := 1; i < n && d < q.o.BackoffMax; i++ {
+		d *= 2
+	}
+	if d > q.o.BackoffMax {
+		d = q.o.BackoffMax
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func (q *Queue) worker() {
+	defer q.wg.Done()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		for len(q.ready) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if q.closed {
+			return
+		}
+		key := q.ready[0]
+		q.ready[0] = ""
+		q.ready = q.ready[1:]
+		ks := q.keys[key]
+		e := ks.q[0]
+		ks.inflight = true
+		e.Attempts++
+		q.mu.Unlock()
+
+		retryable, err := q.o.Send(q.ctx, e)
+		done := err == nil
+		switch {
+		case err == nil:
+			q.delivered.Add(1)
+		case q.ctx.Err() != nil:
+			// Close gave up waiting: the attempt was cut short, not failed.
+			// The event stays in the Store for the next start.
+			q.mu.Lock()
+			ks.inflight = false
+			return
+		case !retryable || e.Attempts >= q.o.MaxAttempts:
+			q.dead.Add(1)
+			q.o.DeadLetter(e, err)
+			done = true
+		}
+		if done {
+			// Ack outside q.mu: a Disk Ack writes a record.
+			if aerr := q.o.Store.Ack(e.ID); aerr != nil {
+				q.storeErrs.Add(1)
+				q.o.Log.Error("eventq: ack failed; event may be redelivered after restart", "id", e.ID, "err", aerr)
+			}
+		}
+
+		q.mu.Lock()
+		ks.inflight = false
+		if !done {
+			q.retries.Add(1)
+			heap.Push(&q.backoff, delayed{at: time.Now().Add(q.backoffFor(e.Attempts)), key: key})
+			select {
+			case q.kick <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		ks.q[0] = nil
+		ks.q = ks.q[1:]
+		q.depth--
+		if len(ks.q) == 0 {
+			delete(q.keys, key)
+			continue
+		}
+		q.ready = append(q.ready, key)
+		// This worker loops and may take it itself; Signal lets an idle one
+		// start on another key meanwhile.
+		q.cond.Signal()
+	}
+}
+
+// timer moves keys whose backoff expired back to the ready list. It is the
+// only goroutine besides the workers, whatever the number of keys.
+func (q *Queue) timer() {
+	defer q.wg.Done()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	for {
+		q.mu.Lock()
+		now := time.Now()
+		for len(q.backoff) > 0 && !q.backoff[0].at.After(now) {
+			d := heap.Pop(&q.backoff).(delayed)
+			q.ready = append(q.ready, d.key)
+			q.cond.Signal()
+		}
+		wait := time.Duration(-1)
+		if len(q.backoff) > 0 {
+			wait = q.backoff[0].at.Sub(now)
+		}
+		q.mu.Unlock()
+		if wait >= 0 {
+			t.Reset(wait) // Go ≥1.23 timers: no stale tick after Reset
+		}
+		select {
+		case <-q.stop:
+			return
+		case <-q.kick:
+		case <-t.C:
+		}
+	}
+}
