@@ -64,6 +64,20 @@ type Config struct {
 
 	Apps      []AppConfig `yaml:"apps"`
 	StateFile string      `yaml:"state-file"`
+	NodeID    string      `yaml:"node-id"`
+
+	HooksConnectTimeout Duration `yaml:"hooks-connect-timeout"`
+	HooksTimeout        Duration `yaml:"hooks-timeout"`
+	HooksVerifyPeer     bool     `yaml:"hooks-verify-peer"`
+	HooksVerifyHost     bool     `yaml:"hooks-verify-host"`
+	HooksCAPath         string   `yaml:"hooks-ca-path"`
+	HooksClientCert     string   `yaml:"hooks-client-cert"`
+	HooksClientKey      string   `yaml:"hooks-client-key"`
+	HooksSecret         string   `yaml:"hooks-secret"`
+	HooksMaxAsync       int      `yaml:"hooks-max-async"`
+	HooksQueueDir       string   `yaml:"hooks-queue-dir"`
+	HooksQueueMaxBytes  int      `yaml:"hooks-queue-max-bytes"`
+	HooksRetries        int      `yaml:"hooks-retries"`
 
 	ControlMaxMessage     int      `yaml:"control-max-message"`
 	ControlTimeout        Duration `yaml:"control-timeout"`

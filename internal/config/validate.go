@@ -96,6 +96,18 @@ func (c *Config) Validate() error {
 	if c.ClientMaxPending < 16 {
 		return keyErr("client-max-pending", "%d: want at least 16", c.ClientMaxPending)
 	}
+	if c.HooksConnectTimeout <= 0 || c.HooksTimeout <= 0 {
+		return keyErr("hooks-timeout", "hooks-connect-timeout and hooks-timeout must be positive")
+	}
+	if c.HooksMaxAsync < 1 {
+		return keyErr("hooks-max-async", "%d: want at least 1", c.HooksMaxAsync)
+	}
+	if c.HooksRetries < 1 {
+		return keyErr("hooks-retries", "%d: want at least 1", c.HooksRetries)
+	}
+	if c.HooksQueueMaxBytes < 1<<16 {
+		return keyErr("hooks-queue-max-bytes", "%d: want at least 65536", c.HooksQueueMaxBytes)
+	}
 	if c.ControlMaxMessage < 512 {
 		return keyErr("control-max-message", "%d: want at least 512 bytes", c.ControlMaxMessage)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,8 @@ import (
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/control"
 	"github.com/rtcgate/rtcgate/internal/hooks"
+	"github.com/rtcgate/rtcgate/internal/hooks/eventq"
+	"github.com/rtcgate/rtcgate/internal/hooks/restclient"
 	"github.com/rtcgate/rtcgate/internal/logging"
 	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/metrics"
@@ -60,7 +63,11 @@ type Daemon struct {
 	NG      *ng.Dispatcher
 	Clients *client.Hub
 	Apps    *hooks.Apps
-	client  *client.Server
+
+	hookHTTP   *restclient.Client
+	hookEvents *eventq.Queue
+	hookStore  eventq.Store
+	client     *client.Server
 
 	ngConn  *net.UDPConn
 	addrs   map[string]net.Addr
@@ -141,12 +148,17 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	d.Apps = apps
 	d.Apps.RegisterCLI(d.CLI)
 
+	gw, err := d.newGateway(cfg, logs.Logger("hooks", "REST hooks to app backends"))
+	if err != nil {
+		return nil, err
+	}
+
 	d.Clients = client.NewHub(client.Options{
 		MaxFrame: cfg.ClientMaxFrame, IdleTimeout: cfg.ClientIdleTimeout.D(), Keepalive: cfg.ClientKeepalive.D(),
 		SyncWait: cfg.ClientSyncWait.D(), MaxConnections: cfg.ClientMaxConnections, Strategy: cfg.ClientOnMaxConnection,
 		MaxPending: cfg.ClientMaxPending, Origins: cfg.ClientAllowedOrigins,
 		Log: logs.Logger("client", "Client sessions: WebSocket and HTTP fallback"),
-	}, &hooks.Gateway{Apps: d.Apps, Next: client.DefaultApp{}})
+	}, gw)
 	d.client = client.NewServer(d.Clients)
 	d.Metrics.MustRegister(d.Clients.Collectors()...)
 	return d, nil
@@ -256,6 +268,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.ngConn.Close()
 	}
 	err := errors.Join(d.client.Shutdown(ctx), d.Control.Shutdown(ctx))
+	// Status events still queued get until the deadline; a durable queue
+	// keeps the rest for the next start.
+	err = errors.Join(err, d.hookEvents.Close(ctx), d.hookStore.Close())
+	d.hookHTTP.Close()
 	d.Media.Close()
 	if d.cancel != nil {
 		d.cancel()
@@ -306,4 +322,49 @@ func loadTLS(certKey, listen, cert, key string) (*tls.Config, error) {
 		return nil, &config.Error{Key: certKey, Msg: err.Error()}
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// newGateway builds the client sessions' App: the apps registry's appKey
+// check and the REST hooks, over the hardened HTTP client and the ordered
+// event queue.
+func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Gateway, error) {
+	o := restclient.DefaultOptions()
+	o.ConnectTimeout, o.Timeout = cfg.HooksConnectTimeout.D(), cfg.HooksTimeout.D()
+	o.VerifyPeer, o.VerifyHost = cfg.HooksVerifyPeer, cfg.HooksVerifyHost
+	o.CAPath, o.ClientCert, o.ClientKey = cfg.HooksCAPath, cfg.HooksClientCert, cfg.HooksClientKey
+	o.Secret, o.MaxAsync, o.Log = cfg.HooksSecret, cfg.HooksMaxAsync, log
+	httpClient, err := restclient.New(o)
+	if err != nil {
+		return nil, &config.Error{Key: "hooks-ca-path", Msg: err.Error()}
+	}
+	d.hookHTTP = httpClient
+	if cfg.HooksQueueDir != "" {
+		disk, err := eventq.OpenDisk(cfg.HooksQueueDir, int64(cfg.HooksQueueMaxBytes), 5*time.Millisecond)
+		if err != nil {
+			return nil, &config.Error{Key: "hooks-queue-dir", Msg: err.Error()}
+		}
+		d.hookStore = disk
+	} else {
+		d.hookStore = eventq.NewMemory(cfg.HooksQueueMaxBytes / 512)
+	}
+	nodeID := cfg.NodeID
+	if nodeID == "" {
+		nodeID, _ = os.Hostname()
+	}
+	gw := &hooks.Gateway{Apps: d.Apps, Next: client.DefaultApp{}, HTTP: httpClient, NodeID: nodeID, Log: log}
+	q, err := eventq.New(eventq.Options{
+		Store: d.hookStore, Send: gw.Sender(), Workers: cfg.HooksMaxAsync, MaxAttempts: cfg.HooksRetries, Log: log,
+		DeadLetter: func(e *eventq.Event, err error) {
+			// The dead-letter log: one line per event given up. Not the
+			// body: it may carry SIP credentials.
+			log.Error("hook event dead-lettered", "app", e.App, "method", e.Method, "attempts", e.Attempts,
+				"bytes", len(e.Body), "err", err)
+		},
+	})
+	if err != nil {
+		return nil, &config.Error{Key: "hooks-queue-dir", Msg: err.Error()}
+	}
+	d.hookEvents = q
+	gw.Events = q
+	return gw, nil
 }

@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// backend is an app backend that records every hook, in arrival order.
+type backend struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	hooks   []hook
+	arrived chan struct{}
+	refuse  func(method string, body map[string]any) int // status to answer; 0: 200
+	reply   func(method string, body map[string]any) map[string]any
+}
+
+type hook struct {
+	Method string
+	Body   map[string]any
+}
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{arrived: make(chan struct{}, 1000)}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var body map[string]any
+		json.Unmarshal(raw, &body)
+		method := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		b.mu.Lock()
+		b.hooks = append(b.hooks, hook{method, body})
+		refuse, reply := b.refuse, b.reply
+		b.mu.Unlock()
+		b.arrived <- struct{}{}
+		if refuse != nil {
+			if code := refuse(method, body); code != 0 {
+				w.WriteHeader(code)
+				return
+			}
+		}
+		out := body
+		if reply != nil {
+			out = reply(method, body)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+// waitFor waits until the hooks received match want (method[:status]) in
+// order, for the session given.
+func (b *backend) waitFor(t *testing.T, sessionID string, want ...string) {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		b.mu.Lock()
+		var got []string
+		for _, h := range b.hooks {
+			if sessionID != "" && h.Body["sessionId"] != sessionID {
+				continue
+			}
+			name := h.Method
+			if st, ok := h.Body["status"].(string); ok && strings.HasSuffix(h.Method, "StatusEvent") {
+				name += ":" + st
+			}
+			got = append(got, name)
+		}
+		b.mu.Unlock()
+		if strings.Join(got, " ") == strings.Join(want, " ") {
+			return
+		}
+		select {
+		case <-b.arrived:
+		case <-deadline:
+			t.Fatalf("hooks for %s = %v, want %v", sessionID, got, want)
+		}
+	}
+}
+
+func sessionOf(t *testing.T, reply string) string {
+	t.Helper()
+	var f struct {
+		Message string
+		Data    []map[string]any
+	}
+	if err := json.Unmarshal([]byte(reply), &f); err != nil || f.Message != "getUserData" {
+		t.Fatalf("not getUserData: %s", reply)
+	}
+	return f.Data[0]["sessionId"].(string)
+}
+
+// TestHooksConnectionFlow: seed 000's first flow against a real backend —
+// connect, ConnectionStatusEvent ESTABLISHED — then sendData as OnDataEvent,
+// DISCONNECTED when the session ends, and a refused connect (403) as FAILED
+// then DISCONNECTED with a `fail` to the client.
+func TestHooksConnectionFlow(t *testing.T) {
+	b := newBackend(t)
+	b.refuse = func(method string, body map[string]any) int {
+		if method == "connect" {
+			if c, ok := body["custom"].(map[string]any); ok && c["deny"] == true {
+				return http.StatusForbidden
+			}
+		}
+		return 0
+	}
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: "+b.srv.URL+"/EchoApp\n"+
+		"    methods: [connect, ConnectionStatusEvent, OnDataEvent]\n"), 0o600)
+	r := start(t, append(ephemeral, "--config", cfgFile, "--client-idle-timeout", "1s", "--node-id", "node1")...)
+	url := "ws://" + r.addr(t, "listen-client") + "/"
+
+	ws := dialWS(t, url, nil)
+	sid := sessionOf(t, wsExchange(t, ws, `{"message":"connection","data":[{"appKey":"echoKey","sipLogin":"alice"}]}`))
+	b.waitFor(t, sid, "connect", "ConnectionStatusEvent:ESTABLISHED")
+	b.mu.Lock()
+	first := b.hooks[0].Body
+	b.mu.Unlock()
+	if first["nodeId"] != "node1" || first["appKey"] != "echoKey" || first["sipLogin"] != "alice" {
+		t.Errorf("connect body = %v", first)
+	}
+	if reply := wsExchange(t, ws, `{"message":"sendData","data":[{"operationId":"op1","payload":{"hello":1}}]}`); !strings.Contains(reply, `"DataStatusEvent"`) || !strings.Contains(reply, `"ACCEPTED"`) {
+		t.Errorf("sendData = %s", reply)
+	}
+	b.waitFor(t, sid, "connect", "ConnectionStatusEvent:ESTABLISHED", "OnDataEvent")
+	ws.CloseNow()
+	b.waitFor(t, sid, "connect", "ConnectionStatusEvent:ESTABLISHED", "OnDataEvent", "ConnectionStatusEvent:DISCONNECTED")
+
+	denied := dialWS(t, url, nil)
+	reply := wsExchange(t, denied, `{"message":"connection","data":[{"appKey":"echoKey","custom":{"deny":true}}]}`)
+	if !strings.Contains(reply, `"fail"`) || !strings.Contains(reply, "403") {
+		t.Fatalf("refused connect = %s", reply)
+	}
+	b.mu.Lock()
+	var deniedID string
+	for _, h := range b.hooks {
+		if c, ok := h.Body["custom"].(map[string]any); ok && c["deny"] == true {
+			deniedID, _ = h.Body["sessionId"].(string)
+		}
+	}
+	b.mu.Unlock()
+	b.waitFor(t, deniedID, "connect", "ConnectionStatusEvent:FAILED", "ConnectionStatusEvent:DISCONNECTED")
+}
