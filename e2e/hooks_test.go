@@ -151,3 +151,83 @@ func TestHooksConnectionFlow(t *testing.T) {
 	b.mu.Unlock()
 	b.waitFor(t, deniedID, "connect", "ConnectionStatusEvent:FAILED", "ConnectionStatusEvent:DISCONNECTED")
 }
+
+// TestHooksPolicies: the backend's restClientConfig rules the session —
+// connect OVERWRITE changes what the client gets, OnDataEvent with
+// restOnError FAIL turns a backend error into DataStatusEvent FAILED — and a
+// status event the backend refuses with 503 is retried until it lands, in
+// order.
+func TestHooksPolicies(t *testing.T) {
+	b := newBackend(t)
+	var mu sync.Mutex
+	statusEventTries := 0
+	b.refuse = func(method string, body map[string]any) int {
+		mu.Lock()
+		defer mu.Unlock()
+		switch method {
+		case "OnDataEvent":
+			return http.StatusInternalServerError
+		case "ConnectionStatusEvent":
+			statusEventTries++
+			if statusEventTries <= 3 {
+				return http.StatusServiceUnavailable // down for a while
+			}
+		}
+		return 0
+	}
+	b.reply = func(method string, body map[string]any) map[string]any {
+		if method != "connect" {
+			return body
+		}
+		return map[string]any{
+			"sipLogin": "bob",
+			"restClientConfig": map[string]any{
+				"connect":               map[string]any{"restPolicy": "OVERWRITE", "restOverwrite": "sipLogin"},
+				"OnDataEvent":           map[string]any{"restOnError": "FAIL"},
+				"ConnectionStatusEvent": map[string]any{"restExclude": "info"},
+			},
+		}
+	}
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: App\n    key: appKey1\n    url: "+b.srv.URL+"\n"+
+		"    methods: [connect, ConnectionStatusEvent, OnDataEvent]\n"), 0o600)
+	r := start(t, append(ephemeral, "--config", cfgFile)...)
+	ws := dialWS(t, "ws://"+r.addr(t, "listen-client")+"/", nil)
+	reply := wsExchange(t, ws, `{"message":"connection","data":[{"appKey":"appKey1","sipLogin":"alice"}]}`)
+	sid := sessionOf(t, reply)
+	if !strings.Contains(reply, `"sipLogin":"bob"`) {
+		t.Errorf("OVERWRITE not applied: %s", reply)
+	}
+	if reply := wsExchange(t, ws, `{"message":"sendData","data":[{"operationId":"op2","payload":{}}]}`); !strings.Contains(reply, `"FAILED"`) || !strings.Contains(reply, "500") {
+		t.Errorf("sendData with restOnError FAIL and a 500 = %s", reply)
+	}
+	// Three 503s, then the event lands (the synchronous OnDataEvent may
+	// arrive between the attempts).
+	deadline := time.After(20 * time.Second)
+	for {
+		mu.Lock()
+		tries := statusEventTries
+		mu.Unlock()
+		if tries >= 4 {
+			break
+		}
+		select {
+		case <-b.arrived:
+		case <-deadline:
+			t.Fatalf("ConnectionStatusEvent tried %d times, want 4 (three 503s then 200)", tries)
+		}
+	}
+	if sid == "" {
+		t.Fatal("no session")
+	}
+	b.mu.Lock()
+	for _, h := range b.hooks {
+		if h.Method == "ConnectionStatusEvent" {
+			if _, has := h.Body["info"]; has {
+				t.Errorf("restExclude info not applied: %v", h.Body)
+			}
+		}
+	}
+	b.mu.Unlock()
+}
