@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -230,4 +231,59 @@ func TestHooksPolicies(t *testing.T) {
 		}
 	}
 	b.mu.Unlock()
+}
+
+// TestHooksSurviveRestart: with hooks-queue-dir, a status event the backend
+// could not take is delivered after rtcgate restarts.
+func TestHooksSurviveRestart(t *testing.T) {
+	b := newBackend(t)
+	var mu sync.Mutex
+	down, accepted := true, 0
+	b.refuse = func(method string, _ map[string]any) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if method != "ConnectionStatusEvent" {
+			return 0
+		}
+		if down {
+			return http.StatusServiceUnavailable
+		}
+		accepted++
+		return 0
+	}
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: App\n    key: k\n    url: "+b.srv.URL+"\n    methods: [connect, ConnectionStatusEvent]\n"), 0o600)
+	args := append(ephemeral, "--config", cfgFile, "--hooks-queue-dir", filepath.Join(dir, "queue"), "--shutdown-timeout", "1s")
+	r := start(t, args...)
+	ws := dialWS(t, "ws://"+r.addr(t, "listen-client")+"/", nil)
+	sid := sessionOf(t, wsExchange(t, ws, `{"message":"connection","data":[{"appKey":"k"}]}`))
+	// The backend refuses the event at least once before the restart.
+	b.waitFor(t, sid, "connect", "ConnectionStatusEvent:ESTABLISHED")
+	r.stop(t, syscall.SIGTERM)
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	start(t, args...)
+	deadline := time.After(20 * time.Second)
+	for {
+		mu.Lock()
+		ok := accepted
+		mu.Unlock()
+		if ok >= 1 {
+			break
+		}
+		select {
+		case <-b.arrived:
+		case <-deadline:
+			t.Fatal("the queued event was not delivered after the restart")
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	last := b.hooks[len(b.hooks)-1]
+	if last.Method != "ConnectionStatusEvent" || last.Body["sessionId"] != sid || last.Body["status"] != "ESTABLISHED" {
+		t.Fatalf("delivered after the restart: %+v", last)
+	}
 }
