@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -286,4 +287,74 @@ func TestHooksSurviveRestart(t *testing.T) {
 	if last.Method != "ConnectionStatusEvent" || last.Body["sessionId"] != sid || last.Body["status"] != "ESTABLISHED" {
 		t.Fatalf("delivered after the restart: %+v", last)
 	}
+}
+
+// TestSampleBackend runs examples/backend, the README's starting point, and
+// checks that its rules work through rtcgate.
+func TestSampleBackend(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "backend")
+	if out, err := execCommand(t, "go", []string{"build", "-o", bin, "../examples/backend"}, "").CombinedOutput(); err != nil {
+		t.Fatalf("building the sample backend: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	backend := execCommand(t, bin, []string{"-listen", addr, "-deny-login", "mallory", "-secret", "s3"}, "")
+	var logs safeBuffer
+	backend.Stderr = &logs
+	if err := backend.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backend.Process.Kill(); backend.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sample backend not listening:\n%s", logs.String())
+		}
+	}
+	cfgFile := filepath.Join(dir, "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: http://"+addr+"/EchoApp\n    methods: [connect, ConnectionStatusEvent, OnDataEvent]\n"), 0o600)
+	r := start(t, append(ephemeral, "--config", cfgFile, "--hooks-secret", "s3")...)
+	url := "ws://" + r.addr(t, "listen-client") + "/"
+	if reply := wsExchange(t, dialWS(t, url, nil), `{"message":"connection","data":[{"appKey":"echoKey","sipLogin":"mallory","sipPassword":"pw"}]}`); !strings.Contains(reply, "403") {
+		t.Errorf("denied login = %s", reply)
+	}
+	ok := dialWS(t, url, nil)
+	sessionOf(t, wsExchange(t, ok, `{"message":"connection","data":[{"appKey":"echoKey","sipLogin":"alice","sipPassword":"pw"}]}`))
+	if reply := wsExchange(t, ok, `{"message":"sendData","data":[{"operationId":"x","payload":{}}]}`); !strings.Contains(reply, "ACCEPTED") {
+		t.Errorf("sendData through the sample backend = %s", reply)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "ConnectionStatusEvent"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sample backend never logged ConnectionStatusEvent:\n%s", logs.String())
+		}
+	}
+	if out := logs.String(); strings.Contains(out, `"pw"`) || strings.Contains(out, "bad signature") || !strings.Contains(out, "OnDataEvent") {
+		t.Errorf("sample backend log:\n%s", out)
+	}
+}
+
+// safeBuffer is a bytes.Buffer safe for a process writing while a test reads.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
