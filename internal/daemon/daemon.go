@@ -366,5 +366,6 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Gatewa
 	}
 	d.hookEvents = q
 	gw.Events = q
+	d.Metrics.MustRegister(gw.Collectors()...)
 	return gw, nil
 }

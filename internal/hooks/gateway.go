@@ -31,6 +31,9 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	sessions map[string]*hookSession // by session id
+
+	metricsOnce sync.Once
+	m           *hookMetrics
 }
 
 // hookSession is what the gateway keeps per session: its app and the
@@ -71,7 +74,7 @@ func (g *Gateway) Connect(ctx context.Context, s *client.Session, req map[string
 
 	if g.HTTP != nil && app.URL != "" && app.Enabled("connect") {
 		body := g.body(s, key, req, nil)
-		resp := g.HTTP.Do(ctx, restclient.Request{URL: hookURL(app, "connect"), Body: body, BasicUser: app.User, BasicPassword: app.Password})
+		resp := g.call(ctx, app, "connect", body)
 		if resp.Status < 200 || resp.Status > 299 {
 			g.failed(s, hs, fmt.Sprintf("connect: backend answered %d", resp.Status))
 			return nil, fmt.Errorf("connect: backend answered %s", statusText(resp))
@@ -130,8 +133,7 @@ func (g *Gateway) Handle(ctx context.Context, s *client.Session, action string, 
 		return errors.New("sendData needs an object with operationId and payload")
 	}
 	mc := hs.rest.For("OnDataEvent")
-	resp := g.HTTP.Do(ctx, restclient.Request{URL: hookURL(hs.app, "OnDataEvent"), Body: g.body(s, hs.app.Key, req, mc.RestExclude),
-		BasicUser: hs.app.User, BasicPassword: hs.app.Password})
+	resp := g.call(ctx, hs.app, "OnDataEvent", g.body(s, hs.app.Key, req, mc.RestExclude))
 	status := map[string]any{"operationId": req["operationId"], "status": "ACCEPTED"}
 	if resp.Status < 200 || resp.Status > 299 {
 		g.log().Warn("OnDataEvent: backend refused", "app", hs.app.Name, "status", resp.Status)
@@ -226,7 +228,7 @@ func (g *Gateway) Sender() eventq.Sender {
 		if !ok || app.URL == "" {
 			return false, fmt.Errorf("app %q has no backend any more", e.App)
 		}
-		resp := g.HTTP.Do(ctx, restclient.Request{URL: hookURL(app, e.Method), Body: e.Body, BasicUser: app.User, BasicPassword: app.Password})
+		resp := g.call(ctx, app, e.Method, e.Body)
 		switch {
 		case resp.Status >= 200 && resp.Status <= 299:
 			return false, nil

@@ -1,0 +1,71 @@
+package hooks
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtcgate/rtcgate/internal/hooks/eventq"
+	"github.com/rtcgate/rtcgate/internal/hooks/restclient"
+)
+
+// hookMetrics count every backend call per app and method.
+type hookMetrics struct {
+	requests *prometheus.CounterVec   // by app, method, status ("0": no reply)
+	latency  *prometheus.HistogramVec // by app, method
+}
+
+func newHookMetrics() *hookMetrics {
+	return &hookMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtcgate_hook_requests_total",
+			Help: "REST hook calls to app backends, by app, method and HTTP status (0: no reply).",
+		}, []string{"app", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rtcgate_hook_request_seconds",
+			Help:    "Time for an app backend to answer a REST hook, by app and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"app", "method"}),
+	}
+}
+
+// call makes one backend request and records it.
+func (g *Gateway) call(ctx context.Context, app App, method string, body []byte) restclient.Response {
+	resp := g.HTTP.Do(ctx, restclient.Request{URL: hookURL(app, method), Body: body, BasicUser: app.User, BasicPassword: app.Password})
+	g.metrics().requests.WithLabelValues(app.Name, method, strconv.Itoa(resp.Status)).Inc()
+	g.metrics().latency.WithLabelValues(app.Name, method).Observe(resp.Duration.Seconds())
+	return resp
+}
+
+func (g *Gateway) metrics() *hookMetrics {
+	g.metricsOnce.Do(func() { g.m = newHookMetrics() })
+	return g.m
+}
+
+// Collectors are the hook metrics, the event queue's depth and its retries
+// and dead letters.
+func (g *Gateway) Collectors() []prometheus.Collector {
+	m := g.metrics()
+	stats := func(f func(eventq.Stats) uint64) func() float64 {
+		return func() float64 {
+			if g.Events == nil {
+				return 0
+			}
+			return float64(f(g.Events.Stats()))
+		}
+	}
+	return []prometheus.Collector{m.requests, m.latency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rtcgate_hook_queue_depth", Help: "Status events waiting for their backend."},
+			func() float64 {
+				if g.Events == nil {
+					return 0
+				}
+				return float64(g.Events.Depth())
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rtcgate_hook_retries_total", Help: "Status event attempts that failed and were scheduled again."},
+			stats(func(s eventq.Stats) uint64 { return s.Retries })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rtcgate_hook_dead_letters_total", Help: "Status events given up on and written to the dead-letter log."},
+			stats(func(s eventq.Stats) uint64 { return s.DeadLettered })),
+	}
+}
