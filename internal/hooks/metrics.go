@@ -33,6 +33,10 @@ func newHookMetrics() *hookMetrics {
 // call makes one backend request and records it.
 func (g *Gateway) call(ctx context.Context, app App, method string, body []byte) restclient.Response {
 	resp := g.HTTP.Do(ctx, restclient.Request{URL: hookURL(app, method), Body: body, BasicUser: app.User, BasicPassword: app.Password})
+	// Debug log of hook traffic: which call and how it went, never the
+	// bodies or headers (SIP passwords, signatures).
+	g.log().Debug("hook", "app", app.Name, "method", method, "status", resp.Status,
+		"duration", resp.Duration, "bytes_out", len(body), "bytes_in", len(resp.Body))
 	g.metrics().requests.WithLabelValues(app.Name, method, strconv.Itoa(resp.Status)).Inc()
 	g.metrics().latency.WithLabelValues(app.Name, method).Observe(resp.Duration.Seconds())
 	return resp
