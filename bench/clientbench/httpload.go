@@ -305,14 +305,5 @@ func scenarioHTTP(ctx context.Context, env *runEnv, c *child) (*loadResult, erro
 		})
 	}
 	l.measure(ctx, env, c, r, &wg)
-	if !c.Alive() {
-		return r, c.ExitError()
-	}
-	if r.Errors > 0 {
-		return r, fmt.Errorf("%d round trips failed, e.g. %v", r.Errors, r.ErrorSample[0])
-	}
-	if r.RoundTrips == 0 {
-		return r, errors.New("no round trip completed in the window")
-	}
-	return r, nil
+	return r, runOutcome(c, r)
 }

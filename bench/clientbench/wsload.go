@@ -224,14 +224,20 @@ func scenarioWS(ctx context.Context, env *runEnv, c *child) (*loadResult, error)
 		})
 	}
 	l.measure(ctx, env, c, r, &wg)
+	return r, runOutcome(c, r)
+}
+
+// runOutcome says whether a measured round-trip run counts: rtcgate still up,
+// no failed round trip, at least one completed.
+func runOutcome(c *child, r *loadResult) error {
 	if !c.Alive() {
-		return r, c.ExitError()
+		return c.ExitError()
 	}
 	if r.Errors > 0 {
-		return r, fmt.Errorf("%d round trips failed, e.g. %v", r.Errors, r.ErrorSample[0])
+		return fmt.Errorf("%d round trips failed, e.g. %v", r.Errors, r.ErrorSample[0])
 	}
 	if r.RoundTrips == 0 {
-		return r, errors.New("no round trip completed in the window")
+		return errors.New("no round trip completed in the window")
 	}
-	return r, nil
+	return nil
 }

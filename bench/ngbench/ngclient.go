@@ -195,12 +195,6 @@ func checkResult(req, reply map[string]any) error {
 	return &ngError{Command: cmd, Result: res, Reason: reason}
 }
 
-// ping sends one ng ping.
-func (c *ngClient) ping(ctx context.Context) error {
-	_, _, err := c.do(ctx, map[string]any{"command": "ping"})
-	return err
-}
-
 // offer sends an offer and returns the relay's SDP and the request latency.
 func (c *ngClient) offer(ctx context.Context, callID, fromTag, sdp string) (string, time.Duration, error) {
 	r, lat, err := c.do(ctx, map[string]any{

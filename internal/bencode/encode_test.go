@@ -232,7 +232,7 @@ func TestOfferMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdp, ok := String(m, "sdp")
+	sdp, ok := m["sdp"].(string)
 	if !ok || sdp != offerSDP || !strings.Contains(sdp, "\r\n") || !strings.Contains(sdp, "\x00\x01\xfe\xff") {
 		t.Fatalf("SDP not preserved: %q", sdp)
 	}

@@ -92,12 +92,6 @@ func (s *Session) ackedSeq() uint64 {
 	return s.acked
 }
 
-func (s *Session) inboundAt() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastInbound
-}
-
 func remoteIP(r *http.Request) string {
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return h

@@ -105,6 +105,10 @@ func (s *Server) pickSubprotocol(r *http.Request) (string, MessageHandler) {
 func (s *Server) enter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.enterLocked()
+}
+
+func (s *Server) enterLocked() bool {
 	if s.closing {
 		return false
 	}
@@ -112,13 +116,14 @@ func (s *Server) enter() bool {
 	return true
 }
 
+// enterWebSocket also records the connection for Shutdown to close, under
+// the same lock, so that Shutdown cannot miss it.
 func (s *Server) enterWebSocket(c *websocket.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if !s.enterLocked() {
 		return false
 	}
-	s.conns.Add(1)
 	s.websockets[c] = struct{}{}
 	return true
 }

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -70,7 +69,6 @@ type Daemon struct {
 	client     *client.Server
 
 	ngConn  *net.UDPConn
-	addrs   map[string]net.Addr
 	cancel  context.CancelFunc
 	serving sync.WaitGroup
 	errOnce sync.Once
@@ -87,7 +85,6 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		Metrics: metrics.NewRegistry(),
 		Stats:   stats.New(),
 		Live:    config.NewLive(cfg),
-		addrs:   map[string]net.Addr{},
 		failed:  make(chan error, 1),
 	}
 	d.CLI = cli.New(logs.Logger("control", "Control protocols including SDP exchanges, CLI"))
@@ -199,15 +196,18 @@ func (d *Daemon) Start() error {
 		serve func(net.Listener) error
 	}
 	var opened []listener
+	// Control listeners share control-max-connections; the client
+	// listener's sessions have their own limit (client-max-connections).
 	for _, l := range []struct {
 		key, addr string
 		serve     func(net.Listener) error
+		control   bool
 	}{
-		{"listen-http", cfg.ListenHTTP, d.Control.ServeHTTPListener},
-		{"listen-https", cfg.ListenHTTPS, func(ln net.Listener) error { return d.Control.ServeHTTPSListener(ln, tlsCfg) }},
-		{"listen-cli", cfg.ListenCLI, d.Control.ServeCLIListener},
-		{"listen-client", cfg.ListenClient, func(ln net.Listener) error { return d.client.Serve(ln, nil) }},
-		{"listen-client-tls", cfg.ListenClientTLS, func(ln net.Listener) error { return d.client.Serve(ln, clientTLS) }},
+		{"listen-http", cfg.ListenHTTP, d.Control.ServeHTTPListener, true},
+		{"listen-https", cfg.ListenHTTPS, func(ln net.Listener) error { return d.Control.ServeHTTPSListener(ln, tlsCfg) }, true},
+		{"listen-cli", cfg.ListenCLI, d.Control.ServeCLIListener, true},
+		{"listen-client", cfg.ListenClient, func(ln net.Listener) error { return d.client.Serve(ln, nil) }, false},
+		{"listen-client-tls", cfg.ListenClientTLS, func(ln net.Listener) error { return d.client.Serve(ln, clientTLS) }, false},
 	} {
 		addr, _ := config.ParseListen(l.addr) // validated by config.Load
 		if addr == "" {
@@ -221,12 +221,10 @@ func (d *Daemon) Start() error {
 			closeNG()
 			return &BindError{Key: l.key, Addr: addr, Err: err}
 		}
-		if strings.HasPrefix(l.key, "listen-client") {
-			// Client sessions have their own limit (client-max-connections).
-			opened = append(opened, listener{l.key, ln, l.serve})
-			continue
+		if l.control {
+			ln = netutil.LimitListener(ln, cfg.ControlMaxConnections)
 		}
-		opened = append(opened, listener{l.key, netutil.LimitListener(ln, cfg.ControlMaxConnections), l.serve})
+		opened = append(opened, listener{l.key, ln, l.serve})
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -236,13 +234,11 @@ func (d *Daemon) Start() error {
 	d.serving.Go(func() { d.Clients.Run(ctx) })
 	if ngConn != nil {
 		d.ngConn = ngConn
-		d.addrs["listen-ng"] = ngConn.LocalAddr()
 		d.Log.Info("listening", "key", "listen-ng", "addr", ngConn.LocalAddr().String())
 		udp := ng.NewUDPServer(d.NG, d.Log, ng.UDPOptions{Workers: cfg.NGWorkers, CookieCacheSize: cfg.NGCookieCacheSize})
 		d.serving.Go(func() { udp.Serve(ngConn) })
 	}
 	for _, l := range opened {
-		d.addrs[l.key] = l.ln.Addr()
 		d.Log.Info("listening", "key", l.key, "addr", l.ln.Addr().String())
 		d.serving.Go(func() {
 			if err := l.serve(l.ln); err != nil {
@@ -253,10 +249,6 @@ func (d *Daemon) Start() error {
 	d.Log.Info("rtcgate started", "version", version.String(), "interfaces", []string(cfg.Interface))
 	return nil
 }
-
-// Addr is the bound address of a listener by its key ("listen-http"), or
-// nil when that listener is off.
-func (d *Daemon) Addr(key string) net.Addr { return d.addrs[key] }
 
 // Failed delivers the error of a listener that stopped by itself.
 func (d *Daemon) Failed() <-chan error { return d.failed }
