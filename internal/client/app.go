@@ -23,6 +23,36 @@ type App interface {
 	Disconnected(s *Session, reason string)
 }
 
+// Notifier is how the SIP gateway reports what happens to a session. The
+// hooks implement it: each event goes to the client and to the app's
+// backend, and deciding hooks (an incoming call) ask the backend first.
+type Notifier interface {
+	// Notify reports a status event (CallStatusEvent, MessageStatusEvent…):
+	// the client gets it as the frame named frame ("" for none), the app's
+	// backend as the REST method named event — in order per session, at
+	// least once.
+	Notify(s *Session, event, frame string, data map[string]any)
+	// Ask runs a deciding hook (OnCallEvent): an error is the backend's
+	// refusal; the returned fields are data as the backend's reply may
+	// have overwritten them.
+	Ask(ctx context.Context, s *Session, event string, data map[string]any) (map[string]any, error)
+}
+
+// ClientNotifier tells the client only: for running without hooks.
+type ClientNotifier struct{}
+
+// Notify sends the frame.
+func (ClientNotifier) Notify(s *Session, _, frame string, data map[string]any) {
+	if frame != "" {
+		s.Send(frame, data)
+	}
+}
+
+// Ask allows everything.
+func (ClientNotifier) Ask(_ context.Context, _ *Session, _ string, data map[string]any) (map[string]any, error) {
+	return data, nil
+}
+
 // DefaultApp accepts every connection and answers sendData with
 // DataStatusEvent ACCEPTED, so the client layer works end to end before the
 // REST hooks and the SIP gateway exist. Calls and messages need the SIP

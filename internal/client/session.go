@@ -35,6 +35,7 @@ type Session struct {
 	closed      bool
 	done        chan struct{}
 	remoteIP    string
+	values      map[any]any // what the apps keep per session (Value, SetValue)
 
 	// WebSocket push: the attached socket, and whether a flush goroutine
 	// runs. A flush goroutine exists only while there is something to
@@ -78,6 +79,25 @@ func (s *Session) Config() map[string]any {
 		c[k] = v
 	}
 	return c
+}
+
+// Value returns what an app stored under key with SetValue. It stays
+// readable after the session closed, for the events that follow its end.
+func (s *Session) Value(key any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.values[key]
+}
+
+// SetValue stores an app's per-session state under key (a private type of
+// the app's package, as with context keys).
+func (s *Session) SetValue(key, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.values == nil {
+		s.values = map[any]any{}
+	}
+	s.values[key] = v
 }
 
 // Send queues a frame for the client. It reports false when the session is

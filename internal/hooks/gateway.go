@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rtcgate/rtcgate/internal/client"
 	"github.com/rtcgate/rtcgate/internal/hooks/eventq"
@@ -17,10 +18,12 @@ import (
 // Gateway is the client sessions' App. It admits a connection only for a
 // known appKey and, for apps with a backend URL, calls the backend as Web
 // Call Server does: `connect` synchronously (a refusal fails the
-// connection), client `sendData` as `OnDataEvent` (its answer decides
-// DataStatusEvent), and status events through an ordered, at-least-once
-// queue. Everything else goes to Next (the built-in app until the SIP
-// gateway exists).
+// connection); each client action (call, hangup, sendMessage…)
+// synchronously before Next runs it, the backend's reply overwriting
+// fields as the session's restClientConfig allows; client `sendData` as
+// `OnDataEvent` (its answer decides DataStatusEvent); and status events —
+// its own and those Next reports through Notify — through an ordered,
+// at-least-once queue. Next is the SIP gateway (or the built-in app).
 type Gateway struct {
 	Apps   *Apps
 	Next   client.App
@@ -28,21 +31,34 @@ type Gateway struct {
 	Events *eventq.Queue
 	NodeID string
 	Log    *slog.Logger
+	// SettleTimeout bounds how long a synchronous hook waits for the
+	// session's queued events to be delivered first (settle).
+	SettleTimeout time.Duration
 
-	mu       sync.Mutex
-	sessions map[string]*hookSession // by session id
+	mu      sync.Mutex     // guards the hookSessions' flags
+	closing sync.WaitGroup // Disconnected's reports still running
 
 	metricsOnce sync.Once
 	m           *hookMetrics
 }
 
-// hookSession is what the gateway keeps per session: its app and the
-// restClientConfig the backend's connect reply set.
+// hookSession is what the gateway keeps per session (as the session's
+// Value, so that events after the session's end still find their app):
+// its app and the restClientConfig the backend's connect reply set.
 type hookSession struct {
 	app         App
 	rest        RestClientConfig
 	established bool
 	failed      bool // connect failed: DISCONNECTED follows FAILED
+}
+
+type sessionKey struct{}
+
+// actionMethods are the client actions that are REST methods of their own
+// name, called before the action runs.
+var actionMethods = map[string]bool{
+	"call": true, "answer": true, "hangup": true, "hold": true, "unhold": true,
+	"transfer": true, "sendDtmf": true, "sendMessage": true,
 }
 
 func (g *Gateway) log() *slog.Logger {
@@ -65,17 +81,12 @@ func (g *Gateway) Connect(ctx context.Context, s *client.Session, req map[string
 		return nil, fmt.Errorf("unknown appKey %q", key)
 	}
 	hs := &hookSession{app: app}
-	g.mu.Lock()
-	if g.sessions == nil {
-		g.sessions = map[string]*hookSession{}
-	}
-	g.sessions[s.ID] = hs
-	g.mu.Unlock()
+	s.SetValue(sessionKey{}, hs)
 
-	if g.HTTP != nil && app.URL != "" && app.Enabled("connect") {
+	if g.hooked(hs, "connect") {
 		body := g.body(s, key, req, nil)
 		resp := g.call(ctx, app, "connect", body)
-		if resp.Status < 200 || resp.Status > 299 {
+		if !ok2xx(resp) {
 			g.failed(s, hs, fmt.Sprintf("connect: backend answered %d", resp.Status))
 			return nil, fmt.Errorf("connect: backend answered %s", statusText(resp))
 		}
@@ -100,6 +111,14 @@ func (g *Gateway) Connect(ctx context.Context, s *client.Session, req map[string
 	return cfg, err
 }
 
+// hooked reports whether method goes to the session's backend.
+func (g *Gateway) hooked(hs *hookSession, method string) bool {
+	return hs != nil && g.HTTP != nil && hs.app.URL != "" && hs.app.Enabled(method) &&
+		hs.rest.For(method).Policy != Disable
+}
+
+func ok2xx(r restclient.Response) bool { return r.Status >= 200 && r.Status <= 299 }
+
 // failed reports ConnectionStatusEvent FAILED; DISCONNECTED follows when
 // the session closes.
 func (g *Gateway) failed(s *client.Session, hs *hookSession, info string) {
@@ -111,7 +130,7 @@ func (g *Gateway) failed(s *client.Session, hs *hookSession, info string) {
 
 // Established reports ConnectionStatusEvent ESTABLISHED.
 func (g *Gateway) Established(s *client.Session) {
-	if hs := g.session(s); hs != nil {
+	if hs := session(s); hs != nil {
 		g.mu.Lock()
 		hs.established = true
 		g.mu.Unlock()
@@ -120,14 +139,40 @@ func (g *Gateway) Established(s *client.Session) {
 	g.Next.Established(s)
 }
 
-// Handle sends sendData to the backend as OnDataEvent, and passes the rest
-// on.
+// Handle calls the backend for the client's action — sendData as
+// OnDataEvent, answered here — and runs the others with Next.
 func (g *Gateway) Handle(ctx context.Context, s *client.Session, action string, data json.RawMessage) error {
-	hs := g.session(s)
-	if action != "sendData" || hs == nil || g.HTTP == nil || hs.app.URL == "" || !hs.app.Enabled("OnDataEvent") ||
-		hs.rest.For("OnDataEvent").Policy == Disable {
-		return g.Next.Handle(ctx, s, action, data)
+	hs := session(s)
+	switch {
+	case action == "sendData" && g.hooked(hs, "OnDataEvent"):
+		return g.onData(ctx, s, hs, data)
+	case actionMethods[action] && g.hooked(hs, action):
+		var req map[string]any
+		if err := json.Unmarshal(data, &req); err != nil || req == nil {
+			return fmt.Errorf("%s needs an object", action)
+		}
+		mc := hs.rest.For(action)
+		g.settle(ctx, s)
+		resp := g.call(ctx, hs.app, action, g.body(s, hs.app.Key, req, mc.RestExclude))
+		if !ok2xx(resp) {
+			g.log().Warn("backend refused", "app", hs.app.Name, "method", action, "status", resp.Status)
+			if mc.FailOnError {
+				return fmt.Errorf("%s: backend answered %s", action, statusText(resp))
+			}
+		} else if mc.Policy == Overwrite {
+			var reply map[string]any
+			if json.Unmarshal(resp.Body, &reply) == nil && reply != nil {
+				req = overwrite(req, reply, mc)
+				data, _ = json.Marshal(req)
+			}
+		}
 	}
+	return g.Next.Handle(ctx, s, action, data)
+}
+
+// onData sends a client's sendData to the backend as OnDataEvent; the
+// reply decides DataStatusEvent.
+func (g *Gateway) onData(ctx context.Context, s *client.Session, hs *hookSession, data json.RawMessage) error {
 	var req map[string]any
 	if err := json.Unmarshal(data, &req); err != nil || req == nil {
 		return errors.New("sendData needs an object with operationId and payload")
@@ -135,7 +180,7 @@ func (g *Gateway) Handle(ctx context.Context, s *client.Session, action string, 
 	mc := hs.rest.For("OnDataEvent")
 	resp := g.call(ctx, hs.app, "OnDataEvent", g.body(s, hs.app.Key, req, mc.RestExclude))
 	status := map[string]any{"operationId": req["operationId"], "status": "ACCEPTED"}
-	if resp.Status < 200 || resp.Status > 299 {
+	if !ok2xx(resp) {
 		g.log().Warn("OnDataEvent: backend refused", "app", hs.app.Name, "status", resp.Status)
 		if mc.FailOnError {
 			status["status"] = "FAILED"
@@ -146,23 +191,104 @@ func (g *Gateway) Handle(ctx context.Context, s *client.Session, action string, 
 	return nil
 }
 
-// Disconnected reports ConnectionStatusEvent DISCONNECTED for a session that
-// was established.
-func (g *Gateway) Disconnected(s *client.Session, reason string) {
-	g.mu.Lock()
-	hs := g.sessions[s.ID]
-	delete(g.sessions, s.ID)
-	g.mu.Unlock()
-	if hs != nil && (hs.established || hs.failed) {
-		g.event(s, hs, "ConnectionStatusEvent", map[string]any{"status": "DISCONNECTED", "info": reason})
+// Notify sends a status event to the client (as frame, without the
+// session's clientExclude fields) and to the backend (queued, in order).
+func (g *Gateway) Notify(s *client.Session, event, frame string, data map[string]any) {
+	hs := session(s)
+	if frame != "" {
+		out := data
+		if hs != nil {
+			if ex := hs.rest.For(event).ClientExclude; len(ex) > 0 {
+				out = make(map[string]any, len(data))
+				for k, v := range data {
+					out[k] = v
+				}
+				for _, k := range ex {
+					delete(out, k)
+				}
+			}
+		}
+		s.Send(frame, out)
 	}
-	g.Next.Disconnected(s, reason)
+	if hs != nil {
+		g.event(s, hs, event, data)
+	}
 }
 
-func (g *Gateway) session(s *client.Session) *hookSession {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.sessions[s.ID]
+// Ask calls a deciding hook (OnCallEvent) synchronously: a non-2xx reply
+// or none is a refusal; OVERWRITE applies the reply to data.
+func (g *Gateway) Ask(ctx context.Context, s *client.Session, event string, data map[string]any) (map[string]any, error) {
+	hs := session(s)
+	if !g.hooked(hs, event) {
+		return data, nil
+	}
+	mc := hs.rest.For(event)
+	g.settle(ctx, s)
+	resp := g.call(ctx, hs.app, event, g.body(s, hs.app.Key, data, mc.RestExclude))
+	if !ok2xx(resp) {
+		return data, fmt.Errorf("%s: backend answered %s", event, statusText(resp))
+	}
+	var reply map[string]any
+	if json.Unmarshal(resp.Body, &reply) == nil && reply != nil {
+		data = overwrite(data, reply, mc)
+	}
+	return data, nil
+}
+
+// Disconnected lets Next end the session's calls and registration first —
+// their events precede — then reports ConnectionStatusEvent DISCONNECTED
+// for a session that was established (or failed). It runs on its own
+// goroutine: ending a SIP registration takes a round trip, and the client
+// layer calls this from paths that must not wait (idle sweeps). Wait
+// waits for these.
+func (g *Gateway) Disconnected(s *client.Session, reason string) {
+	g.closing.Add(1)
+	go func() {
+		defer g.closing.Done()
+		g.Next.Disconnected(s, reason)
+		hs := session(s)
+		if hs == nil {
+			return
+		}
+		g.mu.Lock()
+		report := hs.established || hs.failed
+		g.mu.Unlock()
+		if report {
+			g.event(s, hs, "ConnectionStatusEvent", map[string]any{"status": "DISCONNECTED", "info": reason})
+		}
+	}()
+}
+
+// Wait waits until every Disconnected has reported (shutdown: before the
+// event queue closes), or ctx ends.
+func (g *Gateway) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { g.closing.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// settle lets the session's queued events reach the backend before a
+// synchronous hook, so that the backend hears of a session's doings in the
+// order they happened (RING before the client's answer). A backend that is
+// slow to take them delays the hook by one hooks-timeout at most; then the
+// hook goes anyway — it must not wait out an outage.
+func (g *Gateway) settle(ctx context.Context, s *client.Session) {
+	if g.Events == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.SettleTimeout)
+	defer cancel()
+	g.Events.Idle(ctx, s.ID)
+}
+
+func session(s *client.Session) *hookSession {
+	hs, _ := s.Value(sessionKey{}).(*hookSession)
+	return hs
 }
 
 // event queues a status event for the app's backend, in order per session.

@@ -101,9 +101,10 @@ type Stats struct {
 }
 
 type keyState struct {
-	q        []*Event // pending events of the key, in ID order
-	sched    bool     // in the ready list, the backoff heap or in flight
-	inflight bool     // q[0] is being sent right now
+	q        []*Event        // pending events of the key, in ID order
+	sched    bool            // in the ready list, the backoff heap or in flight
+	inflight bool            // q[0] is being sent right now
+	idle     []chan struct{} // closed when q empties (Idle)
 }
 
 type delayed struct {
@@ -253,6 +254,27 @@ func (q *Queue) add(e *Event) {
 	}
 }
 
+// Idle waits until key has no pending events — every event queued for it
+// so far delivered or given up on — or ctx ends (false). A synchronous
+// call made after Idle reaches the backend after the key's events.
+func (q *Queue) Idle(ctx context.Context, key string) bool {
+	q.mu.Lock()
+	ks := q.keys[key]
+	if ks == nil || len(ks.q) == 0 {
+		q.mu.Unlock()
+		return true
+	}
+	ch := make(chan struct{})
+	ks.idle = append(ks.idle, ch)
+	q.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // Depth returns the number of pending events (queued, in backoff or in
 // flight).
 func (q *Queue) Depth() int {
@@ -277,6 +299,25 @@ func (q *Queue) Stats() Stats {
 // It does not close the Store: the caller opened it and owns it. All
 // goroutines have exited when Close returns, provided the Sender honours
 // its context.
+// Drain waits until nothing is pending or ctx ends, and returns how many
+// events are still pending. A queue in memory is drained before Close at
+// shutdown: what it holds would be lost.
+func (q *Queue) Drain(ctx context.Context) int {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := q.Depth()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-t.C:
+		}
+	}
+}
+
 func (q *Queue) Close(ctx context.Context) error {
 	q.mu.Lock()
 	if q.closed {
@@ -377,6 +418,9 @@ func (q *Queue) worker() {
 		ks.q = ks.q[1:]
 		q.depth--
 		if len(ks.q) == 0 {
+			for _, ch := range ks.idle {
+				close(ch)
+			}
 			delete(q.keys, key)
 			continue
 		}

@@ -342,3 +342,90 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "goroutines gone", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// TestDrain: Drain returns once every event is delivered, and with what is
+// left when its context ends first (a backend that never answers).
+func TestDrain(t *testing.T) {
+	var down atomic.Bool
+	rec := newRecorder(func(*Event) (bool, error) {
+		if down.Load() {
+			return true, errors.New("503")
+		}
+		return false, nil
+	})
+	q, err := New(Options{Store: NewMemory(0), Send: rec.send, Workers: 2, MaxAttempts: 1000,
+		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeQ(t, q)
+	for i := range 20 {
+		q.Enqueue(fmt.Sprint("k", i%3), "app", "m", []byte(fmt.Sprint(i)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n := q.Drain(ctx); n != 0 || rec.count.Load() != 20 {
+		t.Fatalf("Drain left %d, delivered %d of 20", n, rec.count.Load())
+	}
+	down.Store(true)
+	q.Enqueue("k", "app", "m", []byte("stuck"))
+	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if n := q.Drain(short); n != 1 {
+		t.Fatalf("Drain with the backend down left %d, want 1", n)
+	}
+}
+
+// TestIdle: Idle returns once the key's events are delivered — not another
+// key's — and gives up when its context ends while the backend refuses.
+func TestIdle(t *testing.T) {
+	var down atomic.Bool
+	release := make(chan struct{})
+	rec := newRecorder(func(e *Event) (bool, error) {
+		if e.Key == "slow" {
+			<-release
+		}
+		if down.Load() {
+			return true, errors.New("503")
+		}
+		return false, nil
+	})
+	q, err := New(Options{Store: NewMemory(0), Send: rec.send, Workers: 2, MaxAttempts: 1000,
+		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeQ(t, q)
+	q.Enqueue("slow", "app", "m", []byte("s"))
+	for i := range 5 {
+		q.Enqueue("k", "app", "m", []byte(fmt.Sprint(i)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !q.Idle(ctx, "k") {
+		t.Fatal("Idle(k) timed out")
+	}
+	rec.mu.Lock()
+	n := len(rec.got["k"])
+	rec.mu.Unlock()
+	if n != 5 {
+		t.Fatalf("Idle(k) returned with %d of 5 delivered", n)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	if q.Idle(short, "slow") {
+		t.Fatal("Idle(slow) returned true while its event is held")
+	}
+	close(release)
+	if !q.Idle(ctx, "slow") || !q.Idle(ctx, "never-used") {
+		t.Fatal("Idle after delivery")
+	}
+	down.Store(true)
+	q.Enqueue("k", "app", "m", []byte("stuck"))
+	short2, cancel3 := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel3()
+	if q.Idle(short2, "k") {
+		t.Fatal("Idle returned true with the backend down")
+	}
+	down.Store(false)
+}
