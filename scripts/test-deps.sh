@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rtcgate's tests talk to, when it is missing:
-#   - with apt-get, the real peers: rtpengine-utils, and Debian's chromium
-#     for the headless-browser test (e2e/browser_test.go);
+#   - with apt-get, the real peers: rtpengine-utils, kamailio and sip-tester
+#     (sipp) for internal/testpeer, and Debian's chromium for the
+#     headless-browser test (e2e/browser_test.go);
 #   - with `npm ci`, e2e/browser's pinned npm packages (playwright-core, the
 #     Flashphoner Web SDK), when node_modules is missing or older than
 #     package-lock.json. Playwright's own browsers are never downloaded.
@@ -13,11 +14,14 @@ cd "$(dirname "$0")/.."
 declare -A want=(
 	[rtpengine-ctl]=rtpengine-utils        # rtpengine's CLI client
 	[rtpengine-ng-client]=rtpengine-utils  # rtpengine's ng client
+	[kamailio]=kamailio                    # SIP registrar/proxy (internal/testpeer)
+	[sipp]=sip-tester                      # SIP test peer (internal/testpeer)
 )
 
 missing=()
 for cmd in "${!want[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+	# /usr/sbin (kamailio) is not on a non-root PATH.
+	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${want[$cmd]}")
 done
 # Headless Chromium for e2e/browser (websdk.mjs defaults to this path).
 [ -x /usr/bin/chromium ] || missing+=(chromium)

@@ -1,0 +1,197 @@
+package testpeer
+
+import (
+	_ "embed"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+)
+
+//go:embed testdata/kamailio.cfg.tmpl
+var kamailioCfg string
+
+var kamailioTmpl = template.Must(template.New("kamailio.cfg").Parse(kamailioCfg))
+
+// DefaultDomain is the SIP domain of a Kamailio started without one.
+const DefaultDomain = "rtcgate.test"
+
+// DefaultUsers are the accounts of a Kamailio started with nil Users.
+var DefaultUsers = map[string]string{"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
+
+// KamailioOptions configures StartKamailio.
+type KamailioOptions struct {
+	Users  map[string]string // login -> password; nil: DefaultUsers
+	Routes map[string]string // R-URI user -> "host:port": static routes to non-registering peers such as a sipp UAS
+	Domain string            // "": DefaultDomain
+}
+
+// Kamailio is a running registrar and proxy. Users registered there are
+// reached by lookup("location"); Routes users by their static address;
+// anyone else gets 404.
+type Kamailio struct {
+	Addr   string // "127.0.0.1:PORT", UDP and TCP both listen there
+	Domain string // the SIP domain users register in; not resolvable: send to Addr
+	Users  map[string]string
+
+	p *proc
+}
+
+// Values go into the config inside double quotes.
+var (
+	cfgToken = regexp.MustCompile(`^[A-Za-z0-9._~+-]+$`)
+	cfgValue = regexp.MustCompile(`^[^"\\\x00-\x1f]*$`)
+)
+
+// StartKamailio runs Kamailio in the foreground on a free loopback port and
+// returns once it answers an OPTIONS. It is stopped at cleanup, and its log
+// goes to t.Log when the test failed.
+func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
+	t.Helper()
+	bin := lookBin(t, "kamailio", "/usr/sbin/kamailio", "kamailio")
+	users := opts.Users
+	if users == nil {
+		users = DefaultUsers
+	}
+	domain := opts.Domain
+	if domain == "" {
+		domain = DefaultDomain
+	}
+	if !cfgToken.MatchString(domain) {
+		t.Fatalf("testpeer: bad domain %q", domain)
+	}
+	for u, pw := range users {
+		if !cfgToken.MatchString(u) || !cfgValue.MatchString(pw) {
+			t.Fatalf("testpeer: user %q or its password cannot go into kamailio.cfg", u)
+		}
+	}
+	for u, dst := range opts.Routes {
+		if _, _, err := net.SplitHostPort(dst); !cfgToken.MatchString(u) || err != nil || !cfgValue.MatchString(dst) {
+			t.Fatalf("testpeer: bad route %q -> %q (want user -> host:port)", u, dst)
+		}
+	}
+	// Debian's multiarch directory, e.g. /usr/lib/x86_64-linux-gnu.
+	tm, _ := filepath.Glob("/usr/lib/*/kamailio/modules/tm.so")
+	if len(tm) == 0 {
+		t.Fatal("testpeer: no Kamailio modules in /usr/lib/*/kamailio/modules: install the Debian package kamailio")
+	}
+	modules := filepath.Dir(tm[0])
+
+	k := &Kamailio{Domain: domain, Users: maps.Clone(users)}
+	// The port is free when picked but may be taken before Kamailio binds
+	// it; a failed bind gets another port.
+	var lastErr error
+	for range 3 {
+		dir := t.TempDir()
+		addr := fmt.Sprintf("127.0.0.1:%d", FreeUDPPort(t))
+		cfg := filepath.Join(dir, "kamailio.cfg")
+		f, err := os.Create(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = kamailioTmpl.Execute(f, map[string]any{
+			"Addr": addr, "Domain": domain, "Users": users, "Routes": opts.Routes, "ModulesDir": modules,
+		})
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatalf("testpeer: kamailio.cfg: %v", err)
+		}
+		run := filepath.Join(dir, "run")
+		if err := os.Mkdir(run, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p, err := startProc(bin, dir, "-f", cfg, "-DD", "-E", "-n", "1", "-N", "1",
+			"-w", dir, "-Y", run, "-P", filepath.Join(dir, "kamailio.pid"), "-m", "64", "-M", "8")
+		if err != nil {
+			t.Fatalf("testpeer: starting kamailio: %v", err)
+		}
+		k.Addr, k.p = addr, p
+		lastErr = waitSIP(addr, p, 10*time.Second)
+		if lastErr == nil {
+			break
+		}
+		p.stop(2 * time.Second)
+		if !strings.Contains(p.out.String(), "bind") {
+			break
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("testpeer: kamailio did not come up: %v\n%s", lastErr, k.p.out.String())
+	}
+	t.Cleanup(func() {
+		k.p.stop(5 * time.Second)
+		if t.Failed() {
+			t.Logf("kamailio %s log:\n%s", k.Addr, k.Logs())
+		}
+	})
+	return k
+}
+
+// SippArgs aims a sipp UAC scenario at this Kamailio: its address as the
+// remote host and its domain as [domain].
+func (k *Kamailio) SippArgs() []string { return []string{k.Addr, "-key", "domain", k.Domain} }
+
+// Logs is Kamailio's output so far (debug=2, plus a line per request).
+func (k *Kamailio) Logs() string { return k.p.out.String() }
+
+// waitSIP sends OPTIONS to addr over UDP until any SIP response comes back,
+// the process exits, or limit passes.
+func waitSIP(addr string, p *proc, limit time.Duration) error {
+	raddr, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		return err
+	}
+	conn, err := net.DialUDP("udp4", nil, raddr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	deadline := time.Now().Add(limit)
+	buf := make([]byte, 4096)
+	for i := 1; i <= 200 && time.Now().Before(deadline); i++ {
+		if p.done() {
+			return fmt.Errorf("exited (%v) before answering", p.err)
+		}
+		req := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bK-testpeer-%d;rport\r\n"+
+			"Max-Forwards: 70\r\n"+
+			"From: <sip:probe@%s>;tag=probe%d\r\n"+
+			"To: <sip:%s>\r\n"+
+			"Call-ID: testpeer-probe-%d@%s\r\n"+
+			"CSeq: %d OPTIONS\r\n"+
+			"Content-Length: 0\r\n\r\n", addr, local, i, local, i, addr, i, local, i)
+		if _, err := conn.Write([]byte(req)); err != nil {
+			return err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := conn.Read(buf)
+		if err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 ") {
+			// The TCP listener is bound before the workers start; check anyway.
+			c, err := net.DialTimeout("tcp4", addr, time.Second)
+			if err != nil {
+				return fmt.Errorf("UDP answers but TCP does not: %v", err)
+			}
+			c.Close()
+			return nil
+		}
+		if err != nil && !isTimeout(err) {
+			// ICMP port unreachable: not bound yet; don't spin.
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return fmt.Errorf("no answer to OPTIONS on %s within %v", addr, limit)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
