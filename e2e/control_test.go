@@ -388,6 +388,9 @@ func TestEmbeddedDefaults(t *testing.T) {
 	if got := r.addr(t, "listen-client"); got != "127.0.0.1:8080" {
 		t.Errorf("listen-client = %s", got)
 	}
+	if got := r.addr(t, "listen-sip"); got != "127.0.0.1:5060" {
+		t.Errorf("listen-sip = %s", got)
+	}
 	resp, err := http.Get("http://127.0.0.1:2225/ping")
 	if err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ type rtcgate struct {
 
 // ephemeral puts every control listener on a free loopback port so that
 // tests run side by side.
-var ephemeral = []string{"--listen-http", "127.0.0.1:0", "--listen-cli", "127.0.0.1:0", "--listen-ng", "127.0.0.1:0", "--listen-client", "127.0.0.1:0"}
+var ephemeral = []string{"--listen-http", "127.0.0.1:0", "--listen-cli", "127.0.0.1:0", "--listen-ng", "127.0.0.1:0", "--listen-client", "127.0.0.1:0", "--listen-sip", "127.0.0.1:0"}
 
 // start runs rtcgate serve with args (JSON logs added) and waits for its
 // "rtcgate started" log line, learning the bound addresses from the

@@ -78,6 +78,15 @@ type Config struct {
 	HooksQueueDir       string   `yaml:"hooks-queue-dir"`
 	HooksQueueMaxBytes  int      `yaml:"hooks-queue-max-bytes"`
 	HooksRetries        int      `yaml:"hooks-retries"`
+	HooksMaxBackoff     Duration `yaml:"hooks-max-backoff"`
+
+	ListenSIP          string   `yaml:"listen-sip"`
+	SIPAdvertised      string   `yaml:"sip-advertised"`
+	SIPUserAgent       string   `yaml:"sip-user-agent"`
+	SIPRegisterExpires Duration `yaml:"sip-register-expires"`
+	SIPTimeout         Duration `yaml:"sip-timeout"`
+	SIPRingTimeout     Duration `yaml:"sip-ring-timeout"`
+	SIPMaxAccounts     int      `yaml:"sip-max-accounts"`
 
 	ControlMaxMessage     int      `yaml:"control-max-message"`
 	ControlTimeout        Duration `yaml:"control-timeout"`

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks every value; the first problem is returned as an *Error
@@ -27,6 +28,7 @@ func (c *Config) Validate() error {
 		{"listen-ng", c.ListenNG}, {"listen-cli", c.ListenCLI},
 		{"listen-http", c.ListenHTTP}, {"listen-https", c.ListenHTTPS},
 		{"listen-client", c.ListenClient}, {"listen-client-tls", c.ListenClientTLS},
+		{"listen-sip", c.ListenSIP},
 	} {
 		if _, err := ParseListen(l.val); err != nil {
 			return keyErr(l.key, "%v", err)
@@ -105,8 +107,20 @@ func (c *Config) Validate() error {
 	if c.HooksRetries < 1 {
 		return keyErr("hooks-retries", "%d: want at least 1", c.HooksRetries)
 	}
+	if c.HooksMaxBackoff < Duration(100*time.Millisecond) {
+		return keyErr("hooks-max-backoff", "%s: want at least 100ms", c.HooksMaxBackoff)
+	}
 	if c.HooksQueueMaxBytes < 1<<16 {
 		return keyErr("hooks-queue-max-bytes", "%d: want at least 65536", c.HooksQueueMaxBytes)
+	}
+	if c.SIPRegisterExpires < Duration(10*time.Second) {
+		return keyErr("sip-register-expires", "%s: want at least 10s", c.SIPRegisterExpires)
+	}
+	if c.SIPTimeout <= 0 || c.SIPRingTimeout <= 0 {
+		return keyErr("sip-timeout", "sip-timeout and sip-ring-timeout must be positive")
+	}
+	if c.SIPMaxAccounts < 0 {
+		return keyErr("sip-max-accounts", "%d: want 0 (unlimited) or more", c.SIPMaxAccounts)
 	}
 	if c.ControlMaxMessage < 512 {
 		return keyErr("control-max-message", "%d: want at least 512 bytes", c.ControlMaxMessage)

@@ -25,6 +25,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/client"
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/control"
+	"github.com/rtcgate/rtcgate/internal/gateway"
 	"github.com/rtcgate/rtcgate/internal/hooks"
 	"github.com/rtcgate/rtcgate/internal/hooks/eventq"
 	"github.com/rtcgate/rtcgate/internal/hooks/restclient"
@@ -32,6 +33,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/metrics"
 	"github.com/rtcgate/rtcgate/internal/ng"
+	"github.com/rtcgate/rtcgate/internal/sipua"
 	"github.com/rtcgate/rtcgate/internal/stats"
 	"github.com/rtcgate/rtcgate/internal/version"
 )
@@ -62,6 +64,10 @@ type Daemon struct {
 	NG      *ng.Dispatcher
 	Clients *client.Hub
 	Apps    *hooks.Apps
+
+	sipGateway *gateway.Gateway
+	sip        *sipua.Stack
+	hooks      *hooks.Gateway
 
 	hookHTTP   *restclient.Client
 	hookEvents *eventq.Queue
@@ -149,6 +155,13 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.hooks = gw
+	if cfg.ListenSIP != "" {
+		// The SIP gateway runs the clients' actions; the hooks run before
+		// it and carry its events. Its Stack is bound in Start.
+		d.sipGateway = &gateway.Gateway{Media: d.Media, Notify: gw, Log: logs.Logger("sip", "SIP gateway")}
+		gw.Next = d.sipGateway
+	}
 
 	d.Clients = client.NewHub(client.Options{
 		MaxFrame: cfg.ClientMaxFrame, IdleTimeout: cfg.ClientIdleTimeout.D(), Keepalive: cfg.ClientKeepalive.D(),
@@ -227,8 +240,33 @@ func (d *Daemon) Start() error {
 		opened = append(opened, listener{l.key, ln, l.serve})
 	}
 
+	if d.sipGateway != nil {
+		addr, _ := config.ParseListen(cfg.ListenSIP)
+		stack, err := sipua.New(sipua.Config{
+			Listen: addr, Advertised: cfg.SIPAdvertised, UserAgent: cfg.SIPUserAgent,
+			RegisterExpires: cfg.SIPRegisterExpires.D(), RequestTimeout: cfg.SIPTimeout.D(),
+			RingTimeout: cfg.SIPRingTimeout.D(), MaxAccounts: cfg.SIPMaxAccounts, Log: d.sipGateway.Log,
+		})
+		if err != nil {
+			for _, o := range opened {
+				o.ln.Close()
+			}
+			closeNG()
+			return &BindError{Key: "listen-sip", Addr: addr, Err: err}
+		}
+		d.sip, d.sipGateway.SIP = stack, stack
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
+	if d.sip != nil {
+		d.Log.Info("listening", "key", "listen-sip", "addr", d.sip.Addr())
+		d.serving.Go(func() {
+			if err := d.sip.Serve(ctx); err != nil && ctx.Err() == nil {
+				d.errOnce.Do(func() { d.failed <- fmt.Errorf("listen-sip: %w", err) })
+			}
+		})
+	}
 	d.serving.Go(func() { d.Stats.Run(ctx, time.Second) })
 	d.serving.Go(func() { d.Media.Run(ctx) })
 	d.serving.Go(func() { d.Clients.Run(ctx) })
@@ -260,6 +298,19 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.ngConn.Close()
 	}
 	err := errors.Join(d.client.Shutdown(ctx), d.Control.Shutdown(ctx))
+	// Sessions' calls and registrations end (their events queued) before
+	// the SIP stack and the event queue close.
+	err = errors.Join(err, d.hooks.Wait(ctx))
+	if d.Config.HooksQueueDir == "" {
+		// In memory, what is not delivered now is lost: deliver it
+		// within the grace period, and say how much was not.
+		if n := d.hookEvents.Drain(ctx); n > 0 {
+			d.Log.Error("hook events lost at shutdown: no hooks-queue-dir to keep them", "events", n)
+		}
+	}
+	if d.sip != nil {
+		err = errors.Join(err, d.sip.Close())
+	}
 	// Status events still queued get until the deadline; a durable queue
 	// keeps the rest for the next start.
 	err = errors.Join(err, d.hookEvents.Close(ctx), d.hookStore.Close())
@@ -325,6 +376,8 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Gatewa
 	o.VerifyPeer, o.VerifyHost = cfg.HooksVerifyPeer, cfg.HooksVerifyHost
 	o.CAPath, o.ClientCert, o.ClientKey = cfg.HooksCAPath, cfg.HooksClientCert, cfg.HooksClientKey
 	o.Secret, o.MaxAsync, o.Log = cfg.HooksSecret, cfg.HooksMaxAsync, log
+	// Every event worker may hold a connection: keep that many alive.
+	o.MaxIdlePerHost = max(restclient.DefaultMaxIdlePerHost, cfg.HooksMaxAsync)
 	httpClient, err := restclient.New(o)
 	if err != nil {
 		return nil, &config.Error{Key: "hooks-ca-path", Msg: err.Error()}
@@ -343,9 +396,11 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Gatewa
 	if nodeID == "" {
 		nodeID, _ = os.Hostname()
 	}
-	gw := &hooks.Gateway{Apps: d.Apps, Next: client.DefaultApp{}, HTTP: httpClient, NodeID: nodeID, Log: log}
+	gw := &hooks.Gateway{Apps: d.Apps, Next: client.DefaultApp{}, HTTP: httpClient, NodeID: nodeID, Log: log,
+		SettleTimeout: cfg.HooksTimeout.D()}
 	q, err := eventq.New(eventq.Options{
 		Store: d.hookStore, Send: gw.Sender(), Workers: cfg.HooksMaxAsync, MaxAttempts: cfg.HooksRetries, Log: log,
+		BackoffMax: cfg.HooksMaxBackoff.D(),
 		DeadLetter: func(e *eventq.Event, err error) {
 			// The dead-letter log: one line per event given up. Not the
 			// body: it may carry SIP credentials.

@@ -256,3 +256,16 @@ func (s *Session) RemoveICE() {
 		}
 	}
 }
+
+// SetDirection makes every media section dir (sendrecv, sendonly,
+// recvonly or inactive): the direction attributes of the session and of
+// each section are replaced by one a=dir per section. Hold and resume
+// re-offers are made this way.
+func (s *Session) SetDirection(dir string) {
+	directions := []string{"sendrecv", "sendonly", "recvonly", "inactive"}
+	s.RemoveAttr(directions...)
+	for _, m := range s.Media {
+		m.RemoveAttr(directions...)
+		m.AddAttr(dir, "")
+	}
+}

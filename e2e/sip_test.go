@@ -1,0 +1,465 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/rtcgate/rtcgate/internal/hooks"
+	"github.com/rtcgate/rtcgate/internal/testpeer"
+)
+
+// sdkClient speaks the Flashphoner Web SDK's protocol over a WebSocket, as
+// the SDK's flashphoner-core.js does, and collects what rtcgate sends.
+type sdkClient struct {
+	ws     *websocket.Conn
+	frames chan sdkFrame
+	id     string // sessionId from getUserData
+}
+
+type sdkFrame struct {
+	Message string            `json:"message"`
+	Data    []json.RawMessage `json:"data"`
+}
+
+func (f sdkFrame) obj() map[string]any {
+	var m map[string]any
+	if len(f.Data) > 0 {
+		json.Unmarshal(f.Data[0], &m)
+	}
+	return m
+}
+
+func newSDKClient(t *testing.T, url string) *sdkClient {
+	t.Helper()
+	c := &sdkClient{ws: dialWS(t, url, nil), frames: make(chan sdkFrame, 256)}
+	go func() {
+		defer close(c.frames)
+		for {
+			_, b, err := c.ws.Read(context.Background())
+			if err != nil {
+				return
+			}
+			var f sdkFrame
+			if json.Unmarshal(b, &f) == nil {
+				if f.Message == "ping" {
+					c.ws.Write(context.Background(), websocket.MessageText, []byte(`{"message":"pong","data":[null]}`))
+					continue
+				}
+				c.frames <- f
+			}
+		}
+	}()
+	return c
+}
+
+func (c *sdkClient) send(t *testing.T, message string, data any) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"message": message, "data": []any{data}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expect waits for a frame named message whose object matches (nil: any);
+// frames before it are dropped and returned for the failure message only.
+func (c *sdkClient) expect(t *testing.T, message string, match func(map[string]any) bool) sdkFrame {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	var seen []string
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				t.Fatalf("connection closed waiting for %s; saw %v", message, seen)
+			}
+			if f.Message == message && (match == nil || match(f.obj())) {
+				return f
+			}
+			seen = append(seen, f.Message+":"+string(firstOf(f)))
+		case <-deadline:
+			t.Fatalf("no %s; saw %v", message, seen)
+		}
+	}
+}
+
+func firstOf(f sdkFrame) []byte {
+	if len(f.Data) == 0 {
+		return nil
+	}
+	if len(f.Data[0]) > 200 {
+		return f.Data[0][:200]
+	}
+	return f.Data[0]
+}
+
+func status(s string) func(map[string]any) bool {
+	return func(m map[string]any) bool { return m["status"] == s }
+}
+
+// sipEnv is rtcgate with its SIP gateway in front of a real Kamailio, an
+// app whose backend gets every REST method, and sipp peers.
+type sipEnv struct {
+	r   *rtcgate
+	k   *testpeer.Kamailio
+	b   *backend
+	url string
+}
+
+func newSIPEnv(t *testing.T, routes map[string]string, extra ...string) *sipEnv {
+	t.Helper()
+	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{Routes: routes})
+	b := newBackend(t)
+	cfgFile := filepath.Join(t.TempDir(), "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: "+b.srv.URL+"/EchoApp\n"+
+		"    methods: ["+strings.Join(hooks.Methods, ", ")+"]\n"), 0o600)
+	r := start(t, append(append(ephemeral, "--config", cfgFile, "--log-level", "7"), extra...)...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("kamailio:\n" + k.Logs())
+			t.Log("rtcgate:\n" + r.Logs())
+		}
+	})
+	return &sipEnv{r: r, k: k, b: b, url: "ws://" + r.addr(t, "listen-client") + "/"}
+}
+
+// connect opens a session for user (a Kamailio account), registering with
+// password, and waits for getUserData.
+func (e *sipEnv) connect(t *testing.T, user, password string, register bool) *sdkClient {
+	t.Helper()
+	host, port := splitHostPort(t, e.k.Addr)
+	c := newSDKClient(t, e.url)
+	c.send(t, "connection", map[string]any{
+		"appKey": "echoKey", "sipLogin": user, "sipAuthenticationName": user, "sipPassword": password,
+		"sipDomain": e.k.Domain, "sipOutboundProxy": host, "sipPort": port, "sipRegisterRequired": register,
+	})
+	c.id = c.expect(t, "getUserData", nil).obj()["sessionId"].(string)
+	return c
+}
+
+// rtpPeer is the client's media: a UDP socket that can send RTP to the
+// address rtcgate's SDP names and read what comes back.
+type rtpPeer struct{ conn *net.UDPConn }
+
+func newRTPPeer(t *testing.T) *rtpPeer {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rtpPeer{c}
+}
+
+// offer is a plain RTP/AVP audio offer from the peer's port (rtcgate relays
+// RTP; a browser's DTLS-SRTP is not bridged).
+func (p *rtpPeer) offer() string {
+	port := p.conn.LocalAddr().(*net.UDPAddr).Port
+	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n", port)
+}
+
+// echo sends RTP packets to the audio address of sdp until one comes back
+// (sipp's -rtp_echo through rtcgate's relay), bounded in count and time.
+func (p *rtpPeer) echo(t *testing.T, sdp string) {
+	t.Helper()
+	var port int
+	for _, l := range strings.Split(sdp, "\n") {
+		if strings.HasPrefix(l, "m=audio ") {
+			port, _ = strconv.Atoi(strings.Fields(l)[1])
+		}
+	}
+	if port == 0 {
+		t.Fatalf("no audio port in %q", sdp)
+	}
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+	pkt := make([]byte, 172)
+	pkt[0], pkt[1] = 0x80, 0
+	buf := make([]byte, 2048)
+	for i := 0; i < 50; i++ {
+		pkt[3] = byte(i)
+		p.conn.WriteToUDP(pkt, to)
+		p.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, _, err := p.conn.ReadFromUDP(buf); err == nil && n == len(pkt) {
+			return
+		}
+	}
+	t.Fatalf("no RTP came back through rtcgate from %s", to)
+}
+
+// TestSIPSeedFlows reproduces seed 000's three flows against Kamailio and a
+// sipp far end, asserting the hook sequence the backend receives:
+// connect → ConnectionStatusEvent → RegistrationStatusEvent; a message to
+// oneself: sendMessage → MessageStatusEvent → OnMessageEvent →
+// MessageStatusEvent; an outgoing call: call → CallStatusEvent (TRYING,
+// RING, ESTABLISHED) → hangup → CallStatusEvent FINISH. Media flows
+// through rtcgate's relay both ways.
+func TestSIPSeedFlows(t *testing.T) {
+	uas := testpeer.StartSipp(t, "uas_echo")
+	// A dropped WebSocket ends the session after client-idle-timeout.
+	e := newSIPEnv(t, map[string]string{"echo": uas.Addr}, "--client-idle-timeout", "1s")
+
+	c := e.connect(t, "alice", testpeer.DefaultUsers["alice"], true)
+	c.expect(t, "registered", nil)
+	flow := []string{"connect", "ConnectionStatusEvent:ESTABLISHED", "RegistrationStatusEvent:REGISTERED"}
+	e.b.waitFor(t, c.id, flow...)
+
+	c.send(t, "sendMessage", map[string]any{"id": "m1", "to": "alice", "body": "hello me", "contentType": "text/plain"})
+	in := c.expect(t, "OnMessageEvent", nil).obj()
+	if in["body"] != "hello me" || in["from"] != "alice" || in["status"] != "RECEIVED" {
+		t.Errorf("OnMessageEvent = %v", in)
+	}
+	c.expect(t, "MessageStatusEvent", status("ACCEPTED"))
+	flow = append(flow, "sendMessage", "MessageStatusEvent:SENT", "OnMessageEvent", "MessageStatusEvent:ACCEPTED")
+	e.b.waitFor(t, c.id, flow...)
+
+	rtp := newRTPPeer(t)
+	c.send(t, "call", map[string]any{"callId": "call-1", "callee": "echo", "sdp": rtp.offer(),
+		"hasAudio": true, "hasVideo": false, "incoming": false, "status": "PENDING", "caller": "alice", "visibleName": "Alice"})
+	remote := c.expect(t, "setRemoteSDP", nil)
+	var sdp string
+	json.Unmarshal(remote.Data[1], &sdp)
+	c.expect(t, "talk", status("ESTABLISHED"))
+	rtp.echo(t, sdp)
+	c.send(t, "hangup", map[string]any{"callId": "call-1"})
+	c.expect(t, "finish", status("FINISH"))
+	flow = append(flow, "call", "CallStatusEvent:TRYING", "CallStatusEvent:RING", "CallStatusEvent:ESTABLISHED",
+		"hangup", "CallStatusEvent:FINISH")
+	e.b.waitFor(t, c.id, flow...)
+
+	// The hook bodies carry Web Call Server's fields.
+	e.b.mu.Lock()
+	for _, h := range e.b.hooks {
+		if h.Method == "CallStatusEvent" && h.Body["status"] == "ESTABLISHED" {
+			for _, k := range []string{"nodeId", "appKey", "sessionId", "callId", "caller", "callee", "incoming", "sipStatus", "hasAudio", "hasVideo"} {
+				if _, ok := h.Body[k]; !ok {
+					t.Errorf("CallStatusEvent lacks %s: %v", k, h.Body)
+				}
+			}
+			if h.Body["callId"] != "call-1" || h.Body["callee"] != "echo" || h.Body["caller"] != "alice" {
+				t.Errorf("CallStatusEvent = %v", h.Body)
+			}
+		}
+	}
+	e.b.mu.Unlock()
+
+	// Disconnecting (for good: the idle timeout passes) unregisters;
+	// DISCONNECTED comes last.
+	c.ws.Close(websocket.StatusNormalClosure, "")
+	flow = append(flow, "RegistrationStatusEvent:UNREGISTERED", "ConnectionStatusEvent:DISCONNECTED")
+	e.b.waitFor(t, c.id, flow...)
+}
+
+// TestSIPCallOutcomes: busy, cancel before answer, hold and unhold, DTMF and
+// a transfer against sipp far ends.
+func TestSIPCallOutcomes(t *testing.T) {
+	echo := testpeer.StartSipp(t, "uas_echo")
+	busy := testpeer.StartSipp(t, "uas_busy")
+	ring := testpeer.StartSipp(t, "uas_ring_cancel")
+	e := newSIPEnv(t, map[string]string{"echo": echo.Addr, "busy": busy.Addr, "ring": ring.Addr})
+	c := e.connect(t, "bob", testpeer.DefaultUsers["bob"], true)
+	c.expect(t, "registered", nil)
+	rtp := newRTPPeer(t)
+
+	c.send(t, "call", map[string]any{"callId": "busy-1", "callee": "busy", "sdp": rtp.offer()})
+	if f := c.expect(t, "finish", status("BUSY")).obj(); f["sipStatus"] != float64(486) {
+		t.Errorf("busy = %v", f)
+	}
+
+	c.send(t, "call", map[string]any{"callId": "ring-1", "callee": "ring", "sdp": rtp.offer()})
+	c.expect(t, "ring", status("RING"))
+	c.send(t, "hangup", map[string]any{"callId": "ring-1"})
+	c.expect(t, "finish", func(m map[string]any) bool { return m["callId"] == "ring-1" && m["status"] == "FINISH" })
+
+	c.send(t, "call", map[string]any{"callId": "echo-1", "callee": "echo", "sdp": rtp.offer()})
+	c.expect(t, "talk", status("ESTABLISHED"))
+	c.send(t, "hold", map[string]any{"callId": "echo-1"})
+	c.expect(t, "hold", status("HOLD"))
+	c.send(t, "unhold", map[string]any{"callId": "echo-1"})
+	c.expect(t, "talk", status("ESTABLISHED"))
+	c.send(t, "sendDtmf", map[string]any{"callId": "echo-1", "dtmf": "1#", "type": "INFO"})
+	c.send(t, "transfer", map[string]any{"callId": "echo-1", "target": "carol"})
+	c.expect(t, "notifyTransferEvent", status("ACCEPTED"))
+	c.expect(t, "notifyTransferEvent", status("COMPLETED"))
+	c.send(t, "hangup", map[string]any{"callId": "echo-1"})
+	c.expect(t, "finish", status("FINISH"))
+
+	want := []string{"busy-1:BUSY", "ring-1:RING", "ring-1:FINISH", "echo-1:HOLD", "echo-1:COMPLETED", "echo-1:FINISH"}
+	e.b.waitUntil(t, fmt.Sprint("call and transfer events ", want), func(hs []hook) bool {
+		var got []string
+		for _, h := range hs {
+			if h.Body["sessionId"] == c.id && (h.Method == "CallStatusEvent" || h.Method == "TransferStatusEvent") {
+				got = append(got, fmt.Sprint(h.Body["callId"], ":", h.Body["status"]))
+			}
+		}
+		for _, w := range want {
+			if !containsStr(got, w) {
+				return false
+			}
+		}
+		return true
+	})
+	if strings.Contains(e.r.Logs(), testpeer.DefaultUsers["bob"]) {
+		t.Error("the SIP password is in rtcgate's log")
+	}
+}
+
+// waitUntil waits until the hooks received satisfy ok.
+func (b *backend) waitUntil(t *testing.T, what string, ok func([]hook) bool) {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		b.mu.Lock()
+		done := ok(b.hooks)
+		b.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-b.arrived:
+		case <-deadline:
+			t.Fatalf("backend never got %s", what)
+		}
+	}
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSIPIncomingCall: sipp calls a registered client through Kamailio;
+// the backend hears OnCallEvent, the client gets setRemoteSDP and
+// notifyIncomingCall, answers, and sipp's BYE ends the call. A second call
+// the backend refuses (OnCallEvent 403) never reaches the client.
+func TestSIPIncomingCall(t *testing.T) {
+	e := newSIPEnv(t, nil)
+	var mu sync.Mutex
+	refuseCalls := false
+	e.b.refuse = func(method string, body map[string]any) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if method == "OnCallEvent" && refuseCalls {
+			return 403
+		}
+		return 0
+	}
+	c := e.connect(t, "carol", testpeer.DefaultUsers["carol"], true)
+	c.expect(t, "registered", nil)
+
+	uac := testpeer.StartSipp(t, "uac_call", "-s", "carol", "-m", "1", e.k.Addr)
+	c.expect(t, "setRemoteSDP", nil)
+	inc := c.expect(t, "notifyIncomingCall", nil).obj()
+	if inc["incoming"] != true || inc["caller"] != "sipp" || inc["callee"] != "carol" {
+		t.Errorf("notifyIncomingCall = %v", inc)
+	}
+	rtp := newRTPPeer(t)
+	c.send(t, "answer", map[string]any{"callId": inc["callId"], "sdp": rtp.offer()})
+	c.expect(t, "talk", status("ESTABLISHED"))
+	c.expect(t, "finish", status("FINISH"))
+	if err := uac.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.b.waitFor(t, c.id, "connect", "ConnectionStatusEvent:ESTABLISHED", "RegistrationStatusEvent:REGISTERED",
+		"OnCallEvent", "CallStatusEvent:RING", "answer", "CallStatusEvent:ESTABLISHED", "CallStatusEvent:FINISH")
+
+	mu.Lock()
+	refuseCalls = true
+	mu.Unlock()
+	rejected := testpeer.StartSipp(t, "uac_call_rejected", "-s", "carol", "-m", "1", e.k.Addr)
+	if err := rejected.Wait(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.b.waitFor(t, c.id, "connect", "ConnectionStatusEvent:ESTABLISHED", "RegistrationStatusEvent:REGISTERED",
+		"OnCallEvent", "CallStatusEvent:RING", "answer", "CallStatusEvent:ESTABLISHED", "CallStatusEvent:FINISH",
+		"OnCallEvent", "CallStatusEvent:FAILED")
+}
+
+// TestSIPRegistrationFailures: a wrong password and an unreachable SIP
+// server both end in RegistrationStatusEvent FAILED and a `fail` to the
+// client, and the session stays usable.
+func TestSIPRegistrationFailures(t *testing.T) {
+	e := newSIPEnv(t, nil, "--sip-timeout", "2s")
+	c := e.connect(t, "alice", "wrong-password", true)
+	f := c.expect(t, "fail", func(m map[string]any) bool { return m["apiMethod"] == "RegistrationStatusEvent" }).obj()
+	if !strings.Contains(fmt.Sprint(f["info"]), "40") {
+		t.Errorf("fail = %v", f)
+	}
+	e.b.waitFor(t, c.id, "connect", "ConnectionStatusEvent:ESTABLISHED", "RegistrationStatusEvent:FAILED")
+
+	// A port where nothing answers SIP.
+	dead := testpeer.FreeUDPPort(t)
+	c2 := newSDKClient(t, e.url)
+	c2.send(t, "connection", map[string]any{"appKey": "echoKey", "sipLogin": "bob", "sipPassword": "x",
+		"sipDomain": e.k.Domain, "sipOutboundProxy": "127.0.0.1", "sipPort": dead, "sipRegisterRequired": true})
+	id := c2.expect(t, "getUserData", nil).obj()["sessionId"].(string)
+	c2.expect(t, "fail", func(m map[string]any) bool { return m["apiMethod"] == "RegistrationStatusEvent" })
+	e.b.waitFor(t, id, "connect", "ConnectionStatusEvent:ESTABLISHED", "RegistrationStatusEvent:FAILED")
+	c2.send(t, "sendData", map[string]any{"operationId": "op", "payload": map[string]any{}})
+	c2.expect(t, "DataStatusEvent", status("ACCEPTED")) // the session still works
+}
+
+// TestSIPActionHooks: a backend's restClientConfig rules the actions —
+// `call` refused with restOnError FAIL never reaches SIP and the client
+// gets a `fail` naming the method and status; sendMessage with OVERWRITE
+// goes where the backend says.
+func TestSIPActionHooks(t *testing.T) {
+	e := newSIPEnv(t, nil)
+	e.b.refuse = func(method string, _ map[string]any) int {
+		if method == "call" {
+			return 403
+		}
+		return 0
+	}
+	e.b.reply = func(method string, body map[string]any) map[string]any {
+		switch method {
+		case "connect":
+			return map[string]any{"restClientConfig": map[string]any{
+				"call":                  map[string]any{"restOnError": "FAIL"},
+				"sendMessage":           map[string]any{"restPolicy": "OVERWRITE", "restOverwrite": "to"},
+				"OnMessageEvent":        map[string]any{"clientExclude": "contentType"},
+				"CallStatusEvent":       map[string]any{"restExclude": "sipMessage"},
+				"ConnectionStatusEvent": map[string]any{"restPolicy": "NOTIFY"},
+			}}
+		case "sendMessage":
+			return map[string]any{"to": "alice"}
+		}
+		return body
+	}
+	c := e.connect(t, "alice", testpeer.DefaultUsers["alice"], true)
+	c.expect(t, "registered", nil)
+	rtp := newRTPPeer(t)
+	c.send(t, "call", map[string]any{"callId": "c-denied", "callee": "bob", "sdp": rtp.offer()})
+	f := c.expect(t, "fail", func(m map[string]any) bool { return m["apiMethod"] == "call" }).obj()
+	if !strings.Contains(fmt.Sprint(f["info"]), "403") {
+		t.Errorf("fail = %v", f)
+	}
+	// Addressed to nobody, overwritten to alice herself.
+	c.send(t, "sendMessage", map[string]any{"id": "m2", "to": "nobody", "body": "redirected"})
+	in := c.expect(t, "OnMessageEvent", nil).obj()
+	if in["body"] != "redirected" {
+		t.Errorf("OnMessageEvent = %v", in)
+	}
+	if _, has := in["contentType"]; has {
+		t.Errorf("clientExclude contentType not applied: %v", in)
+	}
+	c.expect(t, "MessageStatusEvent", status("ACCEPTED"))
+	e.b.waitFor(t, c.id, "connect", "ConnectionStatusEvent:ESTABLISHED", "RegistrationStatusEvent:REGISTERED",
+		"call", "sendMessage", "MessageStatusEvent:SENT", "OnMessageEvent", "MessageStatusEvent:ACCEPTED")
+}

@@ -1,0 +1,563 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rtcgate/rtcgate/internal/media"
+	"github.com/rtcgate/rtcgate/internal/sdp"
+	"github.com/rtcgate/rtcgate/internal/sipua"
+)
+
+// Media tags: the engine sees each call as two parties, the client and the
+// SIP side.
+const (
+	tagClient = "client"
+	tagSIP    = "sip"
+)
+
+// Call statuses (Web Call Server's CallStatusEvent) and the SDK frame each
+// one is told to the client with.
+var statusFrame = map[string]string{
+	"TRYING": "notifyTryingResponse", "RING": "ring", "SESSION_PROGRESS": "ring",
+	"ESTABLISHED": "talk", "HOLD": "hold", "FINISH": "finish", "FAILED": "finish", "BUSY": "finish",
+}
+
+// call is one client call and its SIP dialog.
+type call struct {
+	ua       *userAgent
+	id       string // the client's callId
+	mediaID  string // the media engine's call id (never the session id: CLI output)
+	incoming bool
+	info     map[string]any // the call object of events: callId, caller, callee…
+
+	mu        sync.Mutex
+	sip       *sipua.Call
+	status    string
+	sipSDP    []byte // the last SDP rtcgate sent to the SIP side
+	hangingUp bool
+	tried     bool // TRYING reported
+	told      bool // the client knows the call (incoming: notifyIncomingCall sent)
+	ended     bool
+	done      chan struct{}
+	ops       []func() // the client's in-call requests, run in order (do)
+	opRunning bool
+}
+
+// do runs op after the call's earlier in-call requests (re-INVITE, INFO,
+// REFER), on a goroutine of its own while there are any: the client's
+// actions reach the far end in the order the client made them, one
+// transaction at a time, and the client's reader never waits for SIP.
+func (c *call) do(op func()) {
+	c.mu.Lock()
+	c.ops = append(c.ops, op)
+	if c.opRunning {
+		c.mu.Unlock()
+		return
+	}
+	c.opRunning = true
+	c.mu.Unlock()
+	go func() {
+		for {
+			c.mu.Lock()
+			if len(c.ops) == 0 {
+				c.opRunning = false
+				c.mu.Unlock()
+				return
+			}
+			next := c.ops[0]
+			c.ops = c.ops[1:]
+			c.mu.Unlock()
+			next()
+		}
+	}()
+}
+
+func (ua *userAgent) newCall(id string, incoming bool, info map[string]any) (*call, error) {
+	c := &call{ua: ua, id: id, mediaID: "gw-" + newID(), incoming: incoming, info: info, done: make(chan struct{})}
+	info["callId"], info["incoming"] = id, incoming
+	ua.mu.Lock()
+	defer ua.mu.Unlock()
+	if ua.closed {
+		return nil, errors.New("session closed")
+	}
+	if _, dup := ua.calls[id]; dup {
+		return nil, fmt.Errorf("call %q exists", id)
+	}
+	ua.calls[id] = c
+	return c, nil
+}
+
+// report sets the call's status and tells the client and the backend.
+func (c *call) report(status string, sipStatus int, sipMessage string) {
+	c.mu.Lock()
+	c.status = status
+	ev := copyMap(c.info)
+	frame := ""
+	if c.told || !c.incoming {
+		frame = statusFrame[status]
+	}
+	c.mu.Unlock()
+	ev["status"], ev["sipStatus"], ev["sipMessage"] = status, sipStatus, sipMessage
+	c.ua.g.notifier().Notify(c.ua.s, "CallStatusEvent", frame, ev)
+}
+
+// placeCall starts an outgoing call: the client's offer goes through the
+// media engine, the rewritten offer out in an INVITE.
+func (ua *userAgent) placeCall(data json.RawMessage) error {
+	var req struct {
+		CallID      string `json:"callId"`
+		Callee      string `json:"callee"`
+		SDP         string `json:"sdp"`
+		VisibleName string `json:"visibleName"`
+		HasAudio    *bool  `json:"hasAudio"`
+		HasVideo    *bool  `json:"hasVideo"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil {
+		return errors.New("call needs an object with callId, callee and sdp")
+	}
+	if req.CallID == "" || req.Callee == "" || req.SDP == "" {
+		return errors.New("call needs callId, callee and sdp")
+	}
+	acct, err := ua.account()
+	if err != nil {
+		return err
+	}
+	audio, video := mediaKinds([]byte(req.SDP))
+	info := map[string]any{"caller": ua.cfg.Login, "callee": req.Callee, "visibleName": req.VisibleName,
+		"hasAudio": audio, "hasVideo": video, "mediaProvider": "WebRTC"}
+	c, err := ua.newCall(req.CallID, false, info)
+	if err != nil {
+		return err
+	}
+	res, err := ua.g.Media.Offer(&media.Request{CallID: c.mediaID, FromTag: tagClient, SDP: []byte(req.SDP), Source: "client"})
+	if err != nil {
+		c.end("FAILED", 0, "media: "+err.Error())
+		return nil
+	}
+	c.mu.Lock()
+	c.sipSDP = res.SDP
+	c.mu.Unlock()
+	// The dialog outlives this request: not the client frame's context.
+	sc, err := acct.Invite(context.Background(), req.Callee, res.SDP, c)
+	if err != nil {
+		c.end("FAILED", 0, err.Error())
+		return nil
+	}
+	c.mu.Lock()
+	c.sip = sc
+	hangup := c.hangingUp && !c.ended
+	c.mu.Unlock()
+	if hangup { // the client hung up while the INVITE went out
+		go sc.Hangup(context.Background())
+	}
+	return nil
+}
+
+// mediaKinds reports whether an SDP has audio and video sections.
+func mediaKinds(b []byte) (audio, video bool) {
+	s, err := sdp.Parse(b)
+	if err != nil {
+		return false, false
+	}
+	for _, m := range s.Media {
+		switch m.Type() {
+		case "audio":
+			audio = true
+		case "video":
+			video = true
+		}
+	}
+	return audio, video
+}
+
+// Progress implements sipua.CallHandler.
+func (c *call) Progress(code int, reason string, body []byte) {
+	switch {
+	case code == 100:
+		c.mu.Lock()
+		first := !c.tried
+		c.tried = true
+		c.mu.Unlock()
+		if first {
+			c.report("TRYING", code, reason)
+		}
+	case code == 183:
+		if len(body) > 0 {
+			c.remoteAnswer(body) // early media
+		}
+		c.report("SESSION_PROGRESS", code, reason)
+	default:
+		c.report("RING", code, reason)
+	}
+}
+
+// remoteAnswer passes the SIP side's answer through the media engine and
+// gives the client its SDP.
+func (c *call) remoteAnswer(body []byte) bool {
+	res, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagClient, ToTag: tagSIP, SDP: body, Source: "sip"})
+	if err != nil {
+		c.ua.g.log().Warn("answer SDP refused by the media engine", "err", err)
+		return false
+	}
+	c.ua.s.Send("setRemoteSDP", c.id, string(res.SDP))
+	return true
+}
+
+// Answered implements sipua.CallHandler.
+func (c *call) Answered(body []byte) {
+	if !c.remoteAnswer(body) {
+		c.mu.Lock()
+		sc := c.sip
+		c.mu.Unlock()
+		if sc != nil {
+			go sc.Hangup(context.Background())
+		}
+		return
+	}
+	c.report("ESTABLISHED", 200, "OK")
+}
+
+// Ended implements sipua.CallHandler.
+func (c *call) Ended(code int, reason string) {
+	c.mu.Lock()
+	hungUp := c.hangingUp
+	c.mu.Unlock()
+	switch {
+	case code == 486 || code == 600:
+		c.end("BUSY", code, reason)
+	case code >= 300 && !(code == 487 && hungUp):
+		c.end("FAILED", code, reason)
+	default:
+		c.end("FINISH", code, reason)
+	}
+}
+
+// end reports the call's last status once and frees its media.
+func (c *call) end(status string, code int, reason string) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	c.mu.Unlock()
+	if _, err := c.ua.g.Media.Delete(c.mediaID, "", "", 0, false); err != nil && !errors.Is(err, media.ErrUnknownCallID) {
+		c.ua.g.log().Warn("media not freed", "err", err)
+	}
+	c.report(status, code, reason)
+	c.ua.mu.Lock()
+	if c.ua.calls[c.id] == c {
+		delete(c.ua.calls, c.id)
+	}
+	c.ua.mu.Unlock()
+	close(c.done)
+}
+
+// wait waits for the call to end, or ctx.
+func (c *call) wait(ctx context.Context) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.end("FINISH", 0, "session closed")
+	}
+}
+
+// Reinvite implements sipua.CallHandler: a re-INVITE from the far end (hold,
+// a new address, a session refresh). The engine learns the new offer; the
+// answer is the SDP rtcgate last sent, its direction mirrored and its
+// version raised. The client's media session is not renegotiated.
+func (c *call) Reinvite(offer []byte) ([]byte, error) {
+	if _, err := c.ua.g.Media.Offer(&media.Request{CallID: c.mediaID, FromTag: tagSIP, ToTag: tagClient, SDP: offer, Source: "sip"}); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sipSDP == nil {
+		return nil, errors.New("no SDP yet")
+	}
+	dir := "sendrecv"
+	if o, err := sdp.Parse(offer); err == nil && len(o.Media) > 0 {
+		switch o.Media[0].Direction(o) {
+		case "sendonly":
+			dir = "recvonly"
+		case "recvonly":
+			dir = "sendonly"
+		case "inactive":
+			dir = "inactive"
+		}
+	}
+	ans, err := redirect(c.sipSDP, dir)
+	if err != nil {
+		return nil, err
+	}
+	c.sipSDP = ans
+	return ans, nil
+}
+
+// redirect returns b with every media section set to dir and the origin
+// version raised, as a new offer or answer must be.
+func redirect(b []byte, dir string) ([]byte, error) {
+	s, err := sdp.Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	s.SetDirection(dir)
+	s.IncrementVersion()
+	return s.Marshal(), nil
+}
+
+// Info implements sipua.CallHandler; INFO from the far end is only logged.
+func (c *call) Info(contentType string, _ []byte) {
+	c.ua.g.log().Debug("INFO in a call", "content_type", contentType)
+}
+
+// ReferStatus implements sipua.CallHandler: the transfer's progress as
+// TransferStatusEvent (the SDK's notifyTransferEvent).
+func (c *call) ReferStatus(code int, reason string) {
+	status := "FAILED"
+	switch {
+	case code >= 100 && code < 200:
+		status = "TRYING"
+	case code >= 200 && code < 300:
+		status = "COMPLETED"
+	}
+	c.transferStatus(status, code, reason)
+}
+
+func (c *call) transferStatus(status string, code int, reason string) {
+	c.ua.g.notifier().Notify(c.ua.s, "TransferStatusEvent", "notifyTransferEvent", map[string]any{
+		"callId": c.id, "status": status, "sipStatus": code, "sipMessage": reason,
+	})
+}
+
+func (c *call) sipCall() (*sipua.Call, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sip == nil || c.ended {
+		return nil, fmt.Errorf("call %q is not in progress", c.id)
+	}
+	return c.sip, nil
+}
+
+// hangup ends the call from the client's side: CANCEL, 487 or BYE by the
+// call's state; FINISH follows from Ended.
+func (c *call) hangup() error {
+	c.mu.Lock()
+	if c.ended || c.hangingUp {
+		c.mu.Unlock()
+		return nil
+	}
+	c.hangingUp = true
+	sc := c.sip
+	c.mu.Unlock()
+	if sc == nil {
+		return nil // placeCall hangs up once the INVITE is out
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
+		defer cancel()
+		if err := sc.Hangup(ctx); err != nil {
+			c.end("FINISH", 0, err.Error())
+		}
+	}()
+	return nil
+}
+
+// hold puts the call on hold (a=sendonly re-INVITE) or resumes it
+// (a=sendrecv): HOLD or ESTABLISHED.
+func (c *call) hold(on bool) error {
+	sc, err := c.sipCall()
+	if err != nil {
+		return err
+	}
+	dir, status := "sendrecv", "ESTABLISHED"
+	if on {
+		dir, status = "sendonly", "HOLD"
+	}
+	c.mu.Lock()
+	offer, err := redirect(c.sipSDP, dir)
+	if err == nil {
+		c.sipSDP = offer
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
+		defer cancel()
+		answer, err := sc.Reinvite(ctx, offer)
+		if err != nil {
+			c.ua.s.Fail("hold", "re-INVITE failed: "+err.Error())
+			return
+		}
+		// The far end may move its media: the engine learns its answer.
+		if _, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagClient, ToTag: tagSIP, SDP: answer, Source: "sip"}); err != nil {
+			c.ua.g.log().Warn("re-INVITE answer refused by the media engine", "err", err)
+		}
+		c.report(status, 200, "OK")
+	})
+	return nil
+}
+
+// sendDTMF sends each digit as a SIP INFO (application/dtmf-relay). The
+// SDK's default type RFC2833 asks for in-band events; rtcgate relays media
+// without generating any, so those go as INFO too.
+func (c *call) sendDTMF(data json.RawMessage) error {
+	var req struct {
+		DTMF json.RawMessage `json:"dtmf"`
+		Type string          `json:"type"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil {
+		return errors.New("sendDtmf needs an object with callId and dtmf")
+	}
+	var digits string
+	if err := json.Unmarshal(req.DTMF, &digits); err != nil {
+		var n json.Number
+		if err := json.Unmarshal(req.DTMF, &n); err != nil {
+			return errors.New("sendDtmf: dtmf must be digits")
+		}
+		digits = n.String()
+	}
+	if digits == "" || strings.Trim(digits, "0123456789*#ABCDabcd") != "" {
+		return fmt.Errorf("sendDtmf: %q: want 0-9, *, #, A-D", digits)
+	}
+	sc, err := c.sipCall()
+	if err != nil {
+		return err
+	}
+	c.do(func() {
+		for _, d := range strings.ToUpper(digits) {
+			ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
+			err := sc.Info(ctx, "application/dtmf-relay", fmt.Appendf(nil, "Signal=%c\r\nDuration=160\r\n", d))
+			cancel()
+			if err != nil {
+				c.ua.s.Fail("sendDtmf", "INFO failed: "+err.Error())
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// transfer asks the far end to call target (REFER): TransferStatusEvent
+// ACCEPTED, then the NOTIFYs' progress.
+func (c *call) transfer(data json.RawMessage) error {
+	var req struct {
+		Target string `json:"target"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil || req.Target == "" {
+		return errors.New("transfer needs an object with callId and target")
+	}
+	sc, err := c.sipCall()
+	if err != nil {
+		return err
+	}
+	c.do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
+		defer cancel()
+		if err := sc.Refer(ctx, req.Target); err != nil {
+			c.transferStatus("FAILED", 0, err.Error())
+			return
+		}
+		c.transferStatus("ACCEPTED", 202, "Accepted")
+	})
+	return nil
+}
+
+// IncomingCall implements sipua.Handler: the offer goes through the media
+// engine; the backend's OnCallEvent decides; the client is told with
+// setRemoteSDP and notifyIncomingCall, and answers with `answer`.
+func (ua *userAgent) IncomingCall(sc *sipua.Call) sipua.CallHandler {
+	audio, video := mediaKinds(sc.Offer)
+	info := map[string]any{"caller": userOf(sc.From), "callee": userOf(sc.To), "visibleName": sc.DisplayName,
+		"hasAudio": audio, "hasVideo": video, "mediaProvider": "WebRTC"}
+	c, err := ua.newCall(newID(), true, info)
+	if err != nil {
+		go sc.Reject(480, "Temporarily Unavailable")
+		return refused{}
+	}
+	c.sip = sc
+	go c.offerToClient(sc)
+	return c
+}
+
+// refused is the handler of a call turned away before it became a call.
+type refused struct{}
+
+func (refused) Progress(int, string, []byte)     {}
+func (refused) Answered([]byte)                  {}
+func (refused) Ended(int, string)                {}
+func (refused) Reinvite([]byte) ([]byte, error)  { return nil, errors.New("no call") }
+func (refused) Info(string, []byte)              {}
+func (refused) ReferStatus(code int, why string) {}
+
+func (c *call) offerToClient(sc *sipua.Call) {
+	if len(sc.Offer) == 0 {
+		// rtcgate anchors media: an offerless INVITE cannot be.
+		sc.Reject(488, "Not Acceptable Here")
+		return
+	}
+	res, err := c.ua.g.Media.Offer(&media.Request{CallID: c.mediaID, FromTag: tagSIP, SDP: sc.Offer, Source: "sip"})
+	if err != nil {
+		sc.Reject(488, "Not Acceptable Here")
+		return
+	}
+	ev := copyMap(c.info)
+	ev["status"] = "RING"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = c.ua.g.notifier().Ask(ctx, c.ua.s, "OnCallEvent", ev)
+	cancel()
+	if err != nil {
+		c.ua.g.log().Info("incoming call refused by the backend", "err", err)
+		sc.Reject(603, "Decline")
+		return
+	}
+	if err := sc.Ring(); err != nil {
+		c.end("FAILED", 0, err.Error())
+		return
+	}
+	c.mu.Lock()
+	c.told = true
+	c.mu.Unlock()
+	c.ua.s.Send("setRemoteSDP", c.id, string(res.SDP))
+	ev = copyMap(c.info)
+	ev["status"] = "RING"
+	c.ua.s.Send("notifyIncomingCall", ev)
+	c.report("RING", 180, "Ringing")
+}
+
+// answer answers an incoming call with the client's SDP.
+func (c *call) answer(data json.RawMessage) error {
+	var req struct {
+		SDP string `json:"sdp"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil || req.SDP == "" {
+		return errors.New("answer needs an object with callId and sdp")
+	}
+	if !c.incoming {
+		return fmt.Errorf("call %q is not incoming", c.id)
+	}
+	sc, err := c.sipCall()
+	if err != nil {
+		return err
+	}
+	res, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagSIP, ToTag: tagClient, SDP: []byte(req.SDP), Source: "client"})
+	if err != nil {
+		return fmt.Errorf("answer: %v", err)
+	}
+	c.mu.Lock()
+	c.sipSDP = res.SDP
+	c.mu.Unlock()
+	if err := sc.Answer(res.SDP); err != nil {
+		return fmt.Errorf("answer: %v", err)
+	}
+	c.report("ESTABLISHED", 200, "OK")
+	return nil
+}
