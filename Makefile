@@ -40,6 +40,8 @@ bench:
 	./scripts/bench-deps.sh
 	$(GO) run ./bench/ngbench $(BENCHFLAGS)
 	$(GO) run ./bench/clientbench $(CLIENTBENCHFLAGS)
+	$(GO) run ./bench/hooksbench $(HOOKSBENCHFLAGS)
+	$(GO) run ./bench/sipbench $(SIPBENCHFLAGS)
 
 clean:
 	rm -rf bin

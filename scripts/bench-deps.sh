@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
-# Installs, with apt-get, what `make bench` measures rtcgate against:
-# Debian's rtpengine-daemon (the userspace relay, /usr/bin/rtpengine), when
-# it is missing. Safe to run again: it installs nothing already there.
+# Installs, with apt-get, what `make bench` measures rtcgate against, when it
+# is missing: Debian's rtpengine-daemon (the userspace relay,
+# /usr/bin/rtpengine) for ngbench, and kamailio and sip-tester (sipp), the
+# SIP proxy and far end of sipbench. Safe to run again: it installs nothing
+# already there.
 #
-# The benchmark starts its own rtpengine as a child process, so the package's
-# system service must not run: it would hold ports 2223-2225 and 30000-40000
-# and take CPU from the measurement. Service starts are blocked during the
-# install (policy-rc.d, honoured by invoke-rc.d and deb-systemd-invoke), and
-# the service is stopped and disabled afterwards in case something started
-# it anyway.
+# The benchmarks start their own rtpengine and Kamailio as child processes,
+# so the packages' system services must not run: they would hold ports
+# (2223-2225 and 30000-40000; 5060) and take CPU from the measurement.
+# Service starts are blocked during the install (policy-rc.d, honoured by
+# invoke-rc.d and deb-systemd-invoke), and the services are stopped and
+# disabled afterwards in case something started them anyway.
 set -euo pipefail
 
 RTPENGINE=${RTPENGINE:-/usr/bin/rtpengine}
-PKG=rtpengine-daemon
-SERVICE=rtpengine-daemon
+KAMAILIO=${KAMAILIO:-/usr/sbin/kamailio}
+SIPP=${SIPP:-/usr/bin/sipp}
 
-if [ -x "$RTPENGINE" ]; then
+# package → whether it is missing; services: the packages' system services.
+pkgs=()
+services=()
+if [ ! -x "$RTPENGINE" ]; then
+	pkgs+=(rtpengine-daemon)
+	services+=(rtpengine-daemon)
+fi
+if [ ! -x "$KAMAILIO" ]; then
+	pkgs+=(kamailio)
+	services+=(kamailio)
+fi
+if [ ! -x "$SIPP" ] && ! command -v sipp >/dev/null 2>&1; then
+	pkgs+=(sip-tester) # sipp has no service
+fi
+if [ ${#pkgs[@]} -eq 0 ]; then
 	exit 0
 fi
+PKG="${pkgs[*]}"
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -46,27 +63,39 @@ trap cleanup EXIT
 echo "bench-deps: installing $PKG"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "$PKG"
+$sudo apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null
 
-# Belt and braces: whatever the init system, leave the service stopped and
+# Belt and braces: whatever the init system, leave the services stopped and
 # not enabled at boot.
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-	$sudo systemctl stop "$SERVICE.service" >/dev/null 2>&1 || true
-	$sudo systemctl disable "$SERVICE.service" >/dev/null 2>&1 || true
-elif [ -x "/etc/init.d/$SERVICE" ]; then
-	# Only the instance the package started, found by its pidfile: the init
-	# script's own status check goes by binary name and would also see
-	# rtpengines that others (or ngbench) run by hand.
-	pidfile=$(. "/etc/default/$SERVICE" 2>/dev/null; echo "${PIDFILE:-/run/rtpengine.pid}")
-	if [ -s "$pidfile" ] && $sudo kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-		$sudo "/etc/init.d/$SERVICE" stop >/dev/null 2>&1 || true
+for SERVICE in "${services[@]}"; do
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		$sudo systemctl stop "$SERVICE.service" >/dev/null 2>&1 || true
+		$sudo systemctl disable "$SERVICE.service" >/dev/null 2>&1 || true
+	elif [ -x "/etc/init.d/$SERVICE" ]; then
+		# Only the instance the package started, found by its pidfile: the
+		# init script's own status check goes by binary name and would also
+		# see the rtpengines and Kamailios that others (or the benchmarks)
+		# run by hand.
+		case $SERVICE in
+		kamailio) pidfile=/run/kamailio/kamailio.pid ;;
+		*) pidfile=$(. "/etc/default/$SERVICE" 2>/dev/null; echo "${PIDFILE:-/run/rtpengine.pid}") ;;
+		esac
+		if [ -s "$pidfile" ] && $sudo kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+			$sudo "/etc/init.d/$SERVICE" stop >/dev/null 2>&1 || true
+		fi
+		if command -v update-rc.d >/dev/null 2>&1; then
+			$sudo update-rc.d "$SERVICE" disable >/dev/null 2>&1 || true
+		fi
 	fi
-	if command -v update-rc.d >/dev/null 2>&1; then
-		$sudo update-rc.d "$SERVICE" disable >/dev/null 2>&1 || true
-	fi
-fi
+done
 
-if [ ! -x "$RTPENGINE" ]; then
-	echo "bench-deps: $PKG installed but $RTPENGINE is missing" >&2
+for bin in "$RTPENGINE" "$KAMAILIO"; do
+	if [ ! -x "$bin" ]; then
+		echo "bench-deps: installed $PKG but $bin is missing" >&2
+		exit 1
+	fi
+done
+if [ ! -x "$SIPP" ] && ! command -v sipp >/dev/null 2>&1; then
+	echo "bench-deps: installed $PKG but sipp is missing" >&2
 	exit 1
 fi

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// backend is the app's web backend: net/http on 127.0.0.1 in this
+// process, answering 200 {} to every hook (no restClientConfig: every
+// method keeps its default policy). It counts what arrives, by method, and
+// separately the hooks that carry a callId (the calls'), so that the table
+// can say how many hooks a call costs.
+type backend struct {
+	srv  *http.Server
+	ln   net.Listener
+	base string
+
+	mu       sync.Mutex
+	byMethod map[string]uint64 // every hook
+	callHook map[string]uint64 // hooks whose body has a callId, by method[:status]
+	total    atomic.Uint64
+	calls    atomic.Uint64 // hooks with a callId
+	bad      atomic.Uint64 // bodies that were not JSON objects
+	last     atomic.Int64  // unix ns of the last hook
+}
+
+var reply = []byte("{}")
+
+func startBackend() (*backend, error) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{ln: ln, base: "http://" + ln.Addr().String(),
+		byMethod: map[string]uint64{}, callHook: map[string]uint64{}}
+	b.srv = &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+	go b.srv.Serve(ln)
+	return b, nil
+}
+
+func (b *backend) appURL() string { return b.base + "/" + appName }
+
+func (b *backend) close() { b.srv.Close() }
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	method := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var body struct {
+		CallID string `json:"callId"`
+		Status string `json:"status"`
+	}
+	if err != nil || json.Unmarshal(raw, &body) != nil {
+		b.bad.Add(1)
+	}
+	b.mu.Lock()
+	b.byMethod[method]++
+	if body.CallID != "" {
+		// The calls' status events by status too (TRYING, RING…): a
+		// missing one shows.
+		key := method
+		if body.Status != "" {
+			key += ":" + body.Status
+		}
+		b.callHook[key]++
+	}
+	b.mu.Unlock()
+	b.total.Add(1)
+	if body.CallID != "" {
+		b.calls.Add(1)
+	}
+	b.last.Store(time.Now().UnixNano())
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(reply)
+}
+
+// counts copies the per-method counters: all hooks, and the calls'.
+func (b *backend) counts() (all, calls map[string]uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.byMethod), maps.Clone(b.callHook)
+}
+
+// settle waits, at most limit, until no hook has arrived for quiet: the
+// asynchronous status events of the last calls trail their frames.
+func (b *backend) settle(limit, quiet time.Duration) {
+	end := time.Now().Add(limit)
+	for time.Now().Before(end) {
+		if l := b.last.Load(); l == 0 || time.Since(time.Unix(0, l)) >= quiet {
+			return
+		}
+		time.Sleep(quiet / 4)
+	}
+}
+
+// diff is b − a per key.
+func diff(a, b map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range b {
+		if d := v - a[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
