@@ -295,6 +295,12 @@ func TestSIPCallOutcomes(t *testing.T) {
 	c.expect(t, "notifyTransferEvent", status("COMPLETED"))
 	c.send(t, "hangup", map[string]any{"callId": "echo-1"})
 	c.expect(t, "finish", status("FINISH"))
+	// The far end got each digit as an INFO, in order, before the REFER.
+	logs := echo.Logs()
+	one, hash, refer := strings.Index(logs, "Signal=1"), strings.Index(logs, "Signal=#"), strings.Index(logs, "REFER sip:")
+	if one < 0 || hash < one || refer < hash {
+		t.Errorf("sipp did not get INFO 1, INFO #, then REFER (at %d, %d, %d)", one, hash, refer)
+	}
 
 	want := []string{"busy-1:BUSY", "ring-1:RING", "ring-1:FINISH", "echo-1:HOLD", "echo-1:COMPLETED", "echo-1:FINISH"}
 	e.b.waitUntil(t, fmt.Sprint("call and transfer events ", want), func(hs []hook) bool {
@@ -418,7 +424,8 @@ func TestSIPRegistrationFailures(t *testing.T) {
 // TestSIPActionHooks: a backend's restClientConfig rules the actions —
 // `call` refused with restOnError FAIL never reaches SIP and the client
 // gets a `fail` naming the method and status; sendMessage with OVERWRITE
-// goes where the backend says.
+// goes where the backend says; clientExclude, restExclude and DISABLE
+// shape what the client and the backend get.
 func TestSIPActionHooks(t *testing.T) {
 	e := newSIPEnv(t, nil)
 	e.b.refuse = func(method string, _ map[string]any) int {
@@ -431,11 +438,11 @@ func TestSIPActionHooks(t *testing.T) {
 		switch method {
 		case "connect":
 			return map[string]any{"restClientConfig": map[string]any{
-				"call":                  map[string]any{"restOnError": "FAIL"},
-				"sendMessage":           map[string]any{"restPolicy": "OVERWRITE", "restOverwrite": "to"},
-				"OnMessageEvent":        map[string]any{"clientExclude": "contentType"},
-				"CallStatusEvent":       map[string]any{"restExclude": "sipMessage"},
-				"ConnectionStatusEvent": map[string]any{"restPolicy": "NOTIFY"},
+				"call":                    map[string]any{"restOnError": "FAIL"},
+				"sendMessage":             map[string]any{"restPolicy": "OVERWRITE", "restOverwrite": "to"},
+				"OnMessageEvent":          map[string]any{"clientExclude": "contentType"},
+				"ConnectionStatusEvent":   map[string]any{"restPolicy": "NOTIFY"},
+				"RegistrationStatusEvent": map[string]any{"restPolicy": "DISABLE"},
 			}}
 		case "sendMessage":
 			return map[string]any{"to": "alice"}
@@ -460,6 +467,8 @@ func TestSIPActionHooks(t *testing.T) {
 		t.Errorf("clientExclude contentType not applied: %v", in)
 	}
 	c.expect(t, "MessageStatusEvent", status("ACCEPTED"))
-	e.b.waitFor(t, c.id, "connect", "ConnectionStatusEvent:ESTABLISHED", "RegistrationStatusEvent:REGISTERED",
+	// RegistrationStatusEvent is DISABLEd: the client hears of it, the
+	// backend does not.
+	e.b.waitFor(t, c.id, "connect", "ConnectionStatusEvent:ESTABLISHED",
 		"call", "sendMessage", "MessageStatusEvent:SENT", "OnMessageEvent", "MessageStatusEvent:ACCEPTED")
 }
