@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -317,6 +318,27 @@ func TestSIPCallOutcomes(t *testing.T) {
 		}
 		return true
 	})
+	// The gateway's figures: /metrics and the CLI's `list sip`.
+	m := scrape(t, "http://"+e.r.addr(t, "listen-http"))
+	for _, want := range []string{
+		`rtcgate_sip_calls_total{direction="outgoing",status="BUSY"} 1`,
+		`rtcgate_sip_calls_total{direction="outgoing",status="FINISH"} 2`,
+		`rtcgate_sip_registrations_total{status="REGISTERED"} 1`,
+		`rtcgate_sip_calls_active 0`,
+		`rtcgate_sip_accounts 1`,
+		`rtcgate_sip_call_setup_seconds_count 1`,
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(m, "rtcgate_sip"))
+		}
+	}
+	resp, err := http.Get("http://" + e.r.addr(t, "listen-http") + "/cli/list+sip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := readAll(t, resp.Body); !strings.Contains(out, " Calls outgoing BUSY") || !strings.Contains(out, ":1\n") {
+		t.Errorf("list sip = %q", out)
+	}
 	if strings.Contains(e.r.Logs(), testpeer.DefaultUsers["bob"]) {
 		t.Error("the SIP password is in rtcgate's log")
 	}

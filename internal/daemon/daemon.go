@@ -161,6 +161,8 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		// it and carry its events. Its Stack is bound in Start.
 		d.sipGateway = &gateway.Gateway{Media: d.Media, Notify: gw, Log: logs.Logger("sip", "SIP gateway")}
 		gw.Next = d.sipGateway
+		d.sipGateway.RegisterCLI(d.CLI)
+		d.Metrics.MustRegister(d.sipGateway.Collectors()...)
 	}
 
 	d.Clients = client.NewHub(client.Options{

@@ -35,6 +35,7 @@ type call struct {
 	mediaID  string // the media engine's call id (never the session id: CLI output)
 	incoming bool
 	info     map[string]any // the call object of events: callId, caller, callee…
+	started  time.Time
 
 	mu        sync.Mutex
 	sip       *sipua.Call
@@ -79,7 +80,8 @@ func (c *call) do(op func()) {
 }
 
 func (ua *userAgent) newCall(id string, incoming bool, info map[string]any) (*call, error) {
-	c := &call{ua: ua, id: id, mediaID: "gw-" + newID(), incoming: incoming, info: info, done: make(chan struct{})}
+	c := &call{ua: ua, id: id, mediaID: "gw-" + newID(), incoming: incoming, info: info, done: make(chan struct{}),
+		started: time.Now()}
 	info["callId"], info["incoming"] = id, incoming
 	ua.mu.Lock()
 	defer ua.mu.Unlock()
@@ -90,6 +92,7 @@ func (ua *userAgent) newCall(id string, incoming bool, info map[string]any) (*ca
 		return nil, fmt.Errorf("call %q exists", id)
 	}
 	ua.calls[id] = c
+	ua.g.metrics().active.Add(1)
 	return c, nil
 }
 
@@ -220,6 +223,7 @@ func (c *call) Answered(body []byte) {
 		}
 		return
 	}
+	c.ua.g.metrics().answered(c.started)
 	c.report("ESTABLISHED", 200, "OK")
 }
 
@@ -250,6 +254,7 @@ func (c *call) end(status string, code int, reason string) {
 	if _, err := c.ua.g.Media.Delete(c.mediaID, "", "", 0, false); err != nil && !errors.Is(err, media.ErrUnknownCallID) {
 		c.ua.g.log().Warn("media not freed", "err", err)
 	}
+	c.ua.g.metrics().callEnded(c.incoming, status)
 	c.report(status, code, reason)
 	c.ua.mu.Lock()
 	if c.ua.calls[c.id] == c {

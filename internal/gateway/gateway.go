@@ -33,6 +33,9 @@ type Gateway struct {
 	// registration may take (default 5 s).
 	CloseTimeout time.Duration
 	Log          *slog.Logger
+
+	metricsOnce sync.Once
+	m           *gatewayMetrics
 }
 
 // userAgent is a session's SIP side: its account and calls.
@@ -270,6 +273,7 @@ func (ua *userAgent) Registration(status sipua.RegistrationStatus, code int, rea
 }
 
 func (ua *userAgent) registration(status sipua.RegistrationStatus, code int, reason string) {
+	ua.g.metrics().registration(string(status))
 	ev := map[string]any{"status": string(status), "sipStatus": code, "sipMessage": reason,
 		"sipLogin": ua.cfg.Login, "sipDomain": ua.cfg.Domain}
 	frame := ""
@@ -292,6 +296,7 @@ func (ua *userAgent) Message(m sipua.Message) int {
 	if closed {
 		return 480
 	}
+	ua.g.metrics().message(true, "RECEIVED")
 	ua.g.notifier().Notify(ua.s, "OnMessageEvent", "OnMessageEvent", map[string]any{
 		"id": newID(), "from": userOf(m.From), "to": userOf(m.To), "body": string(m.Body),
 		"contentType": m.ContentType, "status": "RECEIVED",
@@ -343,6 +348,7 @@ func (ua *userAgent) sendMessage(data json.RawMessage) error {
 		default:
 			ev["status"], ev["info"] = "FAILED", fmt.Sprintf("%d %s", code, reason)
 		}
+		ua.g.metrics().message(false, ev["status"].(string))
 		n.Notify(ua.s, "MessageStatusEvent", "MessageStatusEvent", ev)
 	}()
 	return nil
