@@ -343,11 +343,14 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	waitFor(t, 5*time.Second, "goroutines gone", func() bool { return runtime.NumGoroutine() <= before })
 }
 
-// TestDrain: Drain returns once every event is delivered, and with what is
-// left when its context ends first (a backend that never answers).
-func TestDrain(t *testing.T) {
-	var down atomic.Bool
-	rec := newRecorder(func(*Event) (bool, error) {
+// newSwitchedQueue is a fast-retrying queue whose backend answers 503 while
+// down is set; before, if set, runs first on every attempt.
+func newSwitchedQueue(t *testing.T, down *atomic.Bool, before func(*Event)) (*Queue, *recorder) {
+	t.Helper()
+	rec := newRecorder(func(e *Event) (bool, error) {
+		if before != nil {
+			before(e)
+		}
 		if down.Load() {
 			return true, errors.New("503")
 		}
@@ -358,7 +361,15 @@ func TestDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeQ(t, q)
+	t.Cleanup(func() { closeQ(t, q) })
+	return q, rec
+}
+
+// TestDrain: Drain returns once every event is delivered, and with what is
+// left when its context ends first (a backend that never answers).
+func TestDrain(t *testing.T) {
+	var down atomic.Bool
+	q, rec := newSwitchedQueue(t, &down, nil)
 	for i := range 20 {
 		q.Enqueue(fmt.Sprint("k", i%3), "app", "m", []byte(fmt.Sprint(i)))
 	}
@@ -381,21 +392,11 @@ func TestDrain(t *testing.T) {
 func TestIdle(t *testing.T) {
 	var down atomic.Bool
 	release := make(chan struct{})
-	rec := newRecorder(func(e *Event) (bool, error) {
+	q, rec := newSwitchedQueue(t, &down, func(e *Event) {
 		if e.Key == "slow" {
 			<-release
 		}
-		if down.Load() {
-			return true, errors.New("503")
-		}
-		return false, nil
 	})
-	q, err := New(Options{Store: NewMemory(0), Send: rec.send, Workers: 2, MaxAttempts: 1000,
-		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeQ(t, q)
 	q.Enqueue("slow", "app", "m", []byte("s"))
 	for i := range 5 {
 		q.Enqueue("k", "app", "m", []byte(fmt.Sprint(i)))
