@@ -261,6 +261,11 @@ func TestSIPSeedFlows(t *testing.T) {
 	c.ws.Close(websocket.StatusNormalClosure, "")
 	flow = append(flow, "RegistrationStatusEvent:UNREGISTERED", "ConnectionStatusEvent:DISCONNECTED")
 	e.b.waitFor(t, c.id, flow...)
+
+	// Debug logging is on: still no session id and no SIP password.
+	if logs := e.r.Logs(); strings.Contains(logs, c.id) || strings.Contains(logs, testpeer.DefaultUsers["alice"]) {
+		t.Error("rtcgate's debug log shows the session id or the SIP password")
+	}
 }
 
 // TestSIPCallOutcomes: busy, cancel before answer, hold and unhold, DTMF and
