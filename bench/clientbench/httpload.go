@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/bench/internal/hist"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 // The HTTP long-poll fallback at /http, as described for rtcgate:
@@ -224,12 +225,12 @@ func (s *httpSess) await(ctx context.Context, message string, timeout time.Durat
 
 // scenarioHTTP is (3): cfg.conns fallback sessions, each with a sync loop,
 // looping sendData (POST) → its DataStatusEvent arriving through sync.
-func scenarioHTTP(ctx context.Context, env *runEnv, c *child) (*loadResult, error) {
+func scenarioHTTP(ctx context.Context, env *runEnv, c *rtcgatechild.Child) (*loadResult, error) {
 	cfg := env.cfg
 	r := &loadResult{Transport: "http-long-poll", Conns: cfg.conns}
 	client := newHTTPClient(cfg.conns)
 	defer client.CloseIdleConnections()
-	base := "http://" + c.addrs["listen-client"] + "/http?connectionId="
+	base := "http://" + c.Addr("listen-client") + "/http?connectionId="
 
 	syncCtx, stopSync := context.WithCancel(ctx)
 	var syncWG sync.WaitGroup
@@ -256,7 +257,7 @@ func scenarioHTTP(ctx context.Context, env *runEnv, c *child) (*loadResult, erro
 			return r, fmt.Errorf("open session %d: %w", i, err)
 		}
 		if i == 0 {
-			env.logf("(3) open → %s", clip(welcome, 300))
+			env.Logf("(3) open → %s", clip(welcome, 300))
 		}
 		sessions = append(sessions, s)
 		syncWG.Go(func() { s.syncLoop(syncCtx, cfg.syncWait, hardStop) })
@@ -267,7 +268,7 @@ func scenarioHTTP(ctx context.Context, env *runEnv, c *child) (*loadResult, erro
 			return r, fmt.Errorf("session %d: %w", i, err)
 		}
 	}
-	env.logf("(3) %d fallback sessions connected; warm-up %v, measuring %v", cfg.conns, cfg.warmup, cfg.duration)
+	env.Logf("(3) %d fallback sessions connected; warm-up %v, measuring %v", cfg.conns, cfg.warmup, cfg.duration)
 
 	l := &loadRun{}
 	loopStop := time.Now().Add(cfg.warmup + cfg.duration + 10*time.Second)

@@ -14,6 +14,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/loopdial"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 // idleResult is scenario (1).
@@ -50,10 +53,10 @@ type idleResult struct {
 
 // scenarioIdle opens cfg.sessions WebSockets, holds them, and measures
 // what rtcgate keeps per session.
-func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, error) {
+func scenarioIdle(ctx context.Context, env *runEnv, c *rtcgatechild.Child) (*idleResult, error) {
 	cfg := env.cfg
 	r := &idleResult{Requested: cfg.sessions}
-	addr := c.addrs["listen-client"]
+	addr := c.Addr("listen-client")
 
 	time.Sleep(time.Second) // let the fresh process settle
 	var err error
@@ -71,7 +74,7 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 	noteErr := func(i int, err error) {
 		if failed.Add(1) <= 8 {
 			errMu.Lock()
-			errs = append(errs, fmt.Sprintf("session %d from %s: %v", i, sourceAddr(i).IP, err))
+			errs = append(errs, fmt.Sprintf("session %d from %s: %v", i, loopdial.SourceAddr(i).IP, err))
 			errMu.Unlock()
 		}
 	}
@@ -87,7 +90,7 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 				if i >= cfg.sessions {
 					return
 				}
-				wc, err := wsDial(addr, sourceAddr(i), "/", 10*time.Second, br)
+				wc, err := wsDial(addr, loopdial.SourceAddr(i), "/", 10*time.Second, br)
 				if err != nil {
 					noteErr(i, err)
 					continue
@@ -118,7 +121,7 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 				return
 			case <-t.C:
 				n := opened.Load()
-				env.logf("(1) %d/%d sessions open (%.0f/s), %d failed", n, cfg.sessions,
+				env.Logf("(1) %d/%d sessions open (%.0f/s), %d failed", n, cfg.sessions,
 					float64(n)/time.Since(start).Seconds(), failed.Load())
 			}
 		}
@@ -128,7 +131,7 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 	r.OpenS = time.Since(start).Seconds()
 	r.Opened, r.Failed, r.Errors = int(opened.Load()), int(failed.Load()), errs
 	r.OpenPerS = float64(r.Opened) / r.OpenS
-	env.logf("(1) opened %d sessions in %.1f s (%.0f/s), %d failed", r.Opened, r.OpenS, r.OpenPerS, r.Failed)
+	env.Logf("(1) opened %d sessions in %.1f s (%.0f/s), %d failed", r.Opened, r.OpenS, r.OpenPerS, r.Failed)
 	if !c.Alive() {
 		return r, c.ExitError()
 	}
@@ -143,7 +146,7 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 	}
 
 	// Hold: nothing moves; RSS is read every second to show the trend.
-	env.logf("(1) holding %d idle sessions for %v", r.Opened, cfg.hold)
+	env.Logf("(1) holding %d idle sessions for %v", r.Opened, cfg.hold)
 	holdStart := time.Now()
 	for time.Since(holdStart) < cfg.hold && ctx.Err() == nil {
 		select {
@@ -170,13 +173,13 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 		float64(r.Hold.Kernel.TCPMemPages-r.Base.Kernel.TCPMemPages)*float64(os.Getpagesize())) / n
 	r.ClientRSSPerSession = float64(r.Hold.SelfRSS-r.Base.SelfRSS) / n
 	if got := int(r.Hold.Metrics.Sessions); got != r.Opened {
-		env.logf("(1) warning: rtcgate counts %d sessions, the client opened %d", got, r.Opened)
+		env.Logf("(1) warning: rtcgate counts %d sessions, the client opened %d", got, r.Opened)
 	}
 
 	if cfg.pprof {
 		r.Profiles, err = fetchProfiles(ctx, env, c, "idle")
 		if err != nil {
-			env.logf("(1) profiles: %v", err)
+			env.Logf("(1) profiles: %v", err)
 		}
 		// heap?gc=1 ran a GC: the live heap per session without garbage.
 		if s, err := takeSample(ctx, c); err == nil {
@@ -187,7 +190,7 @@ func scenarioIdle(ctx context.Context, env *runEnv, c *child) (*idleResult, erro
 
 	r.Alive, r.ClosedByServer, r.UnexpectedData = checkIdle(conns)
 	if r.Alive != r.Opened {
-		env.logf("(1) warning: at the end of the hold %d of %d connections are open (%d closed by rtcgate, %d had data)",
+		env.Logf("(1) warning: at the end of the hold %d of %d connections are open (%d closed by rtcgate, %d had data)",
 			r.Alive, r.Opened, r.ClosedByServer, r.UnexpectedData)
 	}
 	var ferr error
@@ -259,7 +262,7 @@ func closeAll(conns []net.Conn, workers int) {
 // fetchProfiles saves rtcgate's heap and goroutine profiles (RTCGATE_PPROF
 // must be on): the heap as it is, the goroutines with their stacks and
 // counts, then the heap after a forced GC (live objects only).
-func fetchProfiles(ctx context.Context, env *runEnv, c *child, tag string) ([]string, error) {
+func fetchProfiles(ctx context.Context, env *runEnv, c *rtcgatechild.Child, tag string) ([]string, error) {
 	var saved []string
 	var errs []error
 	for _, p := range []struct{ path, file string }{
@@ -268,19 +271,23 @@ func fetchProfiles(ctx context.Context, env *runEnv, c *child, tag string) ([]st
 		{"/debug/pprof/heap?gc=1", tag + "-heap-gc.pb.gz"},
 		{"/debug/pprof/heap?debug=1", tag + "-heap.txt"},
 	} {
-		dst := filepath.Join(env.dir, p.file)
-		if err := fetchTo(ctx, "http://"+c.addrs["listen-http"]+p.path, dst); err != nil {
+		dst := filepath.Join(env.Dir, p.file)
+		if err := fetchTo(ctx, "http://"+c.Addr("listen-http")+p.path, dst); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p.path, err))
 			continue
 		}
 		saved = append(saved, dst)
 	}
 	if len(saved) > 0 {
-		env.keep = true
-		env.logf("profiles saved: %v", saved)
+		env.Keep = true
+		env.Logf("profiles saved: %v", saved)
 	}
 	return saved, errors.Join(errs...)
 }
+
+// profileClient fetches the profiles from loopback: no proxy from the
+// environment.
+var profileClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
 
 func fetchTo(ctx context.Context, url, dst string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -289,7 +296,7 @@ func fetchTo(ctx context.Context, url, dst string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := metricsClient.Do(req)
+	resp, err := profileClient.Do(req)
 	if err != nil {
 		return err
 	}

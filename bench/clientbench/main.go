@@ -43,21 +43,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/rtcgate/rtcgate/bench/internal/benchrun"
 	"github.com/rtcgate/rtcgate/bench/internal/childproc"
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 type config struct {
@@ -106,27 +105,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.pprof, "pprof", false, "start rtcgate with RTCGATE_PPROF=true and save its heap and goroutine profiles during the hold of (1)")
 	fs.IntVar(&cfg.memProfileRate, "memprofilerate", 0, "with -pprof: rtcgate's GODEBUG=memprofilerate (1: every allocation, an exact heap profile, but RSS figures then include the profiler's own memory); 0: Go's default (one sample per 512 KiB)")
 	fs.DurationVar(&cfg.waitQuiet, "wait-quiet", 30*time.Second, "before each scenario, wait up to this long for other processes to leave the CPUs idle (shared boxes); 0: do not wait")
-	if err := fs.Parse(args); err != nil {
+	if err := benchrun.Parse(fs, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	for s := range strings.SplitSeq(*scen, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if !slices.Contains(knownScenarios, s) {
-			return nil, fmt.Errorf("-scenarios: unknown %q (want %s)", s, strings.Join(knownScenarios, ","))
-		}
-		if !slices.Contains(cfg.scenarios, s) {
-			cfg.scenarios = append(cfg.scenarios, s)
-		}
+	var err error
+	if cfg.scenarios, err = benchrun.Scenarios(*scen, knownScenarios); err != nil {
+		return nil, err
 	}
 	switch {
-	case len(cfg.scenarios) == 0:
-		return nil, errors.New("-scenarios: none given")
 	case cfg.sessions < 1 || cfg.sessions > 1000000:
 		return nil, errors.New("-sessions must be in 1..1000000")
 	case cfg.conns < 1 || cfg.conns > 4096:
@@ -164,46 +150,26 @@ func (cfg *config) has(s string) bool { return slices.Contains(cfg.scenarios, s)
 
 // runEnv is what the scenarios share.
 type runEnv struct {
-	cfg         *config
-	dir         string // logs, binary, profiles
-	bin         string
-	stderr      io.Writer
-	keep        bool // keep dir (profiles were saved)
-	childNoFile int64
-	noFile      uint64
-}
-
-func (e *runEnv) logf(format string, args ...any) {
-	fmt.Fprintf(e.stderr, "clientbench: "+format+"\n", args...)
+	benchrun.Env // Dir: logs, binary, profiles; Keep: profiles were saved
+	cfg          *config
+	bin          string
+	childNoFile  int64
+	noFile       uint64
 }
 
 // results is everything measured.
 type results struct {
-	Idle     *idleResult `json:"idle,omitempty"`
-	WS       *loadResult `json:"ws,omitempty"`
-	HTTP     *loadResult `json:"http,omitempty"`
-	Errors   []string    `json:"errors,omitempty"`
-	Warnings []string    `json:"warnings,omitempty"`
+	Idle *idleResult `json:"idle,omitempty"`
+	WS   *loadResult `json:"ws,omitempty"`
+	HTTP *loadResult `json:"http,omitempty"`
+	benchrun.Notes
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if err == flag.ErrHelp {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "clientbench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, cfg, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { benchrun.Main("clientbench", parseFlags, run) }
 
 func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	started := time.Now()
-	env := &runEnv{cfg: cfg, stderr: stderr}
+	env := &runEnv{Env: benchrun.Env{Name: "clientbench", Stderr: stderr, KeepLogs: cfg.keepLogs}, cfg: cfg}
 	res := &results{}
 
 	// Descriptors: the client holds N sockets, rtcgate (which inherits the
@@ -212,22 +178,22 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	if cfg.has("idle") {
 		want += uint64(cfg.sessions)
 	}
-	n, err := raiseNoFile(want, env.logf)
+	n, err := raiseNoFile(want, env.Logf)
 	env.noFile = n
 	if err != nil && n < want {
-		env.logf("warning: %v", err)
+		env.Logf("warning: %v", err)
 	}
 	if cfg.has("idle") && n < uint64(cfg.sessions+1024) {
 		// Both ends hold one descriptor per session and the hard limit
 		// cannot be raised (no CAP_SYS_RESOURCE): measure as many as fit.
 		fit := (int(n) - 1024) / 1000 * 1000
 		if fit < 1000 {
-			env.logf("RLIMIT_NOFILE is %d: too low for the idle scenario", n)
+			env.Logf("RLIMIT_NOFILE is %d: too low for the idle scenario", n)
 			return 1
 		}
 		w := fmt.Sprintf("(1) -sessions %d capped to %d: RLIMIT_NOFILE is %d for the client and for rtcgate (it inherits it) and cannot be raised here (%v)",
 			cfg.sessions, fit, n, err)
-		env.logf("warning: %s", w)
+		env.Logf("warning: %s", w)
 		res.Warnings = append(res.Warnings, w)
 		cfg.requestedSessions, cfg.sessions = cfg.sessions, fit
 	}
@@ -235,17 +201,15 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		checkPorts(env)
 	}
 
-	dir, err := os.MkdirTemp("", "clientbench-")
-	if err != nil {
-		env.logf("%v", err)
+	if err := env.MakeDir(); err != nil {
+		env.Logf("%v", err)
 		return 1
 	}
-	env.dir = dir
-	env.logf("building %s", cfg.rtcgateSrc)
-	env.bin, err = buildRtcgate(ctx, cfg.rtcgateSrc, dir)
+	env.Logf("building %s", cfg.rtcgateSrc)
+	env.bin, err = rtcgatechild.Build(ctx, cfg.rtcgateSrc, env.Dir)
 	if err != nil {
-		env.logf("FAILED: %v", err)
-		os.RemoveAll(dir)
+		env.Logf("FAILED: %v", err)
+		os.RemoveAll(env.Dir)
 		return 3
 	}
 
@@ -263,11 +227,9 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		}
 		c, err := launch(ctx, env, sc, extraEnv)
 		if err != nil {
-			env.logf("FAILED: %v", err)
-			res.Errors = append(res.Errors, err.Error())
+			env.FailStart(&res.Notes, err)
 			report(stdout, env, started, res)
-			env.keep = true
-			cleanup(env)
+			env.Cleanup()
 			return 3
 		}
 		quietS := awaitQuiet(ctx, env, c, sc)
@@ -276,10 +238,10 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		case "idle":
 			res.Idle, serr = scenarioIdle(ctx, env, c)
 		case "ws":
-			env.logf("(2) sendData over WebSocket, %d connections", cfg.conns)
+			env.Logf("(2) sendData over WebSocket, %d connections", cfg.conns)
 			res.WS, serr = scenarioWS(ctx, env, c)
 		case "http":
-			env.logf("(3) sendData over the HTTP long-poll fallback, %d sessions", cfg.conns)
+			env.Logf("(3) sendData over the HTTP long-poll fallback, %d sessions", cfg.conns)
 			res.HTTP, serr = scenarioHTTP(ctx, env, c)
 		}
 		if sc == "ws" && res.WS != nil {
@@ -292,34 +254,21 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		}
 		if serr != nil {
 			code = 1
-			env.keep = true
-			res.Errors = append(res.Errors, fmt.Sprintf("(%s) %v", sc, serr))
-			env.logf("(%s) FAILED: %v", sc, serr)
+			env.Fail(&res.Notes, sc, serr)
 			var u *errUnavailable
 			if !errors.As(serr, &u) {
-				env.logf("rtcgate log %s, last lines:\n%s", c.LogPath(), indent(childproc.LogTail(c.LogPath(), 15)))
+				env.Logf("rtcgate log %s, last lines:\n%s", c.LogPath(), childproc.Indent(childproc.LogTail(c.LogPath(), 15)))
 			}
 		}
 	}
 	if ctx.Err() != nil {
-		env.logf("interrupted")
+		env.Logf("interrupted")
 		res.Errors = append(res.Errors, "interrupted")
 		code = 1
 	}
 	report(stdout, env, started, res)
-	cleanup(env)
+	env.Cleanup()
 	return code
-}
-
-func cleanup(env *runEnv) {
-	if env.dir == "" {
-		return
-	}
-	if env.cfg.keepLogs || env.keep {
-		env.logf("logs kept in %s", env.dir)
-		return
-	}
-	os.RemoveAll(env.dir)
 }
 
 // checkPorts tells whether the ephemeral range suffices for the spread of
@@ -335,7 +284,7 @@ func checkPorts(env *runEnv) {
 	}
 	perIP := (env.cfg.sessions + 248) / 249
 	if perIP > hi-lo+1 {
-		env.logf("warning: %d connections per source address exceed the ephemeral range %d-%d", perIP, lo, hi)
+		env.Logf("warning: %d connections per source address exceed the ephemeral range %d-%d", perIP, lo, hi)
 	}
 }
 
@@ -359,29 +308,10 @@ func report(w io.Writer, env *runEnv, started time.Time, res *results) {
 	if cfg.requestedSessions > 0 {
 		nText += fmt.Sprintf(" (of %d asked: fd limit)", cfg.requestedSessions)
 	}
-	fmt.Fprintf(w, "\nclientbench  %s  cores=%d  N=%s C=%d D=%v  rtcgate log-level %d, keepalive %v\n",
-		started.Format("2006-01-02 15:04"), runtime.NumCPU(), nText, cfg.conns, cfg.duration, cfg.logLevel, cfg.keepalive)
-	for _, line := range table(cfg, res) {
-		fmt.Fprintln(w, line)
-	}
-	for _, e := range res.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
-	}
-	for _, wn := range res.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", wn)
-	}
-	out := map[string]any{
-		"date":    started.Format(time.RFC3339),
-		"cores":   runtime.NumCPU(),
-		"config":  jsonConfig(env),
-		"results": res,
-		"goals":   goals(res),
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		b = fmt.Appendf(nil, `{"error":%q}`, err.Error())
-	}
-	fmt.Fprintf(w, "%s\n", b)
+	benchrun.Report(w, "clientbench", started,
+		fmt.Sprintf("N=%s C=%d D=%v  rtcgate log-level %d, keepalive %v", nText, cfg.conns, cfg.duration, cfg.logLevel, cfg.keepalive),
+		tableLines(cfg, res), res.Notes,
+		map[string]any{"config": jsonConfig(env), "results": res, "goals": goals(res)})
 }
 
 func jsonConfig(env *runEnv) map[string]any {
@@ -422,13 +352,8 @@ func warnings(res *results) []string {
 		if r == nil || r.DurationS == 0 {
 			continue
 		}
-		if other := r.OtherCPUS / r.DurationS; other > busyOtherCores {
-			top := ""
-			if r.OtherTop != "" {
-				top = " (" + r.OtherTop + ")"
-			}
-			out = append(out, fmt.Sprintf("(%s) other processes used %.1f CPU-s (%.2f cores) during the window%s: the rate and latency are disturbed",
-				r.Transport, r.OtherCPUS, other, top))
+		if d := proc.Disturbance(r.OtherCPUS, r.DurationS, r.OtherTop); d != "" {
+			out = append(out, fmt.Sprintf("(%s) %s: the rate and latency are disturbed", r.Transport, d))
 		} else if r.HostBusyPct > 95 {
 			out = append(out, fmt.Sprintf("(%s) the box was %.0f%% busy (rtcgate %.2f cores, client %.2f): the rate is bounded by the %d cores the client shares with rtcgate",
 				r.Transport, r.HostBusyPct, r.ChildCPUS/r.DurationS, r.ClientCPUS/r.DurationS, runtime.NumCPU()))
@@ -438,21 +363,4 @@ func warnings(res *results) []string {
 		out = append(out, fmt.Sprintf("(1) measured at %d sessions; the target is stated at 50 000 (the cost per session is the figure to compare: run -sessions 5000 and 10000 too to see that it does not depend on N)", r.Opened))
 	}
 	return out
-}
-
-// awaitQuiet waits (at most -wait-quiet) for the rest of the box to calm
-// down before a scenario; it returns how long it waited.
-func awaitQuiet(ctx context.Context, env *runEnv, c *child, sc string) float64 {
-	if env.cfg.waitQuiet <= 0 {
-		return 0
-	}
-	t0 := time.Now()
-	busy, ok := waitQuiet(ctx, c.Pid(), env.cfg.waitQuiet)
-	waited := time.Since(t0).Seconds()
-	if !ok {
-		env.logf("(%s) box still busy after %v (other processes use %.2f cores); measuring anyway", sc, env.cfg.waitQuiet, busy)
-	} else if waited > 3 {
-		env.logf("(%s) waited %.0f s for a quiet box", sc, waited)
-	}
-	return waited
 }

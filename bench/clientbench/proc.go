@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/bench/internal/proc"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 // procStatusKB returns fields of /proc/<pid>/status in kB (VmRSS, RssAnon…);
@@ -114,57 +112,21 @@ type metrics struct {
 	ProcRSS    float64 `json:"process_resident_memory_bytes"`
 }
 
-var metricsClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
-
 // fetchMetrics scrapes the control listener's /metrics.
-func fetchMetrics(ctx context.Context, httpAddr string) (metrics, error) {
+func fetchMetrics(ctx context.Context, c *rtcgatechild.Child) (metrics, error) {
 	var m metrics
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+httpAddr+"/metrics", nil)
-	if err != nil {
-		return m, err
-	}
-	resp, err := metricsClient.Do(req)
-	if err != nil {
-		return m, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return m, fmt.Errorf("/metrics: %s", resp.Status)
-	}
-	want := map[string]*float64{
+	found, err := c.Metrics(ctx, 10*time.Second, map[string]*float64{
 		"go_memstats_heap_inuse_bytes":  &m.HeapInuse,
 		"go_memstats_stack_inuse_bytes": &m.StackInuse,
 		"go_memstats_sys_bytes":         &m.Sys,
 		"go_goroutines":                 &m.Goroutines,
 		"rtcgate_client_sessions":       &m.Sessions,
 		"process_resident_memory_bytes": &m.ProcRSS,
+	})
+	if err == nil && found < 3 {
+		err = fmt.Errorf("/metrics: only %d of the expected series", found)
 	}
-	found := 0
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		if p, ok := want[name]; ok {
-			if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-				*p = v
-				found++
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return m, err
-	}
-	if found < 3 {
-		return m, fmt.Errorf("/metrics: only %d of the expected series", found)
-	}
-	return m, nil
+	return m, err
 }
 
 // sample is the state of the child (and the box) at one instant.
@@ -177,7 +139,7 @@ type sample struct {
 	ChildCPU float64   `json:"child_cpu_s"`
 }
 
-func takeSample(ctx context.Context, t *child) (sample, error) {
+func takeSample(ctx context.Context, t *rtcgatechild.Child) (sample, error) {
 	s := sample{At: time.Now()}
 	var errs []error
 	var err error
@@ -187,7 +149,7 @@ func takeSample(ctx context.Context, t *child) (sample, error) {
 	if s.ChildCPU, err = proc.CPUSeconds(t.Pid()); err != nil {
 		errs = append(errs, fmt.Errorf("cpu: %w", err))
 	}
-	if s.Metrics, err = fetchMetrics(ctx, t.addrs["listen-http"]); err != nil {
+	if s.Metrics, err = fetchMetrics(ctx, t); err != nil {
 		errs = append(errs, fmt.Errorf("metrics: %w", err))
 	}
 	s.Kernel = readKernelMem()
@@ -283,24 +245,14 @@ func otherCPU(a, b cpuWindow) float64 {
 	return max(0, proc.BusySeconds(a.host, b.host)-(b.child-a.child)-(b.self-a.self))
 }
 
-// quietCores is the load from other processes under which the box counts
-// as quiet enough to measure.
-const quietCores = 0.15
-
-// waitQuiet samples the box in 2 s steps until other processes use less
-// than quietCores, ctx ends, or limit passes; it returns the last load.
-func waitQuiet(ctx context.Context, pid int, limit time.Duration) (float64, bool) {
-	deadline := time.Now().Add(limit)
-	for {
-		a := snapWindow(pid)
-		sleepCtx(ctx, 2*time.Second)
-		b := snapWindow(pid)
-		busy := otherCPU(a, b) / b.at.Sub(a.at).Seconds()
-		if busy < quietCores {
-			return busy, true
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return busy, false
-		}
-	}
+// awaitQuiet waits (at most -wait-quiet) for the rest of the box to calm
+// down before a scenario; it returns how long it waited.
+func awaitQuiet(ctx context.Context, env *runEnv, c *rtcgatechild.Child, sc string) float64 {
+	q := proc.Quiet{Limit: env.cfg.waitQuiet, Step: 2 * time.Second, Who: "other processes", Logf: env.Logf}
+	return q.Await(ctx, sc, func(sleep func()) float64 {
+		a := snapWindow(c.Pid())
+		sleep()
+		b := snapWindow(c.Pid())
+		return otherCPU(a, b) / b.at.Sub(a.at).Seconds()
+	}).Seconds()
 }

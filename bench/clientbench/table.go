@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
+
+	"github.com/rtcgate/rtcgate/bench/internal/table"
 )
 
 func splitHostPort(a string) (net.IP, int, error) {
@@ -23,8 +24,8 @@ func splitHostPort(a string) (net.IP, int, error) {
 	return ip, port, nil
 }
 
-// row is one line of the table.
-type row struct{ scenario, figure, value, target, verdict string }
+// row is one line of the table: scenario, figure, value, target, verdict.
+type row = table.Row
 
 func verdict(ok bool) string {
 	if ok {
@@ -36,8 +37,8 @@ func verdict(ok bool) string {
 func kb(b float64) string { return fmt.Sprintf("%.2f KiB", b/1024) }
 func mb(b int64) string   { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// table lays out the figures with their targets.
-func table(cfg *config, res *results) []string {
+// tableLines lays out the figures with their targets.
+func tableLines(cfg *config, res *results) []string {
 	var rows []row
 	if cfg.has("idle") {
 		name := fmt.Sprintf("(1) idle WebSocket sessions (N=%d)", cfg.sessions)
@@ -68,7 +69,7 @@ func table(cfg *config, res *results) []string {
 		}
 	}
 	load := func(name string, r *loadResult, target float64) {
-		tgt := fmt.Sprintf("≥ %s/s", thousands(target))
+		tgt := fmt.Sprintf("≥ %s/s", table.Thousands(target))
 		switch {
 		case r != nil && r.Unavailable != "":
 			rows = append(rows, row{name, "round trips/s", "n/a: fallback not available (" + r.UnavailableStatus + ")", tgt, "-"})
@@ -76,7 +77,7 @@ func table(cfg *config, res *results) []string {
 			rows = append(rows, row{name, "round trips/s", "not measured", tgt, "-"})
 		default:
 			rows = append(rows,
-				row{name, "round trips/s", thousands(r.PerS), tgt, verdict(r.PerS >= target)},
+				row{name, "round trips/s", table.Thousands(r.PerS), tgt, verdict(r.PerS >= target)},
 				row{"", "latency p50 / p99 (max)", fmt.Sprintf("%.2f / %.2f ms (%.1f)", r.P50Ms, r.P99Ms, r.MaxMs), "", ""},
 				row{"", "rtcgate CPU-s per 1000 round trips", fmt.Sprintf("%.4f", r.CPUPer1000), "", ""},
 				row{"", "rtcgate / client CPU, box busy", fmt.Sprintf("%.2f / %.2f cores, %.0f%%", r.ChildCPUS/r.DurationS, r.ClientCPUS/r.DurationS, r.HostBusyPct), "", ""},
@@ -93,35 +94,5 @@ func table(cfg *config, res *results) []string {
 		load(fmt.Sprintf("(3) sendData over HTTP long-poll (C=%d)", cfg.conns), res.HTTP, targetHTTPPerS)
 	}
 
-	w := [4]int{len("scenario"), len("figure"), len("value"), len("target")}
-	for _, r := range rows {
-		for i, s := range []string{r.scenario, r.figure, r.value, r.target} {
-			w[i] = max(w[i], runeLen(s))
-		}
-	}
-	pad := func(s string, n int) string { return s + strings.Repeat(" ", max(0, n-runeLen(s))) }
-	var out []string
-	line := func(a, b, c, d, e string) {
-		out = append(out, strings.TrimRight(pad(a, w[0])+"  "+pad(b, w[1])+"  "+pad(c, w[2])+"  "+pad(d, w[3])+"  "+e, " "))
-	}
-	line("scenario", "figure", "value", "target", "")
-	for _, r := range rows {
-		line(r.scenario, r.figure, r.value, r.target, r.verdict)
-	}
-	return out
-}
-
-func runeLen(s string) int { return len([]rune(s)) }
-
-// thousands formats a rate with a thin separator: 51234 → "51 234".
-func thousands(v float64) string {
-	s := strconv.FormatInt(int64(v+0.5), 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return table.Render(rows)
 }

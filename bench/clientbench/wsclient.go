@@ -13,8 +13,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/loopdial"
 )
 
 // A minimal RFC 6455 client: just what the benchmark needs, so that an idle
@@ -39,37 +40,6 @@ const (
 	opPong         = 0xA
 )
 
-// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h): with a source
-// address but port 0, the kernel picks the port at connect() by the whole
-// 4-tuple instead of reserving one at bind(), so each source address offers
-// the whole ephemeral range towards each server port.
-const ipBindAddressNoPort = 24
-
-// sourceAddr is the i-th loopback source address of the spread: 127.0.0.2 …
-// 127.0.0.250, so that N connections need only N/249 ephemeral ports each.
-func sourceAddr(i int) *net.TCPAddr {
-	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%249))}
-}
-
-// dialer returns a net.Dialer bound to local (nil: any).
-func dialer(local *net.TCPAddr, timeout time.Duration) *net.Dialer {
-	d := &net.Dialer{Timeout: timeout, KeepAlive: -1}
-	if local != nil {
-		d.LocalAddr = local
-		d.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	return d
-}
-
 // wsConn is one client WebSocket. br is nil for an idle connection that
 // only keeps its socket.
 type wsConn struct {
@@ -85,7 +55,7 @@ type wsConn struct {
 // (the ramp of idle sessions reuses one reader per worker).
 func wsDial(addr string, local *net.TCPAddr, path string, timeout time.Duration, br *bufio.Reader) (*wsConn, error) {
 	deadline := time.Now().Add(timeout)
-	nc, err := dialer(local, timeout).Dial("tcp4", addr)
+	nc, err := loopdial.Dialer(local, timeout).Dial("tcp4", addr)
 	if err != nil {
 		return nil, err
 	}

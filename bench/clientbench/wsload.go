@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/bench/internal/hist"
+	"github.com/rtcgate/rtcgate/bench/internal/loopdial"
 	"github.com/rtcgate/rtcgate/bench/internal/proc"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 // loadResult is scenario (2) or (3): closed-loop sendData round trips.
@@ -75,13 +77,13 @@ func (l *loadRun) merge(h *hist.Histogram) {
 
 // measure runs the warm-up and the measured window while the workers loop,
 // then tells them to stop and waits for them (at most grace).
-func (l *loadRun) measure(ctx context.Context, env *runEnv, c *child, r *loadResult, wg *sync.WaitGroup) {
+func (l *loadRun) measure(ctx context.Context, env *runEnv, c *rtcgatechild.Child, r *loadResult, wg *sync.WaitGroup) {
 	cfg := env.cfg
-	sleepCtx(ctx, cfg.warmup)
+	proc.SleepCtx(ctx, cfg.warmup)
 	pa := proc.AllTicks()
 	a := snapWindow(c.Pid())
 	l.phase.Store(phaseMeasure)
-	sleepCtx(ctx, cfg.duration)
+	proc.SleepCtx(ctx, cfg.duration)
 	l.phase.Store(phaseStop)
 	b := snapWindow(c.Pid())
 	pb := proc.AllTicks()
@@ -90,7 +92,7 @@ func (l *loadRun) measure(ctx context.Context, env *runEnv, c *child, r *loadRes
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
-		env.logf("warning: load workers still busy 15 s after the window")
+		env.Logf("warning: load workers still busy 15 s after the window")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -109,7 +111,7 @@ func (l *loadRun) measure(ctx context.Context, env *runEnv, c *child, r *loadRes
 	}
 	r.HostBusyPct = proc.BusyPercent(a.host, b.host)
 	r.OtherCPUS = otherCPU(a, b)
-	if r.OtherCPUS > busyOtherCores*win {
+	if r.OtherCPUS > proc.BusyOtherCores*win {
 		top, _ := proc.TopOthers(pa, pb, c.Pid(), 3)
 		r.OtherTop = strings.Join(top, ", ")
 	}
@@ -120,19 +122,6 @@ func (l *loadRun) measure(ctx context.Context, env *runEnv, c *child, r *loadRes
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// busyOtherCores is how much CPU other processes may use during a window
-// (cores, on average) before its figures are flagged as disturbed.
-const busyOtherCores = 0.1
 
 // rtTimeout bounds one round trip; a connection that misses it stops.
 const rtTimeout = 5 * time.Second
@@ -158,10 +147,10 @@ func checkStatus(m []byte, op string) error {
 
 // scenarioWS is (2): cfg.conns WebSockets, each looping sendData → wait
 // for its DataStatusEvent.
-func scenarioWS(ctx context.Context, env *runEnv, c *child) (*loadResult, error) {
+func scenarioWS(ctx context.Context, env *runEnv, c *rtcgatechild.Child) (*loadResult, error) {
 	cfg := env.cfg
 	r := &loadResult{Transport: "websocket", Conns: cfg.conns}
-	addr := c.addrs["listen-client"]
+	addr := c.Addr("listen-client")
 	conns := make([]*wsConn, cfg.conns)
 	defer func() {
 		for _, wc := range conns {
@@ -171,7 +160,7 @@ func scenarioWS(ctx context.Context, env *runEnv, c *child) (*loadResult, error)
 		}
 	}()
 	for i := range conns {
-		wc, err := wsDial(addr, sourceAddr(i), "/", 10*time.Second, nil)
+		wc, err := wsDial(addr, loopdial.SourceAddr(i), "/", 10*time.Second, nil)
 		if err == nil {
 			_, err = wc.handshake()
 		}
@@ -183,7 +172,7 @@ func scenarioWS(ctx context.Context, env *runEnv, c *child) (*loadResult, error)
 		}
 		conns[i] = wc
 	}
-	env.logf("(2) %d WebSockets connected; warm-up %v, measuring %v", cfg.conns, cfg.warmup, cfg.duration)
+	env.Logf("(2) %d WebSockets connected; warm-up %v, measuring %v", cfg.conns, cfg.warmup, cfg.duration)
 
 	l := &loadRun{}
 	hardStop := time.Now().Add(cfg.warmup + cfg.duration + 10*time.Second)
@@ -229,7 +218,7 @@ func scenarioWS(ctx context.Context, env *runEnv, c *child) (*loadResult, error)
 
 // runOutcome says whether a measured round-trip run counts: rtcgate still up,
 // no failed round trip, at least one completed.
-func runOutcome(c *child, r *loadResult) error {
+func runOutcome(c *rtcgatechild.Child, r *loadResult) error {
 	if !c.Alive() {
 		return c.ExitError()
 	}

@@ -3,58 +3,32 @@ package main
 import (
 	"encoding/json"
 	"hash/maphash"
-	"io"
 	"math/bits"
-	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/hookbackend"
 )
 
-// backend is the app's web backend: net/http on 127.0.0.1 in this process.
-// Status events go to the tracker of the running scenario, which checks
-// their order per session; OnDataEvent (the synchronous hook of (b)) times
-// its own handling and hands the time to the client waiting for it.
+// backend is the app's web backend (hookbackend). Status events go to the
+// tracker of the running scenario, which checks their order per session;
+// OnDataEvent (the synchronous hook of (b)) times its own handling and
+// hands the time to the client waiting for it.
 type backend struct {
-	srv  *http.Server
-	ln   net.Listener
-	base string // http://127.0.0.1:port
+	*hookbackend.Backend
 
 	tr      atomic.Pointer[tracker] // nil: status events are counted, not checked
-	conns   atomic.Uint64           // TCP connections accepted
 	waiters sync.Map                // operationId → chan time.Duration
 }
 
-// reply is every hook's answer: a 2xx with an empty JSON object.
-var reply = []byte("{}")
-
 func startBackend() (*backend, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	b := &backend{ln: ln, base: "http://" + ln.Addr().String()}
-	b.srv = &http.Server{
-		Handler:           b,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Connections opened are a figure: rtcgate's HTTP client keeps a
-		// bounded number idle, and any beyond it are opened per request.
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				b.conns.Add(1)
-			}
-		},
-	}
-	go b.srv.Serve(ln)
-	return b, nil
+	b := &backend{}
+	var err error
+	b.Backend, err = hookbackend.Start(appName, b.hook)
+	return b, err
 }
-
-func (b *backend) appURL() string { return b.base + "/" + appName }
-
-func (b *backend) close() { b.srv.Close() }
 
 // hookBody is what the backend reads of a hook's JSON.
 type hookBody struct {
@@ -64,17 +38,10 @@ type hookBody struct {
 	OperationID string `json:"operationId"`
 }
 
-func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now() // (b): the backend's own time starts here
-	method := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+func (b *backend) hook(method string, raw []byte) (func(time.Duration), error) {
 	var body hookBody
-	if err == nil {
-		err = json.Unmarshal(raw, &body)
-	}
-	if err != nil {
-		http.Error(w, "bad body", http.StatusBadRequest)
-		return
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, err
 	}
 	if strings.HasSuffix(method, "StatusEvent") {
 		// Noted before the reply: once rtcgate has its 2xx the event counts
@@ -83,21 +50,16 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.note(body.SessionID, eventSeq(body))
 		}
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(reply)))
-	w.Write(reply)
-	if method == "OnDataEvent" {
-		// The reply is on the socket before the time is taken: the
-		// backend's time is request in → response out.
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		d := time.Since(start)
+	if method != "OnDataEvent" {
+		return nil, nil
+	}
+	// (b): the backend's own time, from the request's first line to its
+	// reply written and flushed, goes to the client that waits for it.
+	return func(d time.Duration) {
 		if ch, ok := b.waiters.LoadAndDelete(body.OperationID); ok {
 			ch.(chan time.Duration) <- d
 		}
-	}
+	}, nil
 }
 
 // eventSeq is an event's number within its session: the body's seq in (a)

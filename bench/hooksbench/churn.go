@@ -7,6 +7,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/loopdial"
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 // churnResult is one phase of (a) churn: sessions opened and closed through
@@ -52,7 +56,7 @@ func (r *churnResult) correct() bool {
 // session (WebSocket, connection, getUserData) and closing its socket at
 // once, in a loop. The session ends — DISCONNECTED — when rtcgate's
 // sweep finds it detached for longer than -client-idle-timeout.
-func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooked bool) (*churnResult, error) {
+func scenarioChurn(ctx context.Context, env *runEnv, c *rtcgatechild.Child, b *backend, hooked bool) (*churnResult, error) {
 	cfg := env.cfg
 	dur, key := cfg.churnDuration, appKey
 	if !hooked {
@@ -65,7 +69,7 @@ func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooke
 		b.tr.Store(tr)
 		defer b.tr.Store(nil)
 	}
-	url := "ws://" + c.addr("listen-client") + "/"
+	url := "ws://" + c.Addr("listen-client") + "/"
 
 	var opened, errCount atomic.Uint64
 	var errMu sync.Mutex
@@ -74,7 +78,7 @@ func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooke
 	hardStop := time.Now().Add(cfg.churnWarmup + dur + 10*time.Second)
 	var wg sync.WaitGroup
 	for i := range cfg.churnConns {
-		hc := httpClientFrom(byte(2 + i%249))
+		hc := httpClientFrom(loopdial.SourceAddr(i))
 		wg.Go(func() {
 			for !stop.Load() && ctx.Err() == nil && time.Now().Before(hardStop) {
 				if opened.Load() >= limit {
@@ -117,14 +121,14 @@ func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooke
 			case <-sctx.Done():
 				return
 			case <-t.C:
-				if m, err := c.fetchMetrics(sctx); err == nil && uint64(m.QueueDepth) > maxDepth.Load() {
+				if m, err := fetchMetrics(sctx, c); err == nil && uint64(m.QueueDepth) > maxDepth.Load() {
 					maxDepth.Store(uint64(m.QueueDepth))
 				}
 			}
 		}
 	}()
 
-	sleepCtx(ctx, cfg.churnWarmup)
+	proc.SleepCtx(ctx, cfg.churnWarmup)
 	received := func() uint64 {
 		if tr == nil {
 			return 0
@@ -133,16 +137,16 @@ func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooke
 	}
 	a, sessA, evA := snap(c.Pid()), opened.Load(), received()
 	maxDepth.Store(0) // the window's, not the warm-up's
-	connsA := b.conns.Load()
+	connsA := b.Conns()
 	end := time.Now().Add(dur)
 	for time.Now().Before(end) && ctx.Err() == nil && opened.Load() < limit && c.Alive() {
-		sleepCtx(ctx, min(100*time.Millisecond, time.Until(end)))
+		proc.SleepCtx(ctx, min(100*time.Millisecond, time.Until(end)))
 	}
 	w, sessB, evB := snap(c.Pid()), opened.Load(), received()
 	r.CountBound = sessB >= limit
 	stop.Store(true)
 	loadEnd := time.Now()
-	if m, err := c.fetchMetrics(ctx); err == nil {
+	if m, err := fetchMetrics(ctx, c); err == nil {
 		r.EndDepth = m.QueueDepth
 	}
 	stopSampler()
@@ -152,7 +156,7 @@ func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooke
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
-		env.logf("warning: churn workers still busy 15 s after the window")
+		env.Logf("warning: churn workers still busy 15 s after the window")
 	}
 
 	r.CPU = between(a, w)
@@ -179,17 +183,17 @@ func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooke
 		// backlog drains at the queue's pace.
 		drainEnd := time.Now().Add(cfg.drain)
 		for tr.pending() > 0 && time.Now().Before(drainEnd) && ctx.Err() == nil && c.Alive() {
-			sleepCtx(ctx, 50*time.Millisecond)
+			proc.SleepCtx(ctx, 50*time.Millisecond)
 		}
 		s := tr.summary()
 		r.Track = &s
-		if m, err := c.fetchMetrics(ctx); err == nil {
+		if m, err := fetchMetrics(ctx, c); err == nil {
 			r.SessionsLeft, r.DepthLeft = m.Sessions, m.QueueDepth
 		}
 		if l := tr.last.Load(); l > 0 {
 			r.DrainS = max(0, float64(l-loadEnd.UnixNano())/1e9)
 		}
-		r.BackendConns = b.conns.Load() - connsA
+		r.BackendConns = b.Conns() - connsA
 		// Who set the pace. Not the depth: rtcgate's sweep (each second)
 		// ends a second's worth of closed sessions at once, so the depth
 		// jumps to that many DISCONNECTED events every second even when the
@@ -215,16 +219,16 @@ func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooke
 			fail = fmt.Errorf("%d events arrived before an earlier event of their session", s.OutOfOrder)
 		}
 	}
-	if m, err := c.fetchMetrics(ctx); err == nil {
+	if m, err := fetchMetrics(ctx, c); err == nil {
 		r.Retries, r.DeadLetters = m.Retries, m.DeadLetters
 	}
 	// Leave no session behind for the next phase: they end after the idle
 	// timeout, at the next sweep.
 	for settle := time.Now().Add(10 * time.Second); time.Now().Before(settle) && ctx.Err() == nil && c.Alive(); {
-		if m, err := c.fetchMetrics(ctx); err == nil && m.Sessions == 0 {
+		if m, err := fetchMetrics(ctx, c); err == nil && m.Sessions == 0 {
 			break
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		proc.SleepCtx(ctx, 100*time.Millisecond)
 	}
 	switch {
 	case !c.Alive():
@@ -240,7 +244,7 @@ func scenarioChurn(ctx context.Context, env *runEnv, c *child, b *backend, hooke
 		return r, fmt.Errorf("%.0f events dead-lettered", r.DeadLetters)
 	}
 	if r.Errors > 0 {
-		env.logf("(a) churn: %d sessions failed to open, e.g. %s", r.Errors, r.ErrorSample[0])
+		env.Logf("(a) churn: %d sessions failed to open, e.g. %s", r.Errors, r.ErrorSample[0])
 	}
 	return r, nil
 }

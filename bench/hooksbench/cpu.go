@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rtcgate/rtcgate/bench/internal/proc"
@@ -49,59 +47,21 @@ func between(a, b cpuSnap) cpuFigures {
 		HostBusyPct: proc.BusyPercent(a.host, b.host),
 	}
 	f.OtherCPUS = max(0, proc.BusySeconds(a.host, b.host)-f.ChildCPUS-f.SelfCPUS)
-	if f.OtherCPUS > busyOtherCores*f.WindowS && a.ticks != nil && b.ticks != nil {
+	if f.OtherCPUS > proc.BusyOtherCores*f.WindowS && a.ticks != nil && b.ticks != nil {
 		top, seen := proc.TopOthers(a.ticks, b.ticks, b.pid, 3)
-		if unseen := f.OtherCPUS - seen; unseen > 0.05 {
-			// Busy time no running process was charged with: softirq work
-			// (loopback's packet delivery among it) and processes that
-			// ended during the window.
-			top = append(top, fmt.Sprintf("%.1fs in no running process", unseen))
-		}
-		f.OtherTop = strings.Join(top, ", ")
+		f.OtherTop = proc.NameOthers(top, f.OtherCPUS, seen)
 	}
 	return f
 }
 
-// busyOtherCores is how much CPU other processes may use during a window
-// (cores, on average) before its figures are flagged as disturbed.
-const busyOtherCores = 0.1
-
-// quietCores is the load from other processes under which the box counts
-// as quiet enough to measure.
-const quietCores = 0.15
-
 // awaitQuiet waits (at most -wait-quiet) for the rest of the box to calm
 // down before a scenario.
 func awaitQuiet(ctx context.Context, env *runEnv, pid int, sc string) {
-	limit := env.cfg.waitQuiet
-	if limit <= 0 {
-		return
-	}
-	t0 := time.Now()
-	deadline := t0.Add(limit)
-	for {
+	q := proc.Quiet{Limit: env.cfg.waitQuiet, Step: time.Second, Who: "other processes", Logf: env.Logf}
+	q.Await(ctx, sc, func(sleep func()) float64 {
 		a := snap(pid)
-		sleepCtx(ctx, time.Second)
+		sleep()
 		f := between(a, snap(pid))
-		busy := f.OtherCPUS / f.WindowS
-		switch {
-		case busy < quietCores:
-			if w := time.Since(t0); w > 3*time.Second {
-				env.logf("(%s) waited %.0f s for a quiet box", sc, w.Seconds())
-			}
-			return
-		case ctx.Err() != nil || time.Now().After(deadline):
-			env.logf("(%s) box still busy after %v (other processes use %.2f cores); measuring anyway", sc, limit, busy)
-			return
-		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+		return f.OtherCPUS / f.WindowS
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rtcgate/rtcgate/bench/internal/hist"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 // quant is a latency distribution's summary.
@@ -74,10 +75,10 @@ func (l *latRun) noteErr(err error) {
 // scenarioLatency is (b): -lat-clients clients, each with a session on the
 // hooked app and one on defaultApp, alternating which goes first so that
 // neither kind always follows the other; one request at a time per client.
-func scenarioLatency(ctx context.Context, env *runEnv, c *child, b *backend) (*latencyResult, error) {
+func scenarioLatency(ctx context.Context, env *runEnv, c *rtcgatechild.Child, b *backend) (*latencyResult, error) {
 	cfg := env.cfg
 	r := &latencyResult{Clients: cfg.latClients}
-	url := "ws://" + c.addr("listen-client") + "/"
+	url := "ws://" + c.Addr("listen-client") + "/"
 
 	type client struct{ hooked, unhooked *websocket.Conn }
 	clients := make([]client, cfg.latClients)
@@ -90,7 +91,7 @@ func scenarioLatency(ctx context.Context, env *runEnv, c *child, b *backend) (*l
 			}
 		}
 	}()
-	hc := httpClientFrom(0)
+	hc := httpClientFrom(nil)
 	for i := range clients {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var err error
@@ -109,7 +110,7 @@ func scenarioLatency(ctx context.Context, env *runEnv, c *child, b *backend) (*l
 	hardStop := time.Now().Add(cfg.latTimeout)
 	l := &latRun{}
 	var timedOut atomic.Bool
-	connsBefore := b.conns.Load()
+	connsBefore := b.Conns()
 	a := snap(c.Pid())
 	var wg sync.WaitGroup
 	for i, cl := range clients {
@@ -177,7 +178,7 @@ func scenarioLatency(ctx context.Context, env *runEnv, c *child, b *backend) (*l
 	}
 	wg.Wait()
 	r.CPU = between(a, snap(c.Pid()))
-	r.BackendConns = b.conns.Load() - connsBefore
+	r.BackendConns = b.Conns() - connsBefore
 	r.TimeBound = timedOut.Load()
 
 	l.mu.Lock()
@@ -202,7 +203,7 @@ func scenarioLatency(ctx context.Context, env *runEnv, c *child, b *backend) (*l
 		return r, errors.New("no round trip measured")
 	}
 	if r.TimeBound {
-		env.logf("(b) -lat-timeout %v reached after %d requests of each kind", cfg.latTimeout, r.Requests)
+		env.Logf("(b) -lat-timeout %v reached after %d requests of each kind", cfg.latTimeout, r.Requests)
 	}
 	return r, nil
 }

@@ -68,18 +68,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"runtime"
 	"slices"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/benchrun"
+	"github.com/rtcgate/rtcgate/bench/internal/childproc"
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 type config struct {
@@ -143,27 +143,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.qEvents, "q-events", 100, "(a) queue: M events per session")
 	fs.IntVar(&cfg.qIdlePerHost, "q-idle-per-host", 0, "(a) queue: restclient MaxIdlePerHost; 0: its default, as rtcgate uses it")
 	fs.DurationVar(&cfg.qTimeout, "q-timeout", 30*time.Second, "(a) queue: longest the child may take to enqueue and deliver everything")
-	if err := fs.Parse(args); err != nil {
+	if err := benchrun.Parse(fs, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	for s := range strings.SplitSeq(*scen, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if !slices.Contains(knownScenarios, s) {
-			return nil, fmt.Errorf("-scenarios: unknown %q (want %s)", s, strings.Join(knownScenarios, ","))
-		}
-		if !slices.Contains(cfg.scenarios, s) {
-			cfg.scenarios = append(cfg.scenarios, s)
-		}
+	var err error
+	if cfg.scenarios, err = benchrun.Scenarios(*scen, knownScenarios); err != nil {
+		return nil, err
 	}
 	switch {
-	case len(cfg.scenarios) == 0:
-		return nil, errors.New("-scenarios: none given")
 	case cfg.store != "memory" && cfg.store != "disk":
 		return nil, errors.New("-store: memory or disk")
 	case cfg.readyTimeout <= 0 || cfg.readyTimeout > 10*time.Minute:
@@ -208,15 +195,9 @@ func (cfg *config) has(s string) bool { return slices.Contains(cfg.scenarios, s)
 
 // runEnv is what the scenarios share.
 type runEnv struct {
-	cfg    *config
-	dir    string // logs, binary, queue dirs
-	bin    string
-	stderr io.Writer
-	keep   bool // keep dir: something failed
-}
-
-func (e *runEnv) logf(format string, args ...any) {
-	fmt.Fprintf(e.stderr, "hooksbench: "+format+"\n", args...)
+	benchrun.Env // Dir: logs, binary, queue dirs
+	cfg          *config
+	bin          string
 }
 
 // results is everything measured.
@@ -225,8 +206,7 @@ type results struct {
 	Baseline *churnResult   `json:"churn_baseline,omitempty"`
 	Churn    *churnResult   `json:"churn,omitempty"`
 	Queue    *queueResult   `json:"queue,omitempty"`
-	Errors   []string       `json:"errors,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	benchrun.Notes
 }
 
 func main() {
@@ -234,68 +214,50 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == queueChildArg {
 		os.Exit(queueChildMain(os.Args[2:]))
 	}
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if err == flag.ErrHelp {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "hooksbench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, cfg, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	benchrun.Main("hooksbench", parseFlags, run)
 }
 
 func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	started := time.Now()
-	env := &runEnv{cfg: cfg, stderr: stderr}
+	env := &runEnv{Env: benchrun.Env{Name: "hooksbench", Stderr: stderr, KeepLogs: cfg.keepLogs}, cfg: cfg}
 	res := &results{}
-	dir, err := os.MkdirTemp("", "hooksbench-")
-	if err != nil {
-		env.logf("%v", err)
+	if err := env.MakeDir(); err != nil {
+		env.Logf("%v", err)
 		return 1
 	}
-	env.dir = dir
-	defer cleanup(env)
+	defer env.Cleanup()
 
 	b, err := startBackend()
 	if err != nil {
-		env.logf("backend: %v", err)
+		env.Logf("backend: %v", err)
 		return 1
 	}
-	defer b.close()
+	defer b.Close()
 
 	code := 0
 	fail := func(scenario string, err error) {
 		code = 1
-		env.keep = true
-		res.Errors = append(res.Errors, fmt.Sprintf("(%s) %v", scenario, err))
-		env.logf("(%s) FAILED: %v", scenario, err)
+		env.Fail(&res.Notes, scenario, err)
+	}
+	// Failing to build or start rtcgate: the table says so, and the logs stay.
+	startFail := func(err error) int {
+		env.FailStart(&res.Notes, err)
+		report(stdout, env, started, res)
+		return 3
 	}
 
 	if cfg.has("latency") || cfg.has("churn") {
-		env.logf("building %s", cfg.rtcgateSrc)
-		env.bin, err = buildRtcgate(ctx, cfg.rtcgateSrc, dir)
-		if err != nil {
-			env.logf("FAILED: %v", err)
-			res.Errors = append(res.Errors, err.Error())
-			env.keep = true
-			report(stdout, env, started, res)
-			return 3
+		env.Logf("building %s", cfg.rtcgateSrc)
+		if env.bin, err = rtcgatechild.Build(ctx, cfg.rtcgateSrc, env.Dir); err != nil {
+			return startFail(err)
 		}
 		c, err := launch(ctx, env, b)
 		if err != nil {
-			env.logf("FAILED: %v", err)
-			res.Errors = append(res.Errors, err.Error())
-			env.keep = true
-			report(stdout, env, started, res)
-			return 3
+			return startFail(err)
 		}
 		if cfg.has("latency") && ctx.Err() == nil {
 			awaitQuiet(ctx, env, c.Pid(), "latency")
-			env.logf("(b) latency: %d clients, %d requests of each kind", cfg.latClients, cfg.latRequests)
+			env.Logf("(b) latency: %d clients, %d requests of each kind", cfg.latClients, cfg.latRequests)
 			var serr error
 			res.Latency, serr = scenarioLatency(ctx, env, c, b)
 			if serr != nil {
@@ -305,7 +267,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		if cfg.has("churn") && ctx.Err() == nil {
 			if cfg.churnBaseline > 0 {
 				awaitQuiet(ctx, env, c.Pid(), "churn baseline")
-				env.logf("(a) churn on defaultApp (no hooks), %d workers, %v", cfg.churnConns, cfg.churnBaseline)
+				env.Logf("(a) churn on defaultApp (no hooks), %d workers, %v", cfg.churnConns, cfg.churnBaseline)
 				var serr error
 				res.Baseline, serr = scenarioChurn(ctx, env, c, b, false)
 				if serr != nil {
@@ -314,7 +276,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 			}
 			if ctx.Err() == nil {
 				awaitQuiet(ctx, env, c.Pid(), "churn")
-				env.logf("(a) churn on the hooked app, %d workers, %v", cfg.churnConns, cfg.churnDuration)
+				env.Logf("(a) churn on the hooked app, %d workers, %v", cfg.churnConns, cfg.churnDuration)
 				var serr error
 				res.Churn, serr = scenarioChurn(ctx, env, c, b, true)
 				if serr != nil {
@@ -329,12 +291,12 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 			fail("rtcgate", fmt.Errorf("%v (died during the run)", err))
 		}
 		if code != 0 {
-			env.logf("rtcgate log %s, last lines:\n%s", c.LogPath(), indent(logTail(c.LogPath(), 15)))
+			env.Logf("rtcgate log %s, last lines:\n%s", c.LogPath(), childproc.Indent(childproc.LogTail(c.LogPath(), 15)))
 		}
 	}
 	if cfg.has("queue") && ctx.Err() == nil {
 		awaitQuiet(ctx, env, 0, "queue")
-		env.logf("(a) queue and sender alone: %d sessions × %d events, %s store", cfg.qSessions, cfg.qEvents, cfg.store)
+		env.Logf("(a) queue and sender alone: %d sessions × %d events, %s store", cfg.qSessions, cfg.qEvents, cfg.store)
 		var serr error
 		res.Queue, serr = scenarioQueue(ctx, env, b)
 		if serr != nil {
@@ -342,23 +304,12 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		}
 	}
 	if ctx.Err() != nil {
-		env.logf("interrupted")
+		env.Logf("interrupted")
 		res.Errors = append(res.Errors, "interrupted")
 		code = 1
 	}
 	report(stdout, env, started, res)
 	return code
-}
-
-func cleanup(env *runEnv) {
-	if env.dir == "" {
-		return
-	}
-	if env.cfg.keepLogs || env.keep {
-		env.logf("logs kept in %s", env.dir)
-		return
-	}
-	os.RemoveAll(env.dir)
 }
 
 // Targets (the issue's).
@@ -371,29 +322,10 @@ const (
 func report(w io.Writer, env *runEnv, started time.Time, res *results) {
 	cfg := env.cfg
 	res.Warnings = append(res.Warnings, warnings(res)...)
-	fmt.Fprintf(w, "\nhooksbench  %s  cores=%d  store=%s  hooks-max-async=%d  client-idle-timeout=%v\n",
-		started.Format("2006-01-02 15:04"), runtime.NumCPU(), cfg.store, cfg.hooksMaxAsync, cfg.idleTimeout)
-	for _, line := range table(cfg, res) {
-		fmt.Fprintln(w, line)
-	}
-	for _, e := range res.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
-	}
-	for _, wn := range res.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", wn)
-	}
-	out := map[string]any{
-		"date":    started.Format(time.RFC3339),
-		"cores":   runtime.NumCPU(),
-		"config":  jsonConfig(cfg),
-		"results": res,
-		"goals":   goals(res),
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		b = fmt.Appendf(nil, `{"error":%q}`, err.Error())
-	}
-	fmt.Fprintf(w, "%s\n", b)
+	benchrun.Report(w, "hooksbench", started,
+		fmt.Sprintf("store=%s  hooks-max-async=%d  client-idle-timeout=%v", cfg.store, cfg.hooksMaxAsync, cfg.idleTimeout),
+		tableLines(cfg, res), res.Notes,
+		map[string]any{"config": jsonConfig(cfg), "results": res, "goals": goals(res)})
 }
 
 func jsonConfig(cfg *config) map[string]any {
@@ -428,16 +360,8 @@ func goals(res *results) map[string]any {
 func warnings(res *results) []string {
 	var out []string
 	flag := func(name string, w cpuFigures) {
-		if w.WindowS <= 0 {
-			return
-		}
-		if other := w.OtherCPUS / w.WindowS; other > busyOtherCores {
-			top := ""
-			if w.OtherTop != "" {
-				top = " (" + w.OtherTop + ")"
-			}
-			out = append(out, fmt.Sprintf("(%s) other processes used %.1f CPU-s (%.2f cores) during the window%s: the figures are disturbed",
-				name, w.OtherCPUS, other, top))
+		if d := proc.Disturbance(w.OtherCPUS, w.WindowS, w.OtherTop); d != "" {
+			out = append(out, fmt.Sprintf("(%s) %s: the figures are disturbed", name, d))
 		}
 	}
 	if r := res.Latency; r != nil {

@@ -82,18 +82,18 @@ func scenarioQueue(ctx context.Context, env *runEnv, b *backend) (*queueResult, 
 	}
 	b.tr.Store(tr)
 	defer b.tr.Store(nil)
-	result := filepath.Join(env.dir, "queue-result.json")
+	result := filepath.Join(env.Dir, "queue-result.json")
 	args := []string{queueChildArg,
-		"-backend", b.appURL(),
+		"-backend", b.AppURL(),
 		"-sessions", strconv.Itoa(cfg.qSessions), "-events", strconv.Itoa(cfg.qEvents),
 		"-workers", strconv.Itoa(cfg.hooksMaxAsync), "-retries", strconv.Itoa(cfg.hooksRetries),
 		"-idle-per-host", strconv.Itoa(cfg.qIdlePerHost), "-max-bytes", strconv.Itoa(cfg.queueMaxBytes),
-		"-store", cfg.store, "-dir", filepath.Join(env.dir, "queue-child"),
+		"-store", cfg.store, "-dir", filepath.Join(env.Dir, "queue-child"),
 		"-timeout", cfg.qTimeout.String(), "-result", result,
 	}
-	connsA := b.conns.Load()
+	connsA := b.Conns()
 	a := snap(0)
-	p, err := childproc.Start(exe, args, childproc.Options{Name: "queue child", LogPath: filepath.Join(env.dir, "queue-child.log")})
+	p, err := childproc.Start(exe, args, childproc.Options{Name: "queue child", LogPath: filepath.Join(env.Dir, "queue-child.log")})
 	if err != nil {
 		return r, err
 	}
@@ -130,8 +130,8 @@ wait:
 	p.MarkReported()
 	p.Stop()
 	if exitErr != nil {
-		env.keep = true
-		return r, fmt.Errorf("queue child: %v; log %s:\n%s", exitErr, p.LogPath(), indent(logTail(p.LogPath(), 15)))
+		env.Keep = true
+		return r, fmt.Errorf("queue child: %v; log %s:\n%s", exitErr, p.LogPath(), childproc.Indent(childproc.LogTail(p.LogPath(), 15)))
 	}
 	raw, err := os.ReadFile(result)
 	if err != nil {
@@ -155,7 +155,7 @@ wait:
 	if rep.Delivered > 0 {
 		r.CPUPer100kEvents = rep.CPUS / float64(rep.Delivered) * 1e5
 	}
-	r.BackendConns = b.conns.Load() - connsA
+	r.BackendConns = b.Conns() - connsA
 	// Over the child's whole life, start-up included; the figure per
 	// 100 000 events above is over the child's own window.
 	r.CPU = between(a, w)

@@ -3,24 +3,18 @@ package main
 import (
 	"fmt"
 	"strconv"
-	"strings"
+
+	"github.com/rtcgate/rtcgate/bench/internal/table"
 )
 
-// row is one line of the table.
-type row struct{ scenario, figure, value, target, verdict string }
+// row is one line of the table: scenario, figure, value, target, verdict.
+type row = table.Row
 
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "NOT met"
-}
-
-// table lays out the figures with their targets.
-func table(cfg *config, res *results) []string {
+// tableLines lays out the figures with their targets.
+func tableLines(cfg *config, res *results) []string {
 	var rows []row
 	add := func(r ...row) { rows = append(rows, r...) }
-	tgtRate := "≥ " + thousands(targetEventsPerS) + "/s"
+	tgtRate := "≥ " + table.Thousands(targetEventsPerS) + "/s"
 	tgtAdded := fmt.Sprintf("p99 ≤ %.0f ms", targetAddedP99Ms)
 
 	if cfg.has("latency") {
@@ -29,7 +23,7 @@ func table(cfg *config, res *results) []string {
 			add(row{name, "added latency", "not measured", tgtAdded, "-"})
 		} else {
 			add(
-				row{name, "added latency p50 / p99", fmt.Sprintf("%.3f / %.3f ms", r.AddedP50Ms, r.AddedP99Ms), tgtAdded, verdict(r.AddedP99Ms <= targetAddedP99Ms)},
+				row{name, "added latency p50 / p99", fmt.Sprintf("%.3f / %.3f ms", r.AddedP50Ms, r.AddedP99Ms), tgtAdded, table.Met(r.AddedP99Ms <= targetAddedP99Ms)},
 				row{"", "  = hooked − its backend time − unhooked p50", "", "", ""},
 				row{"", "  from quantiles: pX(hooked)−pX(unhooked)−pX(backend)", fmt.Sprintf("%.3f / %.3f ms", r.QDiffP50Ms, r.QDiffP99Ms), "", ""},
 				row{"", "hooked round trip p50 / p99 (max)", fmt.Sprintf("%.3f / %.3f ms (%.1f)", r.Hooked.P50Ms, r.Hooked.P99Ms, r.Hooked.MaxMs), "", ""},
@@ -43,7 +37,7 @@ func table(cfg *config, res *results) []string {
 	if cfg.has("churn") {
 		if r := res.Baseline; r != nil && r.Sessions > 0 {
 			add(
-				row{fmt.Sprintf("(a) churn on defaultApp, no hooks (W=%d)", r.Conns), "sessions/s", thousands(r.SessionsPerS), "", ""},
+				row{fmt.Sprintf("(a) churn on defaultApp, no hooks (W=%d)", r.Conns), "sessions/s", table.Thousands(r.SessionsPerS), "", ""},
 				row{"", "rtcgate CPU-ms per session", fmt.Sprintf("%.4f", r.CPUMsPerSession), "", ""},
 				row{"", "rtcgate / hooksbench CPU, box busy", cores(r.CPU), "", ""},
 			)
@@ -53,9 +47,9 @@ func table(cfg *config, res *results) []string {
 			add(row{name, "events/s delivered", "not measured", tgtRate, "-"})
 		} else {
 			add(
-				row{name, "events/s delivered, in order", thousands(r.EventsPerS), tgtRate, verdict(r.EventsPerS >= targetEventsPerS && r.correct())},
+				row{name, "events/s delivered, in order", table.Thousands(r.EventsPerS), tgtRate, table.Met(r.EventsPerS >= targetEventsPerS && r.correct())},
 				row{"", "  bound by", r.BoundBy, "", ""},
-				row{"", "sessions/s (2 events each)", thousands(r.SessionsPerS), "", ""},
+				row{"", "sessions/s (2 events each)", table.Thousands(r.SessionsPerS), "", ""},
 				row{"", "rtcgate CPU-s per 100k events (sessions too)", fmt.Sprintf("%.2f", r.CPUPer100kEvents), "", ""},
 			)
 			if b := res.Baseline; b != nil && b.Sessions > 0 {
@@ -68,7 +62,7 @@ func table(cfg *config, res *results) []string {
 			)
 			if t := r.Track; t != nil {
 				add(
-					row{"", "events checked: out of order / lost", fmt.Sprintf("%d / %d of %d", t.OutOfOrder, t.Lost, t.Expected), "0 / 0", verdict(t.OutOfOrder == 0 && t.Lost == 0)},
+					row{"", "events checked: out of order / lost", fmt.Sprintf("%d / %d of %d", t.OutOfOrder, t.Lost, t.Expected), "0 / 0", table.Met(t.OutOfOrder == 0 && t.Lost == 0)},
 					row{"", "redeliveries, unexpected, last event after load", fmt.Sprintf("%d, %d, %.1f s", t.Redeliveries, t.Unexpected, r.DrainS), "", ""},
 				)
 			}
@@ -84,10 +78,10 @@ func table(cfg *config, res *results) []string {
 			add(row{name, "events/s delivered", "not measured", tgtRate, "-"})
 		} else {
 			add(
-				row{name, "events/s delivered, in order", thousands(r.EventsPerS), tgtRate, verdict(r.EventsPerS >= targetEventsPerS && r.correct())},
-				row{"", "enqueued/s (Enqueue alone)", thousands(r.EnqueuePerS), "", ""},
+				row{name, "events/s delivered, in order", table.Thousands(r.EventsPerS), tgtRate, table.Met(r.EventsPerS >= targetEventsPerS && r.correct())},
+				row{"", "enqueued/s (Enqueue alone)", table.Thousands(r.EnqueuePerS), "", ""},
 				row{"", "queue child CPU-s per 100k events", fmt.Sprintf("%.2f", r.CPUPer100kEvents), "", ""},
-				row{"", "events checked: out of order / lost", fmt.Sprintf("%d / %d of %d", r.Track.OutOfOrder, r.Track.Lost, r.Track.Expected), "0 / 0", verdict(r.correct())},
+				row{"", "events checked: out of order / lost", fmt.Sprintf("%d / %d of %d", r.Track.OutOfOrder, r.Track.Lost, r.Track.Expected), "0 / 0", table.Met(r.correct())},
 				row{"", "redeliveries, retries, dead letters", fmt.Sprintf("%d, %d, %d", r.Track.Redeliveries, r.Retries, r.DeadLetters), "", ""},
 				row{"", "backend TCP connections, store-full waits", fmt.Sprintf("%d, %d", r.BackendConns, r.FullWaits), "", ""},
 				row{"", "queue child / hooksbench CPU, box busy", cores(r.CPU), "", ""},
@@ -95,22 +89,7 @@ func table(cfg *config, res *results) []string {
 		}
 	}
 
-	w := [4]int{len("scenario"), len("figure"), len("value"), len("target")}
-	for _, r := range rows {
-		for i, s := range []string{r.scenario, r.figure, r.value, r.target} {
-			w[i] = max(w[i], runeLen(s))
-		}
-	}
-	pad := func(s string, n int) string { return s + strings.Repeat(" ", max(0, n-runeLen(s))) }
-	var out []string
-	line := func(a, b, c, d, e string) {
-		out = append(out, strings.TrimRight(pad(a, w[0])+"  "+pad(b, w[1])+"  "+pad(c, w[2])+"  "+pad(d, w[3])+"  "+e, " "))
-	}
-	line("scenario", "figure", "value", "target", "")
-	for _, r := range rows {
-		line(r.scenario, r.figure, r.value, r.target, r.verdict)
-	}
-	return out
+	return table.Render(rows)
 }
 
 // cores is a window's CPU as cores used on average.
@@ -119,19 +98,4 @@ func cores(f cpuFigures) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f / %.2f cores, %.0f%%", f.ChildCPUS/f.WindowS, f.SelfCPUS/f.WindowS, f.HostBusyPct)
-}
-
-func runeLen(s string) int { return len([]rune(s)) }
-
-// thousands formats a rate with a thin separator: 51234 → "51 234".
-func thousands(v float64) string {
-	s := strconv.FormatInt(int64(v+0.5), 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }

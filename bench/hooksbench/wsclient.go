@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rtcgate/rtcgate/bench/internal/loopdial"
 )
 
 // The client side speaks the Flashphoner Web SDK protocol over WebSocket,
@@ -22,31 +23,12 @@ type frame struct {
 	Data    []json.RawMessage `json:"data"`
 }
 
-// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h): with a source
-// address but port 0, the kernel picks the port at connect() by the whole
-// 4-tuple, so each source address offers the whole ephemeral range.
-const ipBindAddressNoPort = 24
-
 // httpClientFrom returns an HTTP client for WebSocket handshakes whose
-// connections come from loopback source address 127.0.0.x, so that the
-// churn's hundreds of thousands of short connections (each leaving a
-// TIME_WAIT behind on the side that closes first) are spread over many
-// addresses instead of exhausting one address's ephemeral ports.
-func httpClientFrom(x byte) *http.Client {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
-	if x != 0 {
-		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, x)}
-		d.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}
-	}
+// connections come from loopback source address local (nil: any), so that
+// the churn's hundreds of thousands of short connections are spread over
+// many addresses instead of exhausting one address's ephemeral ports.
+func httpClientFrom(local *net.TCPAddr) *http.Client {
+	d := loopdial.Dialer(local, 10*time.Second)
 	return &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: d.DialContext, DisableCompression: true}}
 }
 

@@ -32,21 +32,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/rtcgate/rtcgate/bench/internal/benchrun"
 	"github.com/rtcgate/rtcgate/bench/internal/childproc"
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
 )
 
 // config is the parsed command line.
@@ -101,11 +99,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 10*time.Second, "how long a target may take to answer ping")
 	fs.DurationVar(&cfg.waitQuiet, "wait-quiet", 0, "before each target, wait up to this long for other processes to leave the CPUs idle (shared boxes)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the generator's own CPU profile to this file (to find what the load costs)")
-	if err := fs.Parse(args); err != nil {
+	if err := benchrun.Parse(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
@@ -183,32 +178,24 @@ func (r *targetResult) fail(format string, args ...any) {
 	r.Errors = append(r.Errors, fmt.Sprintf(format, args...))
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if err == flag.ErrHelp {
-		os.Exit(0)
+func main() { benchrun.Main("ngbench", parseFlags, profiled) }
+
+// profiled is run, with the generator's own CPU profile when -cpuprofile
+// asks for it.
+func profiled(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
+	if cfg.cpuProfile == "" {
+		return run(ctx, cfg, stdout, stderr)
+	}
+	f, err := os.Create(cfg.cpuProfile)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ngbench:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "ngbench: -cpuprofile:", err)
+		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "ngbench: -cpuprofile:", err)
-			os.Exit(2)
-		}
-	}
-	code := run(ctx, cfg, os.Stdout, os.Stderr)
-	if cfg.cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
-	stop()
-	os.Exit(code)
+	defer pprof.StopCPUProfile()
+	return run(ctx, cfg, stdout, stderr)
 }
 
 // run measures every target and prints the report; it returns the exit
@@ -272,7 +259,7 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 	t.portMin, t.portMax = cfg.portRange(idx)
 	r.LogPath = t.logPath
 	showLog := func() {
-		logf("log %s, last lines:\n%s", t.logPath, indent(childproc.LogTail(t.logPath, 30)))
+		logf("log %s, last lines:\n%s", t.logPath, childproc.Indent(childproc.LogTail(t.logPath, 30)))
 	}
 
 	var bin string
@@ -349,19 +336,14 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 	return r
 }
 
-func indent(s string) string {
-	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
-}
-
 // report prints the table and the JSON line.
 func report(w io.Writer, cfg *config, started time.Time, results []*targetResult) {
 	byName := map[string]*targetResult{}
 	for _, r := range results {
 		byName[r.Name] = r
 	}
-	fmt.Fprintf(w, "\nngbench  %s  cores=%d  Da=%v Db=%v W=%d  C=%d R=%d/s %dB\n",
-		started.Format("2006-01-02 15:04"), runtime.NumCPU(), cfg.durationA, cfg.durationB,
-		cfg.workers, cfg.calls, cfg.rate, rtpPacketLen)
+	benchrun.Header(w, "ngbench", started, fmt.Sprintf("Da=%v Db=%v W=%d  C=%d R=%d/s %dB",
+		cfg.durationA, cfg.durationB, cfg.workers, cfg.calls, cfg.rate, rtpPacketLen))
 	for _, line := range table(cfg, byName) {
 		fmt.Fprintln(w, line)
 	}
@@ -373,36 +355,21 @@ func report(w io.Writer, cfg *config, started time.Time, results []*targetResult
 			fmt.Fprintf(w, "%s: warning: %s\n", r.Name, warn)
 		}
 	}
-	out := map[string]any{
-		"date":    started.Format(time.RFC3339),
-		"cores":   runtime.NumCPU(),
+	benchrun.JSON(w, started, map[string]any{
 		"config":  jsonConfig(cfg),
 		"targets": byName,
 		"ratios":  ratios(byName),
 		"goals":   goals(byName),
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		b = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
-	}
-	fmt.Fprintf(w, "%s\n", b)
+	})
 }
-
-// busyBoxCores is how much CPU other processes may use during a window
-// (in cores, on average) before the figures are flagged as disturbed.
-const busyBoxCores = 0.1
 
 // warnings flags figures that are probably not the relay's own doing: other
 // load on the box, or a generator that could not keep its schedule.
 func warnings(r *targetResult) []string {
 	var out []string
 	common := func(sc string, other, skewMs, durS float64, top string) {
-		if other > busyBoxCores*durS {
-			if top != "" {
-				top = " (" + top + ")"
-			}
-			out = append(out, fmt.Sprintf("(%s) other processes used %.1f CPU-s (%.2f cores) during the window%s: figures are disturbed",
-				sc, other, other/durS, top))
+		if d := proc.Disturbance(other, durS, top); d != "" {
+			out = append(out, fmt.Sprintf("(%s) %s: figures are disturbed", sc, d))
 		}
 		if skewMs > 0.02*1000*durS {
 			out = append(out, fmt.Sprintf("(%s) the CPU window closed %.0f ms late (box overloaded): CPU figures are inflated", sc, skewMs))

@@ -69,12 +69,8 @@ func snapCPU(relayPID int) cpuSnap {
 	return s
 }
 
-// quietCores is the load from other processes (in cores) under which the
-// box counts as quiet enough to measure.
-const quietCores = 0.15
-
 // waitQuiet samples the host's CPU use in 2 s steps until other processes
-// use less than quietCores, ctx ends, or limit passes. It returns the last
+// use less than proc.QuietCores, ctx ends, or limit passes. It returns the last
 // load seen and an error if the box never became quiet.
 func waitQuiet(ctx context.Context, limit time.Duration) (float64, error) {
 	deadline := time.Now().Add(limit)
@@ -91,7 +87,7 @@ func waitQuiet(ctx context.Context, limit time.Duration) (float64, error) {
 			return 0, errors.Join(a.err, b.err)
 		}
 		busy = otherCPUSeconds(a, b) / (time.Duration(b.at - a.at).Seconds())
-		if busy < quietCores {
+		if busy < proc.QuietCores {
 			return busy, nil
 		}
 		if time.Now().After(deadline) {

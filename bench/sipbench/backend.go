@@ -2,25 +2,19 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"maps"
-	"net"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rtcgate/rtcgate/bench/internal/hookbackend"
 )
 
-// backend is the app's web backend: net/http on 127.0.0.1 in this
-// process, answering 200 {} to every hook (no restClientConfig: every
-// method keeps its default policy). It counts what arrives, by method, and
-// separately the hooks that carry a callId (the calls'), so that the table
-// can say how many hooks a call costs.
+// backend is the app's web backend (hookbackend). It counts what arrives,
+// by method, and separately the hooks that carry a callId (the calls'), so
+// that the table can say how many hooks a call costs.
 type backend struct {
-	srv  *http.Server
-	ln   net.Listener
-	base string
+	*hookbackend.Backend
 
 	mu       sync.Mutex
 	byMethod map[string]uint64 // every hook
@@ -31,32 +25,19 @@ type backend struct {
 	last     atomic.Int64  // unix ns of the last hook
 }
 
-var reply = []byte("{}")
-
 func startBackend() (*backend, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	b := &backend{ln: ln, base: "http://" + ln.Addr().String(),
-		byMethod: map[string]uint64{}, callHook: map[string]uint64{}}
-	b.srv = &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
-	go b.srv.Serve(ln)
-	return b, nil
+	b := &backend{byMethod: map[string]uint64{}, callHook: map[string]uint64{}}
+	var err error
+	b.Backend, err = hookbackend.Start(appName, b.hook)
+	return b, err
 }
 
-func (b *backend) appURL() string { return b.base + "/" + appName }
-
-func (b *backend) close() { b.srv.Close() }
-
-func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	method := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+func (b *backend) hook(method string, raw []byte) (func(time.Duration), error) {
 	var body struct {
 		CallID string `json:"callId"`
 		Status string `json:"status"`
 	}
-	if err != nil || json.Unmarshal(raw, &body) != nil {
+	if json.Unmarshal(raw, &body) != nil {
 		b.bad.Add(1)
 	}
 	b.mu.Lock()
@@ -76,8 +57,7 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.calls.Add(1)
 	}
 	b.last.Store(time.Now().UnixNano())
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(reply)
+	return nil, nil
 }
 
 // counts copies the per-method counters: all hooks, and the calls'.

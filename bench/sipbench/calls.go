@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/bench/internal/hist"
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 // callResult is (b): C sessions each looping call → talk → hangup →
@@ -61,7 +63,7 @@ type callRec struct {
 // scenarioCalls runs (b) on the first -call-clients registered sessions:
 // -call-warmup of load, then the -call-duration window the figures are
 // taken over; each client finishes the call it is in when the window ends.
-func scenarioCalls(ctx context.Context, env *runEnv, c *child, s *sipp, b *backend, clients []*sdkClient) (*callResult, error) {
+func scenarioCalls(ctx context.Context, env *runEnv, c *rtcgatechild.Child, s *sipp, b *backend, clients []*sdkClient) (*callResult, error) {
 	cfg := env.cfg
 	r := &callResult{Clients: len(clients), RateCap: cfg.callRate}
 	_, callHooksA := b.counts()
@@ -129,13 +131,13 @@ func scenarioCalls(ctx context.Context, env *runEnv, c *child, s *sipp, b *backe
 		})
 	}
 
-	sleepCtx(ctx, time.Until(winStart))
+	proc.SleepCtx(ctx, time.Until(winStart))
 	profDone := make(chan error, 1)
 	if cfg.cpuProfile != "" {
-		go func() { profDone <- c.cpuProfile(ctx, cfg.callDuration, cfg.cpuProfile) }()
+		go func() { profDone <- cpuProfile(ctx, c, cfg.callDuration, cfg.cpuProfile) }()
 	}
 	a := snap(env.pids)
-	sleepCtx(ctx, time.Until(winEnd))
+	proc.SleepCtx(ctx, time.Until(winEnd))
 	w := snap(env.pids)
 	stop.Store(true)
 	stopPacer()
@@ -144,7 +146,7 @@ func scenarioCalls(ctx context.Context, env *runEnv, c *child, s *sipp, b *backe
 	r.CountBound = started.Load() > uint64(cfg.maxCalls)
 	if cfg.cpuProfile != "" {
 		if err := <-profDone; err != nil {
-			env.logf("(b) CPU profile: %v", err)
+			env.Logf("(b) CPU profile: %v", err)
 		} else {
 			r.Profile = cfg.cpuProfile
 		}
@@ -206,7 +208,7 @@ func scenarioCalls(ctx context.Context, env *runEnv, c *child, s *sipp, b *backe
 		r.HooksPerCall = float64(n) / float64(ended)
 	}
 	if sippErr == nil {
-		sleepCtx(ctx, 1200*time.Millisecond)
+		proc.SleepCtx(ctx, 1200*time.Millisecond)
 		if sippB, err := s.counts(); err == nil {
 			r.Sipp = &sippCounts{Successful: sippB.Successful - sippA.Successful,
 				Failed: sippB.Failed - sippA.Failed, Total: sippB.Total - sippA.Total}

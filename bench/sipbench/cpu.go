@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,96 +40,23 @@ type cpuSnap struct {
 	at                  time.Time
 }
 
+// snap reads the counters. The processes' CPU is their threads' run time
+// (proc.ThreadCPUSeconds), exact however short the window: (a) lasts a
+// fraction of a second. Kamailio's is its whole process group's.
 func snap(p pids) cpuSnap {
 	s := cpuSnap{p: p, at: time.Now(), ticks: proc.AllTicks()}
 	s.host, _ = proc.ReadHostCPU()
 	if p.rtcgate > 0 {
-		s.rtcgate = cpuSeconds(p.rtcgate)
+		s.rtcgate = proc.ThreadCPUSeconds(p.rtcgate)
 	}
 	if p.sipp > 0 {
-		s.sipp = cpuSeconds(p.sipp)
+		s.sipp = proc.ThreadCPUSeconds(p.sipp)
 	}
 	if p.kamailio > 0 {
-		s.kamailio, s.kamN = groupCPUSeconds(p.kamailio)
+		s.kamailio, s.kamN = proc.GroupCPUSeconds(p.kamailio)
 	}
-	s.self = cpuSeconds(os.Getpid())
+	s.self = proc.ThreadCPUSeconds(os.Getpid())
 	return s
-}
-
-// cpuSeconds is the CPU time process pid has used: the sum of its
-// threads' run time in /proc/PID/task/*/schedstat, in nanoseconds, because
-// (a) lasts a fraction of a second and utime+stime in /proc/PID/stat counts
-// 10 ms ticks, per thread. A thread that exited takes its time with it;
-// Go's and Kamailio's threads live as long as the process. Without
-// schedstat (a kernel without CONFIG_SCHED_INFO), utime+stime.
-func cpuSeconds(pid int) float64 {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	ents, err := os.ReadDir(dir)
-	if err == nil {
-		var ns uint64
-		ok := true
-		for _, e := range ents {
-			b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
-			if err != nil {
-				if os.IsNotExist(err) {
-					continue // the thread exited meanwhile
-				}
-				ok = false
-				break
-			}
-			f := strings.Fields(string(b))
-			if len(f) == 0 {
-				ok = false
-				break
-			}
-			v, err := strconv.ParseUint(f[0], 10, 64)
-			if err != nil {
-				ok = false
-				break
-			}
-			ns += v
-		}
-		if ok && len(ents) > 0 {
-			return float64(ns) / 1e9
-		}
-	}
-	s, _ := proc.CPUSeconds(pid)
-	return s
-}
-
-// groupCPUSeconds sums the CPU time of every process in process group
-// pgid, and counts them. Kamailio is a main process and forked workers
-// (UDP, TCP, timers); they live as long as it does, so none of their time
-// is lost to an exit inside a window.
-func groupCPUSeconds(pgid int) (float64, int) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, 0
-	}
-	var sum float64
-	n := 0
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// After the comm's closing parenthesis: state, ppid, pgrp.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 3 || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		sum += cpuSeconds(pid)
-		n++
-	}
-	return sum, n
 }
 
 func between(a, b cpuSnap) cpuFigures {
@@ -147,7 +71,7 @@ func between(a, b cpuSnap) cpuFigures {
 	}
 	known := f.RtcgateS + f.KamailioS + f.SippS + f.SelfS
 	f.OtherS = max(0, proc.BusySeconds(a.host, b.host)-known)
-	if f.OtherS > busyOtherCores*f.WindowS && a.ticks != nil && b.ticks != nil {
+	if f.OtherS > proc.BusyOtherCores*f.WindowS && a.ticks != nil && b.ticks != nil {
 		// TopOthers leaves out rtcgate, this program and its parent; the
 		// peers are named here since they are known.
 		top, seen := proc.TopOthers(a.ticks, b.ticks, b.p.rtcgate, 6)
@@ -157,60 +81,20 @@ func between(a, b cpuSnap) cpuFigures {
 				named = append(named, t)
 			}
 		}
-		seen -= f.KamailioS + f.SippS
-		if unseen := f.OtherS - seen; unseen > 0.05 {
-			// Busy time no running process was charged with: softirq work
-			// (loopback's packet delivery among it) and processes that
-			// ended during the window.
-			named = append(named, fmt.Sprintf("%.1fs in no running process", unseen))
-		}
-		f.OtherTop = strings.Join(named, ", ")
+		f.OtherTop = proc.NameOthers(named, f.OtherS, seen-f.KamailioS-f.SippS)
 	}
 	return f
 }
 
-// busyOtherCores is how much CPU other processes may use during a window
-// (cores, on average) before its figures are flagged as disturbed.
-const busyOtherCores = 0.1
-
-// quietCores is the load from other processes under which the box counts
-// as quiet enough to measure.
-const quietCores = 0.15
-
 // awaitQuiet waits (at most -wait-quiet) for the rest of the box to calm
-// down before a scenario.
+// down before a scenario. The peers idle too: their timers are not load,
+// but a Kamailio still busy with the last scenario is.
 func awaitQuiet(ctx context.Context, env *runEnv, p pids, sc string) {
-	limit := env.cfg.waitQuiet
-	if limit <= 0 {
-		return
-	}
-	t0 := time.Now()
-	deadline := t0.Add(limit)
-	for {
+	q := proc.Quiet{Limit: env.cfg.waitQuiet, Step: time.Second, Who: "others and the idle peers", Logf: env.Logf}
+	q.Await(ctx, sc, func(sleep func()) float64 {
 		a := snap(p)
-		sleepCtx(ctx, time.Second)
+		sleep()
 		f := between(a, snap(p))
-		// The peers idle too: their timers are not load, but a Kamailio
-		// still busy with the last scenario is.
-		busy := (f.OtherS + f.KamailioS + f.SippS + f.RtcgateS) / f.WindowS
-		switch {
-		case busy < quietCores:
-			if w := time.Since(t0); w > 3*time.Second {
-				env.logf("(%s) waited %.0f s for a quiet box", sc, w.Seconds())
-			}
-			return
-		case ctx.Err() != nil || time.Now().After(deadline):
-			env.logf("(%s) box still busy after %v (%.2f cores used by others and the idle peers); measuring anyway", sc, limit, busy)
-			return
-		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+		return (f.OtherS + f.KamailioS + f.SippS + f.RtcgateS) / f.WindowS
+	})
 }

@@ -8,11 +8,12 @@
 // It builds rtcgate and starts it as its child (JSON logs; the bound
 // addresses, listen-sip among them, are read from the "listening" lines)
 // with one app, "sipbench", whose methods are all of hooks.Methods and
-// whose backend answers 200 {} to everything. Kamailio runs from the
-// config next to this file (internal/testpeer's, adapted: users
-// u0000… in an htable, a static route for the callee to sipp, no log line
-// per request), sipp from uas.xml (INVITE → 180 → 200 → ACK, BYE → 200;
-// no -m, a high -l). Two scenarios, in one run:
+// whose backend answers 200 {} to everything. Kamailio and sipp are run by
+// internal/testpeer, as for the tests but for load: Kamailio with users
+// u0000… in its htable, a static route for the callee to sipp, N workers
+// and no log line per request; sipp from uas.xml next to this file
+// (INVITE → 180 → 200 → ACK, BYE → 200; no -m, a high -l, no message
+// trace). Two scenarios, in one run:
 //
 //	(a) register: -users sessions, -reg-concurrency at a time, each as its
 //	    own Kamailio user with sipRegisterRequired: registrations/s from
@@ -47,21 +48,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/rtcgate/rtcgate/bench/internal/benchrun"
 	"github.com/rtcgate/rtcgate/bench/internal/childproc"
+	"github.com/rtcgate/rtcgate/bench/internal/proc"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
 )
 
 // The callee goes into kamailio.cfg inside double quotes, and must not be
@@ -116,11 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.callTimeout, "call-timeout", 10*time.Second, "(b) longest a call may take to talk, and then to finish after hangup")
 	fs.IntVar(&cfg.maxCalls, "max-calls", 1000000, "(b) most calls to start in the phase")
 	fs.StringVar(&cfg.callee, "callee", "uas", "(b) the user Kamailio routes to sipp")
-	if err := fs.Parse(args); err != nil {
+	if err := benchrun.Parse(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	switch {
 	case cfg.readyTimeout <= 0 || cfg.readyTimeout > 10*time.Minute:
@@ -162,16 +158,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 
 // runEnv is what the scenarios share.
 type runEnv struct {
-	cfg    *config
-	dir    string // logs, binary, peer configs
-	bin    string
-	stderr io.Writer
-	keep   bool // keep dir: something failed
-	pids   pids
-}
-
-func (e *runEnv) logf(format string, args ...any) {
-	fmt.Fprintf(e.stderr, "sipbench: "+format+"\n", args...)
+	benchrun.Env // Dir: logs, binary, peer configs
+	cfg          *config
+	bin          string
+	pids         pids
 }
 
 // results is everything measured.
@@ -180,42 +170,24 @@ type results struct {
 	Calls         *callResult `json:"calls,omitempty"`
 	RtcgateWarns  int         `json:"rtcgate_warn_or_error_lines"`
 	DroppedFrames uint64      `json:"dropped_frames,omitempty"`
-	Errors        []string    `json:"errors,omitempty"`
-	Warnings      []string    `json:"warnings,omitempty"`
+	benchrun.Notes
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if err == flag.ErrHelp {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sipbench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, cfg, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { benchrun.Main("sipbench", parseFlags, run) }
 
 func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	started := time.Now()
-	env := &runEnv{cfg: cfg, stderr: stderr}
+	env := &runEnv{Env: benchrun.Env{Name: "sipbench", Stderr: stderr, KeepLogs: cfg.keepLogs}, cfg: cfg}
 	res := &results{}
-	dir, err := os.MkdirTemp("", "sipbench-")
-	if err != nil {
-		env.logf("%v", err)
+	if err := env.MakeDir(); err != nil {
+		env.Logf("%v", err)
 		return 1
 	}
-	env.dir = dir
-	defer cleanup(env)
+	defer env.Cleanup()
 
 	// Failing to start something: the table says what, and the logs stay.
 	startFail := func(err error) int {
-		env.logf("FAILED: %v", err)
-		res.Errors = append(res.Errors, err.Error())
-		env.keep = true
+		env.FailStart(&res.Notes, err)
 		report(stdout, env, started, res)
 		return 3
 	}
@@ -224,19 +196,19 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	if err != nil {
 		return startFail(fmt.Errorf("backend: %w", err))
 	}
-	defer b.close()
+	defer b.Close()
 
-	env.logf("building %s", cfg.rtcgateSrc)
-	if env.bin, err = buildRtcgate(ctx, cfg.rtcgateSrc, dir); err != nil {
+	env.Logf("building %s", cfg.rtcgateSrc)
+	if env.bin, err = rtcgatechild.Build(ctx, cfg.rtcgateSrc, env.Dir); err != nil {
 		return startFail(err)
 	}
-	s, err := startSipp(ctx, env)
+	s, err := startSipp(env)
 	if err != nil {
 		return startFail(err)
 	}
 	defer s.Stop()
 	users := benchUsers(cfg.users)
-	k, err := startKamailio(ctx, env, users, cfg.callee, s.Addr)
+	k, err := startKamailio(env, users, cfg.callee, s.Addr)
 	if err != nil {
 		return startFail(err)
 	}
@@ -246,20 +218,18 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		return startFail(err)
 	}
 	env.pids = pids{rtcgate: c.Pid(), kamailio: k.Pid(), sipp: s.Pid()}
-	env.logf("kamailio %s (pid %d), sipp UAS %s (pid %d), callee %q", k.Addr, k.Pid(), s.Addr, s.Pid(), cfg.callee)
+	env.Logf("kamailio %s (pid %d), sipp UAS %s (pid %d), callee %q", k.Addr, k.Pid(), s.Addr, s.Pid(), cfg.callee)
 
 	code := 0
 	fail := func(scenario string, err error) {
 		code = 1
-		env.keep = true
-		res.Errors = append(res.Errors, fmt.Sprintf("(%s) %v", scenario, err))
-		env.logf("(%s) FAILED: %v", scenario, err)
+		env.Fail(&res.Notes, scenario, err)
 	}
 
 	var clients []*sdkClient
 	if ctx.Err() == nil {
 		awaitQuiet(ctx, env, env.pids, "register")
-		env.logf("(a) register: %d sessions, %d at a time", cfg.users, cfg.regConcurrency)
+		env.Logf("(a) register: %d sessions, %d at a time", cfg.users, cfg.regConcurrency)
 		var serr error
 		res.Register, clients, serr = scenarioRegister(ctx, env, c, k, b, users)
 		if serr != nil {
@@ -269,7 +239,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	if ctx.Err() == nil && c.Alive() && len(clients) > 0 {
 		n := min(cfg.callClients, len(clients))
 		awaitQuiet(ctx, env, env.pids, "calls")
-		env.logf("(b) calls: %d clients, %v warm-up, %v window, callee %s", n, cfg.callWarmup, cfg.callDuration, cfg.callee)
+		env.Logf("(b) calls: %d clients, %v warm-up, %v window, callee %s", n, cfg.callWarmup, cfg.callDuration, cfg.callee)
 		var serr error
 		res.Calls, serr = scenarioCalls(ctx, env, c, s, b, clients[:n])
 		if serr != nil {
@@ -286,7 +256,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	res.DroppedFrames = droppedFrames.Load()
 
 	if ctx.Err() != nil {
-		env.logf("interrupted")
+		env.Logf("interrupted")
 		res.Errors = append(res.Errors, "interrupted")
 		code = 1
 	}
@@ -299,21 +269,10 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		res.Warnings = append(res.Warnings, "rtcgate logged: "+l)
 	}
 	if code != 0 {
-		env.logf("rtcgate log %s, last lines:\n%s", c.LogPath(), indent(childproc.LogTail(c.LogPath(), 15)))
+		env.Logf("rtcgate log %s, last lines:\n%s", c.LogPath(), childproc.Indent(childproc.LogTail(c.LogPath(), 15)))
 	}
 	report(stdout, env, started, res)
 	return code
-}
-
-func cleanup(env *runEnv) {
-	if env.dir == "" {
-		return
-	}
-	if env.cfg.keepLogs || env.keep {
-		env.logf("logs kept in %s", env.dir)
-		return
-	}
-	os.RemoveAll(env.dir)
 }
 
 // Target (the issue's).
@@ -323,29 +282,10 @@ const targetCallsPerS = 200
 func report(w io.Writer, env *runEnv, started time.Time, res *results) {
 	cfg := env.cfg
 	res.Warnings = append(res.Warnings, warnings(res)...)
-	fmt.Fprintf(w, "\nsipbench  %s  cores=%d  users=%d  call-clients=%d  kamailio-children=%d  hooks=all\n",
-		started.Format("2006-01-02 15:04"), runtime.NumCPU(), cfg.users, cfg.callClients, cfg.kamChildren)
-	for _, line := range table(cfg, res) {
-		fmt.Fprintln(w, line)
-	}
-	for _, e := range res.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
-	}
-	for _, wn := range res.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", wn)
-	}
-	out := map[string]any{
-		"date":    started.Format(time.RFC3339),
-		"cores":   runtime.NumCPU(),
-		"config":  jsonConfig(cfg),
-		"results": res,
-		"goals":   goals(res),
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		b = fmt.Appendf(nil, `{"error":%q}`, err.Error())
-	}
-	fmt.Fprintf(w, "%s\n", b)
+	benchrun.Report(w, "sipbench", started,
+		fmt.Sprintf("users=%d  call-clients=%d  kamailio-children=%d  hooks=all", cfg.users, cfg.callClients, cfg.kamChildren),
+		tableLines(cfg, res), res.Notes,
+		map[string]any{"config": jsonConfig(cfg), "results": res, "goals": goals(res)})
 }
 
 func jsonConfig(cfg *config) map[string]any {
@@ -375,18 +315,10 @@ func goals(res *results) map[string]any {
 func warnings(res *results) []string {
 	var out []string
 	flag := func(name string, w cpuFigures) {
-		if w.WindowS <= 0 {
-			return
-		}
 		// At least 0.1 s: below, a short window's share is the /proc/stat
 		// tick's granularity, not a disturbance.
-		if other := w.OtherS / w.WindowS; other > busyOtherCores && w.OtherS >= 0.1 {
-			top := ""
-			if w.OtherTop != "" {
-				top = " (" + w.OtherTop + ")"
-			}
-			out = append(out, fmt.Sprintf("(%s) other processes used %.1f CPU-s (%.2f cores) during the window%s: the figures are disturbed",
-				name, w.OtherS, other, top))
+		if d := proc.Disturbance(w.OtherS, w.WindowS, w.OtherTop); d != "" && w.OtherS >= 0.1 {
+			out = append(out, fmt.Sprintf("(%s) %s: the figures are disturbed", name, d))
 		}
 	}
 	if r := res.Register; r != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/bench/internal/hist"
+	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
+	"github.com/rtcgate/rtcgate/internal/testpeer"
 )
 
 // regResult is (a): N sessions connecting with sipRegisterRequired, each a
@@ -47,10 +49,10 @@ func summarize(h *hist.Histogram) latency {
 // waits for each one's `registered` (or its `fail`), within -reg-timeout
 // for the whole phase. The registered sessions are returned, in user
 // order, for (b); the caller closes them.
-func scenarioRegister(ctx context.Context, env *runEnv, c *child, k *kamailio, b *backend, users []user) (*regResult, []*sdkClient, error) {
+func scenarioRegister(ctx context.Context, env *runEnv, c *rtcgatechild.Child, k *testpeer.Kamailio, b *backend, users []user) (*regResult, []*sdkClient, error) {
 	cfg := env.cfg
 	r := &regResult{Users: len(users), Concurrency: cfg.regConcurrency}
-	url := "ws://" + c.addr("listen-client") + "/"
+	url := "ws://" + c.Addr("listen-client") + "/"
 	pctx, cancel := context.WithTimeout(ctx, cfg.regTimeout)
 	defer cancel()
 

@@ -5,20 +5,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rtcgate/rtcgate/bench/internal/table"
 )
 
-// row is one line of the table.
-type row struct{ scenario, figure, value, target, verdict string }
+// row is one line of the table: scenario, figure, value, target, verdict.
+type row = table.Row
 
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "NOT met"
-}
-
-// table lays out the figures with the target.
-func table(cfg *config, res *results) []string {
+// tableLines lays out the figures with the target.
+func tableLines(cfg *config, res *results) []string {
 	var rows []row
 	add := func(r ...row) { rows = append(rows, r...) }
 	tgt := "≥ " + strconv.Itoa(targetCallsPerS) + "/s"
@@ -46,8 +41,8 @@ func table(cfg *config, res *results) []string {
 		add(row{name, "calls/s completed", "not measured", tgt, "-"})
 	} else {
 		add(
-			row{name, "calls/s completed, none failing", fmt.Sprintf("%.1f", r.PerS), tgt, verdict(callsMet(r))},
-			row{"", "completed / failed in the window", fmt.Sprintf("%d / %d", r.Complete, r.Failed), "failed 0", verdict(r.Failed == 0)},
+			row{name, "calls/s completed, none failing", fmt.Sprintf("%.1f", r.PerS), tgt, table.Met(callsMet(r))},
+			row{"", "completed / failed in the window", fmt.Sprintf("%d / %d", r.Complete, r.Failed), "failed 0", table.Met(r.Failed == 0)},
 			row{"", "setup: call → talk p50 / p99 (max)", ms3(r.Setup), "", ""},
 			row{"", "teardown: hangup → finish p50 / p99 (max)", ms3(r.Teardown), "", ""},
 			row{"", "rtcgate CPU-ms per call", fmt.Sprintf("%.2f", r.RtcgateMs), "", ""},
@@ -64,21 +59,7 @@ func table(cfg *config, res *results) []string {
 		}
 	}
 
-	w := [4]int{len("scenario"), len("figure"), len("value"), len("target")}
-	for _, r := range rows {
-		for i, s := range []string{r.scenario, r.figure, r.value, r.target} {
-			w[i] = max(w[i], runeLen(s))
-		}
-	}
-	pad := func(s string, n int) string { return s + strings.Repeat(" ", max(0, n-runeLen(s))) }
-	var out []string
-	line := func(a, b, c, d, e string) {
-		out = append(out, strings.TrimRight(pad(a, w[0])+"  "+pad(b, w[1])+"  "+pad(c, w[2])+"  "+pad(d, w[3])+"  "+e, " "))
-	}
-	line("scenario", "figure", "value", "target", "")
-	for _, r := range rows {
-		line(r.scenario, r.figure, r.value, r.target, r.verdict)
-	}
+	out := table.Render(rows)
 	// Free text, after the table so that it does not widen its columns.
 	if r := res.Register; r != nil && r.Registered > 0 {
 		out = append(out, "(a) hooks per registration: "+perMethod(r.Hooks, float64(r.Registered)))
@@ -151,5 +132,3 @@ func perCall(m map[string]float64) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-func runeLen(s string) int { return len([]rune(s)) }

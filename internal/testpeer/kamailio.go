@@ -1,13 +1,18 @@
 package testpeer
 
 import (
+	"bytes"
+	"cmp"
 	_ "embed"
+	"errors"
 	"fmt"
 	"maps"
+	"math/bits"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"text/template"
@@ -25,11 +30,30 @@ const DefaultDomain = "rtcgate.test"
 // DefaultUsers are the accounts of a Kamailio started with nil Users.
 var DefaultUsers = map[string]string{"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 
-// KamailioOptions configures StartKamailio.
+// KamailioOptions configures StartKamailio and RunKamailio. The zero value
+// of every field but Users, Routes and Domain is what tests want; the
+// others are for running Kamailio under load (bench/sipbench).
 type KamailioOptions struct {
 	Users  map[string]string // login -> password; nil: DefaultUsers
 	Routes map[string]string // R-URI user -> "host:port": static routes to non-registering peers such as a sipp UAS
 	Domain string            // "": DefaultDomain
+
+	// Children is the number of UDP worker processes; 0: 1. One keeps a
+	// test's Kamailio small; under load it would be the bottleneck.
+	Children int
+	// Quiet leaves out the log line per request, which tests read (Logs)
+	// but which at thousands of requests per second would be most of
+	// Kamailio's CPU.
+	Quiet bool
+	// SharedMemMB and PrivateMemMB are -m and -M; 0: 64 and 8, room for a
+	// test's few transactions, not for thousands in flight.
+	SharedMemMB, PrivateMemMB int
+	// Dir holds the config and Kamailio's runtime files; "": a new
+	// temporary directory, which Stop removes (StartKamailio: t.TempDir).
+	Dir string
+	// LogPath, when set, is a file that gets Kamailio's output too, for a
+	// program to keep; an error then quotes its last lines, not all of it.
+	LogPath string
 }
 
 // Kamailio is a running registrar and proxy. Users registered there are
@@ -40,7 +64,8 @@ type Kamailio struct {
 	Domain string // the SIP domain users register in; not resolvable: send to Addr
 	Users  map[string]string
 
-	p *proc
+	p      *proc
+	tmpDir string // removed by Stop: the Dir RunKamailio made
 }
 
 // Values go into the config inside double quotes.
@@ -54,7 +79,29 @@ var (
 // goes to t.Log when the test failed.
 func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	t.Helper()
-	bin := lookBin(t, "kamailio", "/usr/sbin/kamailio", "kamailio")
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	k, err := RunKamailio(opts)
+	if err != nil {
+		t.Fatalf("testpeer: %v", err)
+	}
+	t.Cleanup(func() {
+		k.Stop()
+		if t.Failed() {
+			t.Logf("kamailio %s log:\n%s", k.Addr, k.Logs())
+		}
+	})
+	return k
+}
+
+// RunKamailio is StartKamailio without a test: it returns an error instead
+// of failing one, and the caller calls Stop.
+func RunKamailio(opts KamailioOptions) (*Kamailio, error) {
+	bin, err := findBin("kamailio", "/usr/sbin/kamailio", "kamailio")
+	if err != nil {
+		return nil, err
+	}
 	users := opts.Users
 	if users == nil {
 		users = DefaultUsers
@@ -64,82 +111,109 @@ func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 		domain = DefaultDomain
 	}
 	if !cfgToken.MatchString(domain) {
-		t.Fatalf("testpeer: bad domain %q", domain)
+		return nil, fmt.Errorf("bad domain %q", domain)
 	}
 	for u, pw := range users {
 		if !cfgToken.MatchString(u) || !cfgValue.MatchString(pw) {
-			t.Fatalf("testpeer: user %q or its password cannot go into kamailio.cfg", u)
+			return nil, fmt.Errorf("user %q or its password cannot go into kamailio.cfg", u)
 		}
 	}
 	for u, dst := range opts.Routes {
 		if _, _, err := net.SplitHostPort(dst); !cfgToken.MatchString(u) || err != nil || !cfgValue.MatchString(dst) {
-			t.Fatalf("testpeer: bad route %q -> %q (want user -> host:port)", u, dst)
+			return nil, fmt.Errorf("bad route %q -> %q (want user -> host:port)", u, dst)
 		}
 	}
 	// Debian's multiarch directory, e.g. /usr/lib/x86_64-linux-gnu.
 	tm, _ := filepath.Glob("/usr/lib/*/kamailio/modules/tm.so")
 	if len(tm) == 0 {
-		t.Fatal("testpeer: no Kamailio modules in /usr/lib/*/kamailio/modules: install the Debian package kamailio")
+		return nil, errors.New("no Kamailio modules in /usr/lib/*/kamailio/modules: install the Debian package kamailio")
 	}
 	modules := filepath.Dir(tm[0])
+	children := cmp.Or(opts.Children, 1)
 
 	k := &Kamailio{Domain: domain, Users: maps.Clone(users)}
+	dir := opts.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "testpeer-kamailio-"); err != nil {
+			return nil, err
+		}
+		k.tmpDir = dir
+	}
+	fail := func(err error) (*Kamailio, error) {
+		k.Stop()
+		return nil, err
+	}
+	run := filepath.Join(dir, "run")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return fail(err)
+	}
+	cfg := filepath.Join(dir, "kamailio.cfg")
 	// The port is free when picked but may be taken before Kamailio binds
 	// it; a failed bind gets another port.
 	var lastErr error
 	for range 3 {
-		dir := t.TempDir()
-		addr := fmt.Sprintf("127.0.0.1:%d", FreeUDPPort(t))
-		cfg := filepath.Join(dir, "kamailio.cfg")
-		f, err := os.Create(cfg)
+		port, err := freeSIPPort()
 		if err != nil {
-			t.Fatal(err)
+			return fail(err)
 		}
-		err = kamailioTmpl.Execute(f, map[string]any{
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		var buf bytes.Buffer
+		err = kamailioTmpl.Execute(&buf, map[string]any{
 			"Addr": addr, "Domain": domain, "Users": users, "Routes": opts.Routes, "ModulesDir": modules,
+			"Children": children, "Quiet": opts.Quiet,
+			// 2^size slots: about one user per slot, and never fewer
+			// than the 256 a test's handful of users has always had.
+			"HashBits": max(8, min(16, bits.Len(uint(len(users))))),
 		})
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
 		if err != nil {
-			t.Fatalf("testpeer: kamailio.cfg: %v", err)
+			return fail(fmt.Errorf("kamailio.cfg: %v", err))
 		}
-		run := filepath.Join(dir, "run")
-		if err := os.Mkdir(run, 0o755); err != nil {
-			t.Fatal(err)
+		if err := os.WriteFile(cfg, buf.Bytes(), 0o644); err != nil {
+			return fail(err)
 		}
-		p, err := startProc(bin, dir, "-f", cfg, "-DD", "-E", "-n", "1", "-N", "1",
-			"-w", dir, "-Y", run, "-P", filepath.Join(dir, "kamailio.pid"), "-m", "64", "-M", "8")
+		p, err := startProc(bin, dir, opts.LogPath, "-f", cfg, "-DD", "-E",
+			"-n", strconv.Itoa(children), "-N", "1",
+			"-w", dir, "-Y", run, "-P", filepath.Join(dir, "kamailio.pid"),
+			"-m", strconv.Itoa(cmp.Or(opts.SharedMemMB, 64)), "-M", strconv.Itoa(cmp.Or(opts.PrivateMemMB, 8)))
 		if err != nil {
-			t.Fatalf("testpeer: starting kamailio: %v", err)
+			return fail(fmt.Errorf("starting kamailio: %v", err))
 		}
 		k.Addr, k.p = addr, p
 		lastErr = waitSIP(addr, p, 10*time.Second)
 		if lastErr == nil {
-			break
+			return k, nil
 		}
 		p.stop(2 * time.Second)
 		if !strings.Contains(p.out.String(), "bind") {
 			break
 		}
 	}
-	if lastErr != nil {
-		t.Fatalf("testpeer: kamailio did not come up: %v\n%s", lastErr, k.p.out.String())
-	}
-	t.Cleanup(func() {
-		k.p.stop(5 * time.Second)
-		if t.Failed() {
-			t.Logf("kamailio %s log:\n%s", k.Addr, k.Logs())
-		}
-	})
-	return k
+	err = failedStart("kamailio did not come up", lastErr, k.p, opts.LogPath)
+	return fail(err)
 }
+
+// Stop ends Kamailio and its children (SIGTERM to the process group, then
+// SIGKILL after five seconds) and removes the directory RunKamailio made.
+// It may be called more than once.
+func (k *Kamailio) Stop() {
+	if k.p != nil {
+		k.p.stop(5 * time.Second)
+	}
+	if k.tmpDir != "" {
+		os.RemoveAll(k.tmpDir)
+	}
+}
+
+// Pid is Kamailio's main process, the leader of a process group that its
+// workers share.
+func (k *Kamailio) Pid() int { return k.p.cmd.Process.Pid }
 
 // SippArgs aims a sipp UAC scenario at this Kamailio: its address as the
 // remote host and its domain as [domain].
 func (k *Kamailio) SippArgs() []string { return []string{k.Addr, "-key", "domain", k.Domain} }
 
-// Logs is Kamailio's output so far (debug=2, plus a line per request).
+// Logs is Kamailio's output so far (debug=2, plus a line per request
+// unless Quiet).
 func (k *Kamailio) Logs() string { return k.p.out.String() }
 
 // waitSIP sends OPTIONS to addr over UDP until any SIP response comes back,

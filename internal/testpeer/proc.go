@@ -2,16 +2,22 @@
 // Kamailio as registrar and proxy (StartKamailio) and sipp with embedded
 // scenarios (StartSipp). `make test` installs both (scripts/test-deps.sh);
 // a missing binary fails the test rather than skipping it.
+//
+// RunKamailio and RunSipp are the same without a testing.TB, for programs
+// (bench/sipbench) that run the peers under load: they return errors, and
+// the caller stops what they started.
 package testpeer
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,19 +64,38 @@ type proc struct {
 	killed atomic.Bool // stop signalled it before it exited by itself
 }
 
-func startProc(bin, dir string, args ...string) (*proc, error) {
+// startProc starts bin in dir. Its output goes to p.out and, when logPath
+// is not "", to that file too (after the command line), so that a program
+// can keep a peer's whole log beside its own.
+func startProc(bin, dir, logPath string, args ...string) (*proc, error) {
 	p := &proc{exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	var out io.Writer = &p.out
+	var logf *os.File
+	if logPath != "" {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(f, "$ %s %s\n", bin, strings.Join(args, " "))
+		logf, out = f, io.MultiWriter(&p.out, f)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = out, out
 	// Pdeathsig: a test binary that dies leaves no peer behind. SIGTERM, not
 	// SIGKILL, so that Kamailio stops its children too.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := p.cmd.Start(); err != nil {
+		if logf != nil {
+			logf.Close()
+		}
 		return nil, err
 	}
 	go func() {
-		p.err = p.cmd.Wait()
+		p.err = p.cmd.Wait() // returns once the output is copied
+		if logf != nil {
+			logf.Close()
+		}
 		close(p.exited)
 	}()
 	return p, nil
@@ -121,14 +146,42 @@ func (p *proc) exitCode() int {
 
 func lookBin(t testing.TB, name, fallback, pkg string) string {
 	t.Helper()
+	bin, err := findBin(name, fallback, pkg)
+	if err != nil {
+		t.Fatalf("testpeer: %v", err)
+	}
+	return bin
+}
+
+// findBin is name on PATH, or fallback (/usr/sbin is not on a non-root
+// PATH), or an error that says which Debian package to install.
+func findBin(name, fallback, pkg string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
-		return p
+		return p, nil
 	}
 	if st, err := os.Stat(fallback); err == nil && !st.IsDir() {
-		return fallback
+		return fallback, nil
 	}
-	t.Fatalf("testpeer: %s not found: install the Debian package %s (make test-deps / scripts/test-deps.sh does)", name, pkg)
-	return ""
+	return "", fmt.Errorf("%s not found: install the Debian package %s (make test-deps / scripts/test-deps.sh does)", name, pkg)
+}
+
+// failedStart is the error of a peer that did not come up, with its
+// output: the last lines of the log file when there is one (it stays for
+// reading), all of it otherwise.
+func failedStart(what string, err error, p *proc, logPath string) error {
+	if logPath != "" {
+		return fmt.Errorf("%s: %v; log %s, last lines:\n%s", what, err, logPath, indent(lastLines(p.out.String(), 15)))
+	}
+	return fmt.Errorf("%s: %v\n%s", what, err, p.out.String())
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
 }
 
 var (
@@ -140,14 +193,21 @@ var (
 // the same one twice in this process (parallel tests start peers at once).
 func FreeUDPPort(t testing.TB) int {
 	t.Helper()
-	return freePort(t, func(port int) bool { return tcpFree(port) })
+	port, err := freeSIPPort()
+	if err != nil {
+		t.Fatalf("testpeer: %v", err)
+	}
+	return port
+}
+
+func freeSIPPort() (int, error) {
+	return freePort(func(port int) bool { return tcpFree(port) })
 }
 
 // freeMediaPort is an even port free with port+2, which sipp's -rtp_echo
 // also binds (video).
-func freeMediaPort(t testing.TB) int {
-	t.Helper()
-	return freePort(t, func(port int) bool {
+func freeMediaPort() (int, error) {
+	return freePort(func(port int) bool {
 		return port%2 == 0 && port+2 <= 65535 && !portsGiven[port+2] && udpFree(port+2) && markGiven(port+2)
 	})
 }
@@ -155,7 +215,7 @@ func freeMediaPort(t testing.TB) int {
 // freePort picks a free UDP port on 127.0.0.1 for which ok (called with
 // portMu held) holds. It picks below the kernel's ephemeral range, so that
 // no client socket of another test takes it before the peer binds it.
-func freePort(t testing.TB, ok func(int) bool) int {
+func freePort(ok func(int) bool) (int, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
 	lo, hi := 10000, ephemeralLow()-1
@@ -169,7 +229,7 @@ func freePort(t testing.TB, ok func(int) bool) int {
 		} else {
 			uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 			if err != nil {
-				t.Fatalf("testpeer: free port: %v", err)
+				return 0, fmt.Errorf("free port: %v", err)
 			}
 			port = uc.LocalAddr().(*net.UDPAddr).Port
 			uc.Close()
@@ -178,10 +238,9 @@ func freePort(t testing.TB, ok func(int) bool) int {
 			continue
 		}
 		portsGiven[port] = true
-		return port
+		return port, nil
 	}
-	t.Fatal("testpeer: no suitable free port on 127.0.0.1 after 500 tries")
-	return 0
+	return 0, errors.New("no suitable free port on 127.0.0.1 after 500 tries")
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range.

@@ -40,7 +40,29 @@ type Sipp struct {
 
 	scenario string
 	dir      string
+	tmpDir   string // removed by Stop: the Dir RunSipp made
 	p        *proc
+}
+
+// SippOptions configure RunSipp.
+type SippOptions struct {
+	// Scenario names an embedded scenario (see Scenarios); with XML set,
+	// it only names that one (its file, and errors).
+	Scenario string
+	// XML is a scenario of the caller's own, such as a UAS built for load.
+	XML []byte
+	// Args are appended to what RunSipp sets, as StartSipp's args are.
+	Args []string
+	// Dir holds the scenario file and sipp's trace files; "": a new
+	// temporary directory, which Stop removes (StartSipp: t.TempDir).
+	Dir string
+	// LogPath, when set, is a file that gets sipp's output too, for a
+	// program to keep; an error then quotes its last lines, not all of it.
+	LogPath string
+	// Quiet leaves out the message and screen traces, which tests read
+	// (Logs) but which under load would be much of sipp's work and grow
+	// without bound.
+	Quiet bool
 }
 
 // StartSipp runs sipp with the embedded scenario (see Scenarios) on a free
@@ -52,48 +74,96 @@ type Sipp struct {
 // cleanup; its logs go to t.Log when the test failed.
 func StartSipp(t testing.TB, scenario string, args ...string) *Sipp {
 	t.Helper()
-	bin := lookBin(t, "sipp", "/usr/bin/sipp", "sip-tester")
-	xml, err := sippScenarios.ReadFile("testdata/sipp/" + scenario + ".xml")
+	s, err := RunSipp(SippOptions{Scenario: scenario, Args: args, Dir: t.TempDir()})
 	if err != nil {
-		t.Fatalf("testpeer: no sipp scenario %q (have %v)", scenario, Scenarios())
+		t.Fatalf("testpeer: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("sipp %s (%s) logs:\n%s", scenario, s.Addr, s.Logs())
+		}
+	})
+	return s
+}
+
+// RunSipp is StartSipp without a test: it returns an error instead of
+// failing one, and the caller calls Stop.
+func RunSipp(o SippOptions) (*Sipp, error) {
+	bin, err := findBin("sipp", "/usr/bin/sipp", "sip-tester")
+	if err != nil {
+		return nil, err
+	}
+	scenario, xml, args := o.Scenario, o.XML, o.Args
+	if xml == nil {
+		if xml, err = sippScenarios.ReadFile("testdata/sipp/" + scenario + ".xml"); err != nil {
+			return nil, fmt.Errorf("no sipp scenario %q (have %v)", scenario, Scenarios())
+		}
+	} else if !cfgToken.MatchString(scenario) {
+		return nil, fmt.Errorf("sipp scenario name %q: want a file name", scenario)
 	}
 	for _, a := range args {
 		if slices.Contains([]string{"-sf", "-sn", "-i", "-p", "-mp", "-bg"}, a) {
-			t.Fatalf("testpeer: StartSipp sets %s itself", a)
+			return nil, fmt.Errorf("StartSipp sets %s itself", a)
 		}
 	}
-	s := &Sipp{scenario: scenario}
+	s := &Sipp{scenario: scenario, dir: o.Dir}
+	if s.dir == "" {
+		if s.dir, err = os.MkdirTemp("", "testpeer-sipp-"); err != nil {
+			return nil, err
+		}
+		s.tmpDir = s.dir
+	}
+	fail := func(err error) (*Sipp, error) {
+		s.Stop()
+		return nil, err
+	}
+	sf := filepath.Join(s.dir, scenario+".xml")
+	if err := os.WriteFile(sf, xml, 0o644); err != nil {
+		return fail(err)
+	}
 	var lastErr error
 	// A port picked free may be taken before sipp binds it (exit 254):
 	// try again with others. 255 is a fatal error (arguments, scenario).
 	for range 3 {
-		s.dir = t.TempDir()
-		sf := filepath.Join(s.dir, scenario+".xml")
-		if err := os.WriteFile(sf, xml, 0o644); err != nil {
-			t.Fatal(err)
+		// A new try's traces start empty, as a test's Logs expects.
+		for _, f := range []string{"errors.log", "messages.log", "screen.log"} {
+			os.Remove(filepath.Join(s.dir, f))
 		}
-		port, media := FreeUDPPort(t), freeMediaPort(t)
+		port, err := freeSIPPort()
+		if err != nil {
+			return fail(err)
+		}
+		media, err := freeMediaPort()
+		if err != nil {
+			return fail(err)
+		}
 		s.Addr, s.MediaPort = fmt.Sprintf("127.0.0.1:%d", port), media
 		full := []string{
 			"-sf", sf, "-i", "127.0.0.1", "-bind_local",
 			"-p", strconv.Itoa(port), "-mp", strconv.Itoa(media),
 			"-nostdin",
 			"-trace_err", "-error_file", filepath.Join(s.dir, "errors.log"),
-			"-trace_msg", "-message_file", filepath.Join(s.dir, "messages.log"),
-			"-trace_screen", "-screen_file", filepath.Join(s.dir, "screen.log"),
 		}
-		for _, opt := range sippDefaults[scenario] {
-			if !slices.Contains(args, opt[0]) {
-				full = append(full, opt...)
+		if !o.Quiet {
+			full = append(full,
+				"-trace_msg", "-message_file", filepath.Join(s.dir, "messages.log"),
+				"-trace_screen", "-screen_file", filepath.Join(s.dir, "screen.log"))
+		}
+		if o.XML == nil {
+			for _, opt := range sippDefaults[scenario] {
+				if !slices.Contains(args, opt[0]) {
+					full = append(full, opt...)
+				}
 			}
 		}
 		if !hasKey(args, "domain") {
 			full = append(full, "-key", "domain", DefaultDomain)
 		}
 		full = append(full, args...)
-		s.p, err = startProc(bin, s.dir, full...)
+		s.p, err = startProc(bin, s.dir, o.LogPath, full...)
 		if err != nil {
-			t.Fatalf("testpeer: starting sipp: %v", err)
+			return fail(fmt.Errorf("starting sipp: %v", err))
 		}
 		lastErr = waitBound(s.p, 10*time.Second, sippTCP(args), port, media)
 		if lastErr == nil || !s.p.done() {
@@ -108,17 +178,14 @@ func StartSipp(t testing.TB, scenario string, args ...string) *Sipp {
 		break
 	}
 	if lastErr != nil {
-		logs := s.Logs()
-		s.p.stop(time.Second)
-		t.Fatalf("testpeer: sipp %s did not start: %v\n%s", scenario, lastErr, logs)
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("sipp %s (%s) logs:\n%s", scenario, s.Addr, s.Logs())
+		if o.LogPath != "" {
+			return fail(failedStart(fmt.Sprintf("sipp %s did not start", scenario), lastErr, s.p, o.LogPath))
 		}
-	})
-	return s
+		logs := s.Logs()
+		s.Stop()
+		return nil, fmt.Errorf("sipp %s did not start: %v\n%s", scenario, lastErr, logs)
+	}
+	return s, nil
 }
 
 // Wait waits for sipp to exit. It returns nil when sipp exited 0 (every
@@ -141,8 +208,19 @@ func (s *Sipp) Wait(timeout time.Duration) error {
 	return fmt.Errorf("sipp %s exited %d (%s)\n%s", s.scenario, code, sippExit(code), s.report())
 }
 
-// Stop ends sipp: SIGTERM, then SIGKILL after a second.
-func (s *Sipp) Stop() { s.p.stop(time.Second) }
+// Stop ends sipp: SIGTERM, then SIGKILL after a second. It removes the
+// directory RunSipp made, and may be called more than once.
+func (s *Sipp) Stop() {
+	if s.p != nil {
+		s.p.stop(time.Second)
+	}
+	if s.tmpDir != "" {
+		os.RemoveAll(s.tmpDir)
+	}
+}
+
+// Pid is sipp's process id.
+func (s *Sipp) Pid() int { return s.p.cmd.Process.Pid }
 
 // Logs is sipp's output and its trace files (errors, messages, screen).
 func (s *Sipp) Logs() string {

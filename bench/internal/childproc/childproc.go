@@ -155,3 +155,9 @@ func LogTail(path string, n int) string {
 	}
 	return string(bytes.Join(lines, []byte("\n")))
 }
+
+// Indent indents every line of s by four spaces, to set a log's lines
+// (LogTail's) apart from the program's own.
+func Indent(s string) string {
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}

@@ -158,11 +158,25 @@ type Ticks struct {
 // vanish while it runs are skipped: they are not what a warning needs to
 // name. It returns nil when /proc cannot be listed.
 func AllTicks() map[int]Ticks {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
+	out := map[int]Ticks{}
+	listed := eachStat(func(pid int, stat []byte) {
+		if t, err := ParseStatCPU(stat); err == nil {
+			out[pid] = Ticks{Name: ParseStatComm(stat), Ticks: t}
+		}
+	})
+	if !listed {
 		return nil
 	}
-	out := make(map[int]Ticks, len(ents))
+	return out
+}
+
+// eachStat calls f with the pid and /proc/<pid>/stat of every process,
+// skipping those that vanish meanwhile; false when /proc cannot be listed.
+func eachStat(f func(pid int, stat []byte)) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -172,13 +186,81 @@ func AllTicks() map[int]Ticks {
 		if err != nil {
 			continue
 		}
-		t, err := ParseStatCPU(b)
-		if err != nil {
-			continue
-		}
-		out[pid] = Ticks{Name: ParseStatComm(b), Ticks: t}
+		f(pid, b)
 	}
-	return out
+	return true
+}
+
+// ParseStatPgrp returns the process group (field 5) of a /proc/<pid>/stat
+// text, counted from the comm's closing parenthesis as ParseStatCPU does.
+func ParseStatPgrp(b []byte) (int, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("procstat: no ')' after comm")
+	}
+	f := strings.Fields(string(b[i+1:])) // state, ppid, pgrp, …
+	if len(f) < 3 {
+		return 0, fmt.Errorf("procstat: %d fields after comm, want at least 3", len(f))
+	}
+	return strconv.Atoi(f[2])
+}
+
+// ThreadCPUSeconds is the CPU time process pid has used: the sum of its
+// threads' run time in /proc/PID/task/*/schedstat, in nanoseconds, because
+// a burst of a fraction of a second is lost in the 10 ms ticks that
+// utime+stime count per thread. A thread that exited takes its time with
+// it; Go's and Kamailio's threads live as long as the process. Without
+// schedstat (a kernel without CONFIG_SCHED_INFO), utime+stime; 0 for a
+// process that is gone.
+func ThreadCPUSeconds(pid int) float64 {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err == nil {
+		var ns uint64
+		ok := true
+		for _, e := range ents {
+			b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+			if err != nil {
+				if os.IsNotExist(err) {
+					continue // the thread exited meanwhile
+				}
+				ok = false
+				break
+			}
+			f := strings.Fields(string(b))
+			if len(f) == 0 {
+				ok = false
+				break
+			}
+			v, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				ok = false
+				break
+			}
+			ns += v
+		}
+		if ok && len(ents) > 0 {
+			return float64(ns) / 1e9
+		}
+	}
+	s, _ := CPUSeconds(pid)
+	return s
+}
+
+// GroupCPUSeconds sums ThreadCPUSeconds over every process in process
+// group pgid, and counts them: a server that forks workers into its group
+// (Kamailio) is measured whole. Only the time of processes still alive
+// counts, which is all of it for workers that live as long as the server.
+func GroupCPUSeconds(pgid int) (float64, int) {
+	var sum float64
+	n := 0
+	eachStat(func(pid int, stat []byte) {
+		if g, err := ParseStatPgrp(stat); err == nil && g == pgid {
+			sum += ThreadCPUSeconds(pid)
+			n++
+		}
+	})
+	return sum, n
 }
 
 // TopOthers names the n processes that used the most CPU between the
