@@ -80,6 +80,11 @@ type Config struct {
 	HooksRetries        int      `yaml:"hooks-retries"`
 	HooksMaxBackoff     Duration `yaml:"hooks-max-backoff"`
 
+	WebRTC        bool   `yaml:"webrtc"`
+	WebRTCAddress string `yaml:"webrtc-address"`
+	WebRTCPortMin int    `yaml:"webrtc-port-min"`
+	WebRTCPortMax int    `yaml:"webrtc-port-max"`
+
 	ListenSIP          string   `yaml:"listen-sip"`
 	SIPAdvertised      string   `yaml:"sip-advertised"`
 	SIPUserAgent       string   `yaml:"sip-user-agent"`

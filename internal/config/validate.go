@@ -119,6 +119,14 @@ func (c *Config) Validate() error {
 	if c.SIPTimeout <= 0 || c.SIPRingTimeout <= 0 {
 		return keyErr("sip-timeout", "sip-timeout and sip-ring-timeout must be positive")
 	}
+	if c.WebRTCAddress != "" {
+		if a, err := netip.ParseAddr(c.WebRTCAddress); err != nil || a.IsUnspecified() {
+			return keyErr("webrtc-address", "%q: want an IP address of this host", c.WebRTCAddress)
+		}
+	}
+	if c.WebRTCPortMin < 1 || c.WebRTCPortMax > 65535 || c.WebRTCPortMin > c.WebRTCPortMax {
+		return keyErr("webrtc-port-min", "%d-%d: want 1 <= webrtc-port-min <= webrtc-port-max <= 65535", c.WebRTCPortMin, c.WebRTCPortMax)
+	}
 	if c.SIPMaxAccounts < 0 {
 		return keyErr("sip-max-accounts", "%d: want 0 (unlimited) or more", c.SIPMaxAccounts)
 	}

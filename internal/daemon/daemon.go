@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/sipua"
 	"github.com/rtcgate/rtcgate/internal/stats"
 	"github.com/rtcgate/rtcgate/internal/version"
+	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // BindError is a listener that could not be opened, named by its key.
@@ -160,6 +162,14 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		// The SIP gateway runs the clients' actions; the hooks run before
 		// it and carry its events. Its Stack is bound in Start.
 		d.sipGateway = &gateway.Gateway{Media: d.Media, Notify: gw, Log: logs.Logger("sip", "SIP gateway")}
+		if cfg.WebRTC {
+			addr, _ := netip.ParseAddr(cfg.WebRTCAddress) // validated
+			if !addr.IsValid() {
+				addr = d.Media.Interfaces()[0].Address
+			}
+			d.sipGateway.WebRTC = webrtcbridge.Config{Address: addr, PortMin: uint16(cfg.WebRTCPortMin),
+				PortMax: uint16(cfg.WebRTCPortMax), Log: logs.Logger("webrtc", "WebRTC media of browsers' calls")}
+		}
 		gw.Next = d.sipGateway
 		d.sipGateway.RegisterCLI(d.CLI)
 		d.Metrics.MustRegister(d.sipGateway.Collectors()...)

@@ -12,6 +12,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/sdp"
 	"github.com/rtcgate/rtcgate/internal/sipua"
+	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // Media tags: the engine sees each call as two parties, the client and the
@@ -38,11 +39,13 @@ type call struct {
 	started  time.Time
 
 	mu        sync.Mutex
+	bridge    *webrtcbridge.Bridge // the browser's WebRTC media, when it has some
 	sip       *sipua.Call
 	status    string
 	sipSDP    []byte // the last SDP rtcgate sent to the SIP side
 	hangingUp bool
 	tried     bool // TRYING reported
+	sdpSent   bool // the client has its remote SDP (setRemoteSDP goes once)
 	told      bool // the client knows the call (incoming: notifyIncomingCall sent)
 	ended     bool
 	done      chan struct{}
@@ -138,7 +141,25 @@ func (ua *userAgent) placeCall(data json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	res, err := ua.g.Media.Offer(&media.Request{CallID: c.mediaID, FromTag: tagClient, SDP: []byte(req.SDP), Source: "client"})
+	offer := []byte(req.SDP)
+	if webrtcbridge.IsWebRTC(offer) {
+		// A browser: its DTLS-SRTP ends in a bridge, which hands the
+		// engine plain RTP.
+		if !ua.g.WebRTC.Address.IsValid() {
+			c.end("FAILED", 0, "WebRTC media is not enabled (webrtc-address)")
+			return nil
+		}
+		b, plain, err := webrtcbridge.NewFromOffer(ua.g.WebRTC, offer)
+		if err != nil {
+			c.end("FAILED", 0, "WebRTC: "+err.Error())
+			return nil
+		}
+		c.mu.Lock()
+		c.bridge = b
+		c.mu.Unlock()
+		offer = plain
+	}
+	res, err := ua.g.Media.Offer(&media.Request{CallID: c.mediaID, FromTag: tagClient, SDP: offer, Source: "client"})
 	if err != nil {
 		c.end("FAILED", 0, "media: "+err.Error())
 		return nil
@@ -200,15 +221,30 @@ func (c *call) Progress(code int, reason string, body []byte) {
 	}
 }
 
-// remoteAnswer passes the SIP side's answer through the media engine and
-// gives the client its SDP.
+// remoteAnswer passes the SIP side's answer through the media engine (and
+// the WebRTC bridge) and gives the client its SDP.
 func (c *call) remoteAnswer(body []byte) bool {
 	res, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagClient, ToTag: tagSIP, SDP: body, Source: "sip"})
 	if err != nil {
 		c.ua.g.log().Warn("answer SDP refused by the media engine", "err", err)
 		return false
 	}
-	c.ua.s.Send("setRemoteSDP", c.id, string(res.SDP))
+	answer := res.SDP
+	c.mu.Lock()
+	b, sent := c.bridge, c.sdpSent
+	c.sdpSent = true
+	c.mu.Unlock()
+	if b != nil {
+		if answer, err = b.Answer(answer); err != nil {
+			c.ua.g.log().Warn("answer SDP refused by the WebRTC bridge", "err", err)
+			return false
+		}
+	}
+	// Early media's SDP (183) is the answer: the SDK takes a second
+	// setRemoteSDP for a new offer, which a stable connection refuses.
+	if !sent {
+		c.ua.s.Send("setRemoteSDP", c.id, string(answer))
+	}
 	return true
 }
 
@@ -250,7 +286,11 @@ func (c *call) end(status string, code int, reason string) {
 		return
 	}
 	c.ended = true
+	b := c.bridge
 	c.mu.Unlock()
+	if b != nil {
+		b.Close()
+	}
 	if _, err := c.ua.g.Media.Delete(c.mediaID, "", "", 0, false); err != nil && !errors.Is(err, media.ErrUnknownCallID) {
 		c.ua.g.log().Warn("media not freed", "err", err)
 	}
@@ -514,6 +554,19 @@ func (c *call) offerToClient(sc *sipua.Call) {
 		sc.Reject(488, "Not Acceptable Here")
 		return
 	}
+	toClient := res.SDP
+	if c.ua.webRTC() {
+		b, offer, err := webrtcbridge.NewForOffer(c.ua.g.WebRTC, toClient)
+		if err != nil {
+			c.ua.g.log().Warn("incoming call's SDP refused by the WebRTC bridge", "err", err)
+			sc.Reject(488, "Not Acceptable Here")
+			return
+		}
+		c.mu.Lock()
+		c.bridge = b
+		c.mu.Unlock()
+		toClient = offer
+	}
 	ev := copyMap(c.info)
 	ev["status"] = "RING"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -531,7 +584,7 @@ func (c *call) offerToClient(sc *sipua.Call) {
 	c.mu.Lock()
 	c.told = true
 	c.mu.Unlock()
-	c.ua.s.Send("setRemoteSDP", c.id, string(res.SDP))
+	c.ua.s.Send("setRemoteSDP", c.id, string(toClient))
 	ev = copyMap(c.info)
 	ev["status"] = "RING"
 	c.ua.s.Send("notifyIncomingCall", ev)
@@ -553,7 +606,16 @@ func (c *call) answer(data json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagSIP, ToTag: tagClient, SDP: []byte(req.SDP), Source: "client"})
+	answer := []byte(req.SDP)
+	c.mu.Lock()
+	b := c.bridge
+	c.mu.Unlock()
+	if b != nil {
+		if answer, err = b.Accept(answer); err != nil {
+			return fmt.Errorf("answer: WebRTC: %v", err)
+		}
+	}
+	res, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagSIP, ToTag: tagClient, SDP: answer, Source: "client"})
 	if err != nil {
 		return fmt.Errorf("answer: %v", err)
 	}

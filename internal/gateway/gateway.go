@@ -22,6 +22,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/client"
 	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/sipua"
+	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // Gateway is the SIP gateway App.
@@ -29,6 +30,10 @@ type Gateway struct {
 	SIP    *sipua.Stack
 	Media  *media.Engine
 	Notify client.Notifier // who tells the client and the backend; nil: the client only
+	// WebRTC is where a browser's media (ICE, DTLS-SRTP) is terminated: a
+	// call whose client SDP is WebRTC gets a webrtcbridge.Bridge between
+	// the browser and the media engine. A zero Address turns that off.
+	WebRTC webrtcbridge.Config
 	// CloseTimeout bounds how long ending a session's calls and
 	// registration may take (default 5 s).
 	CloseTimeout time.Duration
@@ -250,6 +255,22 @@ func (g *Gateway) Disconnected(s *client.Session, _ string) {
 	for _, c := range calls {
 		c.wait(ctx)
 	}
+}
+
+// webRTC reports whether the session's client takes WebRTC media: it said
+// so in mediaProviders (the Web SDK sends ["WebRTC"]) and the gateway has
+// an address for it.
+func (ua *userAgent) webRTC() bool {
+	if !ua.g.WebRTC.Address.IsValid() {
+		return false
+	}
+	providers, _ := ua.s.Config()["mediaProviders"].([]any)
+	for _, p := range providers {
+		if p == "WebRTC" {
+			return true
+		}
+	}
+	return false
 }
 
 func (ua *userAgent) account() (*sipua.Account, error) {
