@@ -41,7 +41,6 @@ type call struct {
 	mu        sync.Mutex
 	bridge    *webrtcbridge.Bridge // the browser's WebRTC media, when it has some
 	sip       *sipua.Call
-	status    string
 	sipSDP    []byte // the last SDP rtcgate sent to the SIP side
 	hangingUp bool
 	tried     bool // TRYING reported
@@ -102,7 +101,6 @@ func (ua *userAgent) newCall(id string, incoming bool, info map[string]any) (*ca
 // report sets the call's status and tells the client and the backend.
 func (c *call) report(status string, sipStatus int, sipMessage string) {
 	c.mu.Lock()
-	c.status = status
 	ev := copyMap(c.info)
 	frame := ""
 	if c.told || !c.incoming {
@@ -117,12 +115,11 @@ func (c *call) report(status string, sipStatus int, sipMessage string) {
 // media engine, the rewritten offer out in an INVITE.
 func (ua *userAgent) placeCall(data json.RawMessage) error {
 	var req struct {
-		CallID      string `json:"callId"`
-		Callee      string `json:"callee"`
-		SDP         string `json:"sdp"`
-		VisibleName string `json:"visibleName"`
-		HasAudio    *bool  `json:"hasAudio"`
-		HasVideo    *bool  `json:"hasVideo"`
+		CallID        string `json:"callId"`
+		Callee        string `json:"callee"`
+		SDP           string `json:"sdp"`
+		VisibleName   string `json:"visibleName"`
+		MediaProvider string `json:"mediaProvider"`
 	}
 	if err := json.Unmarshal(data, &req); err != nil {
 		return errors.New("call needs an object with callId, callee and sdp")
@@ -135,8 +132,11 @@ func (ua *userAgent) placeCall(data json.RawMessage) error {
 		return err
 	}
 	audio, video := mediaKinds([]byte(req.SDP))
+	if req.MediaProvider == "" {
+		req.MediaProvider = "WebRTC"
+	}
 	info := map[string]any{"caller": ua.cfg.Login, "callee": req.Callee, "visibleName": req.VisibleName,
-		"hasAudio": audio, "hasVideo": video, "mediaProvider": "WebRTC"}
+		"hasAudio": audio, "hasVideo": video, "mediaProvider": req.MediaProvider}
 	c, err := ua.newCall(req.CallID, false, info)
 	if err != nil {
 		return err
@@ -528,7 +528,9 @@ func (ua *userAgent) IncomingCall(sc *sipua.Call) sipua.CallHandler {
 		go sc.Reject(480, "Temporarily Unavailable")
 		return refused{}
 	}
+	c.mu.Lock()
 	c.sip = sc
+	c.mu.Unlock()
 	go c.offerToClient(sc)
 	return c
 }
