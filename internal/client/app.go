@@ -6,9 +6,8 @@ import (
 	"errors"
 )
 
-// App is where the session core hands every client action: the app backend
-// behind REST hooks and the SIP gateway implement it (later issues); until
-// then DefaultApp answers.
+// App is where the session core hands every client action: the REST hooks
+// implement it, in front of the SIP gateway (or DefaultApp).
 type App interface {
 	// Connect decides on a session's connection request. It returns the
 	// effective configuration (the request, possibly changed) or an error
@@ -54,9 +53,9 @@ func (ClientNotifier) Ask(_ context.Context, _ *Session, _ string, data map[stri
 }
 
 // DefaultApp accepts every connection and answers sendData with
-// DataStatusEvent ACCEPTED, so the client layer works end to end before the
-// REST hooks and the SIP gateway exist. Calls and messages need the SIP
-// gateway and fail clearly.
+// DataStatusEvent ACCEPTED: the app behind the hooks when the SIP gateway
+// is off (listen-sip ""), and the SIP gateway's answer to sendData. Calls
+// and messages need the SIP gateway and fail clearly.
 type DefaultApp struct{}
 
 var errNoGateway = errors.New("not available: no SIP gateway is configured")

@@ -35,7 +35,7 @@ type Session struct {
 	closed      bool
 	done        chan struct{}
 	remoteIP    string
-	values      map[any]any // what the apps keep per session (Value, SetValue)
+	values      []keyValue // what the apps keep per session (Value, SetValue): one or two entries
 
 	// WebSocket push: the attached socket, and whether a flush goroutine
 	// runs. A flush goroutine exists only while there is something to
@@ -86,18 +86,30 @@ func (s *Session) Config() map[string]any {
 func (s *Session) Value(key any) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.values[key]
+	for _, kv := range s.values {
+		if kv.key == key {
+			return kv.v
+		}
+	}
+	return nil
 }
+
+// keyValue is one app's entry; a slice of them costs an idle session less
+// than a map would.
+type keyValue struct{ key, v any }
 
 // SetValue stores an app's per-session state under key (a private type of
 // the app's package, as with context keys).
 func (s *Session) SetValue(key, v any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.values == nil {
-		s.values = map[any]any{}
+	for i := range s.values {
+		if s.values[i].key == key {
+			s.values[i].v = v
+			return
+		}
 	}
-	s.values[key] = v
+	s.values = append(s.values, keyValue{key, v})
 }
 
 // Send queues a frame for the client. It reports false when the session is
