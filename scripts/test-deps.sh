@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what rtcgate's tests talk to, when it is missing:
-#   - with apt-get, the real peers: rtpengine-utils, kamailio and sip-tester
-#     (sipp) for internal/testpeer, and Debian's chromium for the
-#     headless-browser test (e2e/browser_test.go);
+#   - with apt-get, the real peers: rtpengine-utils, kamailio,
+#     kamailio-tls-modules (SIP over TLS) and sip-tester (sipp) for
+#     internal/testpeer, and Debian's chromium for the headless-browser
+#     test (e2e/browser_test.go);
 #   - with `npm ci`, e2e/browser's pinned npm packages (playwright-core, the
 #     Flashphoner Web SDK), when node_modules is missing or older than
 #     package-lock.json. Playwright's own browsers are never downloaded.
@@ -23,6 +24,9 @@ for cmd in "${!want[@]}"; do
 	# /usr/sbin (kamailio) is not on a non-root PATH.
 	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${want[$cmd]}")
 done
+# Kamailio's tls module, a package apart from kamailio (testpeer's
+# KamailioOptions.TLS).
+compgen -G '/usr/lib/*/kamailio/modules/tls.so' >/dev/null || missing+=(kamailio-tls-modules)
 # Headless Chromium for e2e/browser (websdk.mjs defaults to this path).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 

@@ -92,6 +92,8 @@ type Config struct {
 	SIPTimeout         Duration `yaml:"sip-timeout"`
 	SIPRingTimeout     Duration `yaml:"sip-ring-timeout"`
 	SIPMaxAccounts     int      `yaml:"sip-max-accounts"`
+	SIPTLSCA           string   `yaml:"sip-tls-ca"`
+	SIPTLSVerify       bool     `yaml:"sip-tls-verify"`
 
 	ControlMaxMessage     int      `yaml:"control-max-message"`
 	ControlTimeout        Duration `yaml:"control-timeout"`

@@ -1,7 +1,14 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -137,6 +144,8 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"sip expires", "sip-register-expires: 5s\n", nil, nil, "sip-register-expires", "at least 10s"},
 		{"sip timeout", "sip-ring-timeout: 0\n", nil, nil, "sip-timeout", "positive"},
 		{"sip accounts", "sip-max-accounts: -1\n", nil, nil, "sip-max-accounts", "0 (unlimited)"},
+		{"sip tls ca missing", "sip-tls-ca: /nonexistent/ca.pem\n", nil, nil, "sip-tls-ca", "no such file"},
+		{"sip tls verify", "sip-tls-verify: maybe\n", nil, nil, "sip-tls-verify", "not true or false"},
 		{"env bad value", "", []string{"RTCGATE_PORT_MIN=x"}, nil, "port-min", "is not a whole number"},
 		{"not a mapping", "- a\n- b\n", nil, nil, "config", "mapping"},
 		{"yaml syntax", "listen-ng: [\n", nil, nil, "config", "yaml"},
@@ -155,6 +164,47 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 				t.Fatalf("error %q: want key %q and %q", ce.Error(), tc.key, tc.msg)
 			}
 		})
+	}
+}
+
+// sip-tls-ca and sip-tls-verify: the system's roots, checked, by default;
+// a CA file must hold a PEM certificate.
+func TestSIPTLSKeys(t *testing.T) {
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIPTLSCA != "" || !c.SIPTLSVerify {
+		t.Errorf("defaults: sip-tls-ca %q, sip-tls-verify %v", c.SIPTLSCA, c.SIPTLSVerify)
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	c, err = Load("", []string{"RTCGATE_SIP_TLS_CA=" + ca}, []Override{{"sip-tls-verify", "false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIPTLSCA != ca || c.SIPTLSVerify {
+		t.Errorf("set: sip-tls-ca %q, sip-tls-verify %v", c.SIPTLSCA, c.SIPTLSVerify)
+	}
+
+	notPEM := filepath.Join(dir, "ca.der")
+	os.WriteFile(notPEM, der, 0o600)
+	_, err = Load("", nil, []Override{{"sip-tls-ca", notPEM}})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "sip-tls-ca" || !strings.Contains(ce.Msg, "no PEM certificate") {
+		t.Errorf("a CA file without PEM: %v", err)
 	}
 }
 

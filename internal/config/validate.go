@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
@@ -129,6 +130,17 @@ func (c *Config) Validate() error {
 	}
 	if c.SIPMaxAccounts < 0 {
 		return keyErr("sip-max-accounts", "%d: want 0 (unlimited) or more", c.SIPMaxAccounts)
+	}
+	if c.SIPTLSCA != "" {
+		// Checked here so that a bad file is a config error (exit 2), not
+		// a SIP listener that fails to start.
+		pem, err := os.ReadFile(c.SIPTLSCA)
+		if err != nil {
+			return keyErr("sip-tls-ca", "%v", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return keyErr("sip-tls-ca", "%s: no PEM certificate in it", c.SIPTLSCA)
+		}
 	}
 	if c.ControlMaxMessage < 512 {
 		return keyErr("control-max-message", "%d: want at least 512 bytes", c.ControlMaxMessage)

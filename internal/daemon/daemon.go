@@ -258,6 +258,7 @@ func (d *Daemon) Start() error {
 			Listen: addr, Advertised: cfg.SIPAdvertised, UserAgent: cfg.SIPUserAgent,
 			RegisterExpires: cfg.SIPRegisterExpires.D(), RequestTimeout: cfg.SIPTimeout.D(),
 			RingTimeout: cfg.SIPRingTimeout.D(), MaxAccounts: cfg.SIPMaxAccounts, Log: d.sipGateway.Log,
+			TLSCAFile: cfg.SIPTLSCA, TLSSkipVerify: !cfg.SIPTLSVerify,
 		})
 		if err != nil {
 			for _, o := range opened {

@@ -46,6 +46,13 @@ type Account struct {
 	closed  chan struct{}  // closed when Close is done
 
 	closeOnce sync.Once
+
+	// flow (under mu) is the remote address of the TLS connection to the
+	// proxy that the registration, or an answered call, went over ("" for
+	// UDP and TCP): the one the proxy sends our requests on, kept alive by
+	// the Stack (keepFlows).
+	flow  string
+	renew chan struct{} // wakes registerLoop to register at once (flowLost)
 }
 
 // NewAccount creates an Account; with cfg.Register it registers at once
@@ -133,6 +140,7 @@ func (s *Stack) NewAccount(cfg AccountConfig, h Handler) (*Account, error) {
 		ev:       newEvents(),
 		calls:    map[*Call]struct{}{},
 		regCID:   newCallID(),
+		renew:    make(chan struct{}, 1),
 		closed:   make(chan struct{}),
 	}
 	a.log = s.log.With("aor", a.aor.String())

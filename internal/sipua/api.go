@@ -18,6 +18,25 @@
 // inside a call follow its route set (RFC 3261 12.2.1.1: the proxy's
 // Record-Route, so the proxy again when it record-routes) or else go to
 // the far end's Contact.
+//
+// TLS: the Stack is a TLS client only; it has no TLS listener. An Account
+// with Transport "tls" opens (or shares) one TLS connection to its
+// outbound proxy, whose certificate is checked against the system's roots
+// plus Config.TLSCAFile, for the proxy's host as the Account names it.
+// Requests the proxy sends to a TLS Account (incoming MESSAGEs, INVITEs,
+// BYEs) must come back over that connection: the Contact names
+// ";transport=tls" at the Stack's address, where nothing accepts TLS. So
+// every request over TLS carries ";alias" in its Via (RFC 5923; Kamailio
+// honours it with tcp_accept_aliases=yes, and otherwise opens a new
+// connection to the Contact, which fails). A proxy that handles clients
+// behind NAT by their source address instead (Kamailio's
+// fix_nated_register, Asterisk's rewrite_contact) should find the
+// connection as well: its source port is not the Via's. The Stack keeps
+// each such connection open with CRLF keep-alives (RFC 5626 4.4.1) — a
+// proxy closes an idle one (Kamailio's tls connection_timeout) and could
+// not reach the Account until its next refresh — and re-registers the
+// Accounts of a connection that was closed all the same, which opens a
+// new one.
 package sipua
 
 import (
@@ -48,6 +67,18 @@ type Config struct {
 	// MaxAccounts bounds the accounts at once (0: unlimited).
 	MaxAccounts int
 	Log         *slog.Logger // nil: slog.Default()
+
+	// TLSCAFile is a PEM file of CA certificates trusted for outbound
+	// proxies reached over TLS, besides the system's ("": the system's
+	// alone).
+	TLSCAFile string
+	// TLSSkipVerify accepts any certificate from a proxy reached over TLS,
+	// its chain and name unchecked: the connection is encrypted but not
+	// authenticated. For tests and labs.
+	TLSSkipVerify bool
+	// TLSKeepalive is the interval of the CRLF keep-alives on the TLS
+	// connections Accounts registered or placed calls over (default 30 s).
+	TLSKeepalive time.Duration
 }
 
 // AccountConfig is one client's SIP identity: the connection's sip* fields.

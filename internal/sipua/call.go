@@ -213,6 +213,9 @@ func (c *Call) runOutgoing(waitCtx context.Context) {
 			c.log.Warn("ACK failed", "err", aerr)
 		}
 		res := c.dcs.InviteResponse
+		// The far end's BYE will come over this connection: keep it open
+		// for as long as the call may last.
+		c.a.noteFlow(res)
 		remoteTag, _ := res.To().Params.Get("tag")
 		c.mu.Lock()
 		if ended || cancelWanted {

@@ -61,6 +61,8 @@ func (a *Account) registerLoop(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-a.renew:
+			t.Stop()
 		}
 	}
 }
@@ -102,6 +104,11 @@ func (a *Account) register(ctx context.Context, expires time.Duration) regResult
 		a.bound = secs > 0
 		a.granted = r.granted
 		a.mu.Unlock()
+		if secs > 0 {
+			a.noteFlow(res)
+		} else {
+			a.flowLost("")
+		}
 	}
 	return r
 }

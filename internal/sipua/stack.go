@@ -28,6 +28,12 @@ const (
 	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, NOTIFY, UPDATE"
 )
 
+// defaultKeepalive is the interval of the CRLF keep-alives on TLS
+// connections: well inside the idle timeouts proxies use (Kamailio:
+// tcp_connection_lifetime 120 s, tls connection_timeout 600 s) and NAT
+// tables keep for TCP.
+const defaultKeepalive = 30 * time.Second
+
 // Stack is the node's SIP endpoint.
 type Stack struct {
 	cfg Config
@@ -83,11 +89,18 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = ":5060"
 	}
+	if cfg.TLSKeepalive <= 0 {
+		cfg.TLSKeepalive = defaultKeepalive
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With("component", "sipua")
+	tlsConf, err := clientTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	s := &Stack{
 		cfg:          cfg,
@@ -114,6 +127,9 @@ func New(cfg Config) (*Stack, error) {
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(uaName),
 		sipgo.WithUserAgentHostname(s.host),
+		// Dialling a proxy over TLS; sipgo sets ServerName per connection
+		// to the host the request is sent to: the outbound proxy's.
+		sipgo.WithUserAgenTLSConfig(tlsConf),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(log),
 			// A dropped TCP connection fails its transactions at once
@@ -269,7 +285,7 @@ func (s *Stack) Serve(ctx context.Context) error {
 		return errors.New("sipua: already serving")
 	}
 	s.serving = true
-	s.serveWG.Add(2)
+	s.serveWG.Add(3)
 	s.mu.Unlock()
 
 	errc := make(chan error, 2)
@@ -280,6 +296,10 @@ func (s *Stack) Serve(ctx context.Context) error {
 	go func() {
 		defer s.serveWG.Done()
 		errc <- s.srv.ServeTCP(s.tcp)
+	}()
+	go func() {
+		defer s.serveWG.Done()
+		s.keepFlows()
 	}()
 
 	var err error
@@ -367,8 +387,18 @@ type requester Stack
 
 func (r *requester) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	s := (*Stack)(r)
-	if s.udpLaddr.IP != nil && req.Laddr.IP == nil && sip.NetworkToLower(req.Transport()) == "udp" {
-		s.udpLaddr.Copy(&req.Laddr)
+	switch sip.NetworkToLower(req.Transport()) {
+	case "udp":
+		if s.udpLaddr.IP != nil && req.Laddr.IP == nil {
+			s.udpLaddr.Copy(&req.Laddr)
+		}
+	case "tls":
+		// Nothing listens for TLS at our Contact: ask the proxy to send
+		// what it has for our Via's address over this connection (RFC
+		// 5923's alias, Kamailio's tcp_accept_aliases).
+		if v := req.Via(); v != nil && !v.Params.Has("alias") {
+			v.Params.Add("alias", "")
+		}
 	}
 	if req.IsAck() {
 		return nil, s.ua.TransportLayer().WriteMsg(req)

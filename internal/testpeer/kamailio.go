@@ -54,6 +54,11 @@ type KamailioOptions struct {
 	// LogPath, when set, is a file that gets Kamailio's output too, for a
 	// program to keep; an error then quotes its last lines, not all of it.
 	LogPath string
+	// TLS makes Kamailio also listen on tls:127.0.0.1:PORT (TLSAddr) with a
+	// certificate for 127.0.0.1, localhost and Domain, signed by a private
+	// CA made for this Kamailio alone (TLSCA). It needs Kamailio's tls
+	// module (the Debian package kamailio-tls-modules).
+	TLS bool
 }
 
 // Kamailio is a running registrar and proxy. Users registered there are
@@ -63,6 +68,10 @@ type Kamailio struct {
 	Addr   string // "127.0.0.1:PORT", UDP and TCP both listen there
 	Domain string // the SIP domain users register in; not resolvable: send to Addr
 	Users  map[string]string
+	// With KamailioOptions.TLS: "127.0.0.1:PORT" of the TLS listener, and
+	// the PEM file of the CA that signed its certificate. Both "" without.
+	TLSAddr string
+	TLSCA   string
 
 	p      *proc
 	tmpDir string // removed by Stop: the Dir RunKamailio made
@@ -129,6 +138,11 @@ func RunKamailio(opts KamailioOptions) (*Kamailio, error) {
 		return nil, errors.New("no Kamailio modules in /usr/lib/*/kamailio/modules: install the Debian package kamailio")
 	}
 	modules := filepath.Dir(tm[0])
+	if opts.TLS {
+		if _, err := os.Stat(filepath.Join(modules, "tls.so")); err != nil {
+			return nil, fmt.Errorf("no tls.so in %s: install the Debian package kamailio-tls-modules (make test-deps / scripts/test-deps.sh does)", modules)
+		}
+	}
 	children := cmp.Or(opts.Children, 1)
 
 	k := &Kamailio{Domain: domain, Users: maps.Clone(users)}
@@ -148,6 +162,16 @@ func RunKamailio(opts KamailioOptions) (*Kamailio, error) {
 		return fail(err)
 	}
 	cfg := filepath.Join(dir, "kamailio.cfg")
+	var tlsf tlsFiles
+	if opts.TLS {
+		if tlsf, err = writeTLSFiles(dir, domain); err != nil {
+			return fail(fmt.Errorf("TLS files: %v", err))
+		}
+		if !cfgValue.MatchString(tlsf.cfg) {
+			return fail(fmt.Errorf("directory %q cannot go into kamailio.cfg", dir))
+		}
+		k.TLSCA = tlsf.ca
+	}
 	// The port is free when picked but may be taken before Kamailio binds
 	// it; a failed bind gets another port.
 	var lastErr error
@@ -157,10 +181,18 @@ func RunKamailio(opts KamailioOptions) (*Kamailio, error) {
 			return fail(err)
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		tlsAddr := ""
+		if opts.TLS {
+			tport, err := freeSIPPort()
+			if err != nil {
+				return fail(err)
+			}
+			tlsAddr = fmt.Sprintf("127.0.0.1:%d", tport)
+		}
 		var buf bytes.Buffer
 		err = kamailioTmpl.Execute(&buf, map[string]any{
 			"Addr": addr, "Domain": domain, "Users": users, "Routes": opts.Routes, "ModulesDir": modules,
-			"Children": children, "Quiet": opts.Quiet,
+			"Children": children, "Quiet": opts.Quiet, "TLSAddr": tlsAddr, "TLSConfig": tlsf.cfg,
 			// 2^size slots: about one user per slot, and never fewer
 			// than the 256 a test's handful of users has always had.
 			"HashBits": max(8, min(16, bits.Len(uint(len(users))))),
@@ -178,8 +210,12 @@ func RunKamailio(opts KamailioOptions) (*Kamailio, error) {
 		if err != nil {
 			return fail(fmt.Errorf("starting kamailio: %v", err))
 		}
-		k.Addr, k.p = addr, p
+		k.Addr, k.TLSAddr, k.p = addr, tlsAddr, p
+		start := time.Now()
 		lastErr = waitSIP(addr, p, 10*time.Second)
+		if lastErr == nil && opts.TLS {
+			lastErr = waitTLS(tlsAddr, tlsf.ca, p, max(time.Second, 10*time.Second-time.Since(start)))
+		}
 		if lastErr == nil {
 			return k, nil
 		}
