@@ -451,9 +451,16 @@ func (c *call) hold(on bool) error {
 	return nil
 }
 
-// sendDTMF sends each digit as a SIP INFO (application/dtmf-relay). The
-// SDK's default type RFC2833 asks for in-band events; rtcgate relays media
-// without generating any, so those go as INFO too.
+// sendDTMF sends the client's digits. A browser call (it has a WebRTC
+// bridge) asking for type RFC2833, the SDK's default, or for none gets
+// RFC 4733 events in its own RTP stream, which the engine relays to the
+// far end like any media: that is what the type asks for, and what gateways
+// and IVRs that ignore INFO understand. Otherwise (type INFO or
+// INFO_RELAY, or a client whose media does not pass through a bridge, so
+// rtcgate has no stream to put events in) each digit goes as a SIP INFO
+// (application/dtmf-relay). The in-band path falls back to INFO when the
+// far end did not negotiate telephone-event or the browser has not sent
+// audio yet, so the digits still arrive.
 func (c *call) sendDTMF(data json.RawMessage) error {
 	var req struct {
 		DTMF json.RawMessage `json:"dtmf"`
@@ -477,10 +484,31 @@ func (c *call) sendDTMF(data json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	var b *webrtcbridge.Bridge
+	if t := strings.ToUpper(req.Type); t == "" || t == "RFC2833" {
+		c.mu.Lock()
+		b = c.bridge
+		c.mu.Unlock()
+	}
+	digits = strings.ToUpper(digits)
 	c.do(func() {
-		for _, d := range strings.ToUpper(digits) {
+		if b != nil {
+			// Through c.do like INFO, so digits and the client's other
+			// in-call actions keep their order; SendDTMF returns once the
+			// last event is sent.
+			err := b.SendDTMF(digits, dtmfDuration)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, webrtcbridge.ErrNoTelephoneEvent) && !errors.Is(err, webrtcbridge.ErrNoMedia) {
+				c.ua.s.Fail("sendDtmf", "in-band DTMF failed: "+err.Error())
+				return
+			}
+			c.ua.g.log().Debug("in-band DTMF not possible, sending INFO", "reason", err)
+		}
+		for _, d := range digits {
 			ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
-			err := sc.Info(ctx, "application/dtmf-relay", fmt.Appendf(nil, "Signal=%c\r\nDuration=160\r\n", d))
+			err := sc.Info(ctx, "application/dtmf-relay", fmt.Appendf(nil, "Signal=%c\r\nDuration=%d\r\n", d, dtmfDuration.Milliseconds()))
 			cancel()
 			if err != nil {
 				c.ua.s.Fail("sendDtmf", "INFO failed: "+err.Error())
@@ -490,6 +518,11 @@ func (c *call) sendDTMF(data json.RawMessage) error {
 	})
 	return nil
 }
+
+// dtmfDuration is how long each digit lasts, in band or as INFO's
+// Duration: 160 ms, long enough for any detector, short enough for fast
+// dialling.
+const dtmfDuration = 160 * time.Millisecond
 
 // transfer asks the far end to call target (REFER): TransferStatusEvent
 // ACCEPTED, then the NOTIFYs' progress.

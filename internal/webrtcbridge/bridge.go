@@ -10,7 +10,9 @@
 // leg offered, with the same payload type numbers, so RTP payloads cross
 // unchanged. Only what the browser's stream needs is rewritten toward it
 // (its SSRC, and sequence and timestamp continuity when the plain source
-// changes); toward the engine the browser's packets go out as received.
+// changes); toward the engine the browser's packets go out as received,
+// except that SendDTMF can put RFC 4733 events into that stream, after
+// which the browser's sequence numbers are shifted past them.
 //
 // An outgoing call (the browser offers):
 //
@@ -91,6 +93,8 @@ type Bridge struct {
 	latched atomic.Bool
 	peerMu  sync.Mutex // serialises latching against SDP updates
 
+	out      plainOut                           // the browser→plain stream's numbering
+	dtmfMu   sync.Mutex                         // one SendDTMF at a time
 	route    atomic.Pointer[route]              // payload type mapping
 	receiver atomic.Pointer[webrtc.RTPReceiver] // the bridged section's
 
@@ -106,6 +110,7 @@ type Bridge struct {
 	// starts after Close began would escape wg.Wait.
 	gmu    sync.Mutex
 	closed bool
+	quit   chan struct{} // closed when Close begins: SendDTMF stops waiting
 	pc     *webrtc.PeerConnection
 	wg     sync.WaitGroup
 }
@@ -339,6 +344,7 @@ func (b *Bridge) Close() error {
 		return nil
 	}
 	b.closed = true
+	close(b.quit)
 	pc := b.pc
 	b.gmu.Unlock()
 	var errs []error
@@ -392,6 +398,7 @@ func newBridge(cfg Config) (*Bridge, error) {
 		conn:  conn,
 		port:  conn.LocalAddr().(*net.UDPAddr).Port,
 		track: &relayTrack{},
+		quit:  make(chan struct{}),
 	}
 	b.route.Store(newRoute(nil))
 	b.peer.Store(&netip.AddrPort{})

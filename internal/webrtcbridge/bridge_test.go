@@ -153,8 +153,10 @@ func newPlainPeer(t *testing.T) *plainPeer {
 			if err != nil {
 				return
 			}
+			// Unmarshal keeps a slice of its input as the payload: each
+			// packet needs its own bytes, or the next read rewrites it.
 			p := &rtp.Packet{}
-			if p.Unmarshal(buf[:n]) != nil {
+			if p.Unmarshal(bytes.Clone(buf[:n])) != nil {
 				continue
 			}
 			select {

@@ -23,6 +23,7 @@ type route struct {
 	toPlain   [128]uint8  // by browser payload type
 	toBrowser [128]uint8  // by plain payload type
 	clock     [128]uint32 // RTP clock rate by browser payload type
+	events    []codec     // the plain leg's telephone-event formats, for SendDTMF
 }
 
 func newRoute(pairs []pair) *route {
@@ -34,6 +35,9 @@ func newRoute(pairs []pair) *route {
 		r.toPlain[p.browser.pt] = p.plain.pt
 		r.toBrowser[p.plain.pt] = p.browser.pt
 		r.clock[p.browser.pt] = p.browser.clock
+		if p.plain.isDTMF() {
+			r.events = append(r.events, p.plain)
+		}
 	}
 	return r
 }
@@ -83,7 +87,9 @@ func (b *Bridge) latch(src netip.AddrPort) bool {
 
 // fromBrowser relays the browser's RTP, already decrypted by pion, to the
 // plain peer until the PeerConnection closes. Packets go out as received
-// except for a payload type the plain answerer renumbered.
+// except for a payload type the plain answerer renumbered and, around
+// the events SendDTMF injects, audio dropped during an event and sequence
+// numbers shifted past the events (see plainOut).
 func (b *Bridge) fromBrowser(t *webrtc.TrackRemote) {
 	buf := make([]byte, maxPacket)
 	for {
@@ -104,8 +110,9 @@ func (b *Bridge) fromBrowser(t *webrtc.TrackRemote) {
 			continue
 		}
 		r := b.route.Load()
+		clock := r.clock[buf[1]&0x7f]
 		buf[1] = buf[1]&0x80 | r.toPlain[buf[1]&0x7f]
-		_, _ = b.conn.WriteToUDPAddrPort(buf[:n], peer)
+		b.out.relay(b.conn, buf[:n], peer, clock)
 	}
 }
 
