@@ -121,7 +121,12 @@ type sipEnv struct {
 
 func newSIPEnv(t *testing.T, routes map[string]string, extra ...string) *sipEnv {
 	t.Helper()
-	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{Routes: routes})
+	return startSIPEnv(t, testpeer.StartKamailio(t, testpeer.KamailioOptions{Routes: routes}), extra...)
+}
+
+// startSIPEnv starts rtcgate and the backend in front of k.
+func startSIPEnv(t *testing.T, k *testpeer.Kamailio, extra ...string) *sipEnv {
+	t.Helper()
 	b := newBackend(t)
 	cfgFile := filepath.Join(t.TempDir(), "rtcgate.yaml")
 	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: "+b.srv.URL+"/EchoApp\n"+
@@ -140,11 +145,18 @@ func newSIPEnv(t *testing.T, routes map[string]string, extra ...string) *sipEnv 
 // password, and waits for getUserData.
 func (e *sipEnv) connect(t *testing.T, user, password string, register bool) *sdkClient {
 	t.Helper()
-	host, port := splitHostPort(t, e.k.Addr)
+	return e.connectVia(t, e.k.Addr, "UDP", user, password, register)
+}
+
+// connectVia is connect through Kamailio's listener at proxy over transport.
+func (e *sipEnv) connectVia(t *testing.T, proxy, transport, user, password string, register bool) *sdkClient {
+	t.Helper()
+	host, port := splitHostPort(t, proxy)
 	c := newSDKClient(t, e.url)
 	c.send(t, "connection", map[string]any{
 		"appKey": "echoKey", "sipLogin": user, "sipAuthenticationName": user, "sipPassword": password,
-		"sipDomain": e.k.Domain, "sipOutboundProxy": host, "sipPort": port, "sipRegisterRequired": register,
+		"sipDomain": e.k.Domain, "sipOutboundProxy": host, "sipPort": port, "sipTransport": transport,
+		"sipRegisterRequired": register,
 	})
 	c.id = c.expect(t, "getUserData", nil).obj()["sessionId"].(string)
 	return c

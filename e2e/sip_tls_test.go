@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rtcgate/rtcgate/internal/hooks"
 	"github.com/rtcgate/rtcgate/internal/testpeer"
 )
 
@@ -21,33 +18,14 @@ func newSIPTLSEnv(t *testing.T, trust bool) *sipEnv {
 	if trust {
 		extra = []string{"--sip-tls-ca", k.TLSCA}
 	}
-	b := newBackend(t)
-	cfgFile := filepath.Join(t.TempDir(), "rtcgate.yaml")
-	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: "+b.srv.URL+"/EchoApp\n"+
-		"    methods: ["+strings.Join(hooks.Methods, ", ")+"]\n"), 0o600)
-	r := start(t, append(append(ephemeral, "--config", cfgFile, "--log-level", "7"), extra...)...)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log("kamailio:\n" + k.Logs())
-			t.Log("rtcgate:\n" + r.Logs())
-		}
-	})
-	return &sipEnv{r: r, k: k, b: b, url: "ws://" + r.addr(t, "listen-client") + "/"}
+	return startSIPEnv(t, k, extra...)
 }
 
 // connectTLS opens a session for user with sipTransport TLS to Kamailio's
 // TLS listener and waits for getUserData.
 func (e *sipEnv) connectTLS(t *testing.T, user, password string) *sdkClient {
 	t.Helper()
-	host, port := splitHostPort(t, e.k.TLSAddr)
-	c := newSDKClient(t, e.url)
-	c.send(t, "connection", map[string]any{
-		"appKey": "echoKey", "sipLogin": user, "sipAuthenticationName": user, "sipPassword": password,
-		"sipDomain": e.k.Domain, "sipOutboundProxy": host, "sipPort": port, "sipTransport": "TLS",
-		"sipRegisterRequired": true,
-	})
-	c.id = c.expect(t, "getUserData", nil).obj()["sessionId"].(string)
-	return c
+	return e.connectVia(t, e.k.TLSAddr, "TLS", user, password, true)
 }
 
 // TestSIPOverTLS: with --sip-tls-ca naming Kamailio's private CA, a client
