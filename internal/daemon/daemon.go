@@ -312,8 +312,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	err := errors.Join(d.client.Shutdown(ctx), d.Control.Shutdown(ctx))
 	// Sessions' calls and registrations end (their events queued) before
-	// the SIP stack and the event queue close.
-	err = errors.Join(err, d.hooks.Wait(ctx))
+	// the SIP stack and the event queue close. This waits as long as a SIP
+	// teardown may take, not shutdown-timeout: an event cut short here
+	// would be lost, even with a durable queue (a slow fsync under load
+	// once took longer than a 1 s shutdown-timeout).
+	lastEvents, cancelLast := context.WithTimeout(context.Background(), gateway.DefaultCloseTimeout+5*time.Second)
+	err = errors.Join(err, d.hooks.Wait(lastEvents))
+	cancelLast()
 	if d.Config.HooksQueueDir == "" {
 		// In memory, what is not delivered now is lost: deliver it
 		// within the grace period, and say how much was not.

@@ -35,13 +35,16 @@ type Gateway struct {
 	// the browser and the media engine. A zero Address turns that off.
 	WebRTC webrtcbridge.Config
 	// CloseTimeout bounds how long ending a session's calls and
-	// registration may take (default 5 s).
+	// registration may take (default DefaultCloseTimeout).
 	CloseTimeout time.Duration
 	Log          *slog.Logger
 
 	metricsOnce sync.Once
 	m           *gatewayMetrics
 }
+
+// DefaultCloseTimeout is CloseTimeout's default.
+const DefaultCloseTimeout = 5 * time.Second
 
 // userAgent is a session's SIP side: its account and calls.
 type userAgent struct {
@@ -242,7 +245,7 @@ func (g *Gateway) Disconnected(s *client.Session, _ string) {
 	ua.mu.Unlock()
 	timeout := g.CloseTimeout
 	if timeout <= 0 {
-		timeout = 5 * time.Second
+		timeout = DefaultCloseTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
