@@ -363,7 +363,9 @@ func plainSDP(addr netip.Addr, port int, cs []codec, direction string, rtcpMux b
 		if i != index {
 			// Refuse with the offered type, protocol and first format,
 			// as RFC 3264 §6 asks for a rejected stream.
-			f := strings.Fields(sec)
+			// Split as the SDP parser does (space and tab only), so a
+			// section it let through is written back.
+			f := strings.FieldsFunc(sec, func(r rune) bool { return r == ' ' || r == '\t' })
 			if len(f) < 4 {
 				continue // Parse never lets such an m= line through
 			}
