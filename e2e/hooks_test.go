@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // backend is an app backend that records every hook, in arrival order.
@@ -314,7 +316,7 @@ func TestSampleBackend(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	backend := execCommand(t, bin, []string{"-listen", addr, "-deny-login", "mallory", "-secret", "s3"}, "")
-	var logs safeBuffer
+	var logs testutil.SyncBuffer
 	backend.Stderr = &logs
 	if err := backend.Start(); err != nil {
 		t.Fatal(err)
@@ -350,22 +352,4 @@ func TestSampleBackend(t *testing.T) {
 	if out := logs.String(); strings.Contains(out, `"pw"`) || strings.Contains(out, "bad signature") {
 		t.Errorf("sample backend log:\n%s", out)
 	}
-}
-
-// safeBuffer is a bytes.Buffer safe for a process writing while a test reads.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/internal/testpeer"
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // echoPeer is a sipp uas_echo reached as sip:echo@domain through Kamailio.
@@ -22,7 +23,7 @@ func echoPeer(t *testing.T, scenario string) (*testpeer.Kamailio, *testpeer.Sipp
 func TestOutgoingCall(t *testing.T) {
 	for _, tp := range []string{"udp", "tcp"} {
 		t.Run(tp, func(t *testing.T) {
-			checkGoroutines(t)
+			testutil.CheckGoroutines(t)
 			k, sp := echoPeer(t, "uas_echo")
 			s := newStack(t, nil)
 			h := newHandler(t)
@@ -93,7 +94,7 @@ func TestOutgoingCall(t *testing.T) {
 }
 
 func TestOutgoingBusy(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k, sp := echoPeer(t, "uas_busy")
 	s := newStack(t, nil)
 	h := newHandler(t)
@@ -120,7 +121,7 @@ func TestOutgoingBusy(t *testing.T) {
 // RequestTimeout with Ended(0, "CANCEL"); a UAS that gets it right is
 // reported as 487.
 func TestOutgoingCancel(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k, sp := echoPeer(t, "uas_ring_cancel")
 	s := newStack(t, func(c *Config) { c.RequestTimeout = time.Second })
 	h := newHandler(t)
@@ -151,7 +152,7 @@ func TestOutgoingCancel(t *testing.T) {
 
 // A ringing call is cancelled when RingTimeout passes.
 func TestOutgoingRingTimeout(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k, sp := echoPeer(t, "uas_ring_cancel")
 	s := newStack(t, func(c *Config) {
 		c.RingTimeout = 300 * time.Millisecond
@@ -178,7 +179,7 @@ func TestOutgoingRingTimeout(t *testing.T) {
 // An INVITE that nothing answers ends with the timeout, within
 // RequestTimeout.
 func TestOutgoingUnreachable(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	const timeout = 500 * time.Millisecond
 	s := newStack(t, func(c *Config) { c.RequestTimeout = timeout })
 	h := newHandler(t)
@@ -203,7 +204,7 @@ func TestOutgoingUnreachable(t *testing.T) {
 func TestIncomingCall(t *testing.T) {
 	for _, tp := range []string{"udp", "tcp"} {
 		t.Run(tp, func(t *testing.T) {
-			checkGoroutines(t)
+			testutil.CheckGoroutines(t)
 			k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
 			s := newStack(t, nil)
 			h := newHandler(t)
@@ -249,7 +250,7 @@ func TestIncomingCall(t *testing.T) {
 }
 
 func TestIncomingRejectAndCancel(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
 	s := newStack(t, nil)
 	h := newHandler(t)
@@ -309,7 +310,7 @@ func TestCloseHangsUp(t *testing.T) {
 }
 
 func testCloseHangsUp(t *testing.T, wholeStack bool) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k, sp := echoPeer(t, "uas_echo")
 	s := newStack(t, nil)
 	h := newHandler(t)
@@ -349,7 +350,7 @@ func testCloseHangsUp(t *testing.T, wholeStack bool) {
 // every in-dialog request are ours (re-INVITE from the callee, with and
 // without an offer, INFO both ways, BYE from the caller).
 func TestCallBetweenAccounts(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
 	s := newStack(t, nil)
 	ha, hb := newHandler(t), newHandler(t)

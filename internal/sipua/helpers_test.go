@@ -1,14 +1,12 @@
 package sipua
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/internal/testpeer"
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // wait bounds every wait for an event in these tests.
@@ -31,61 +30,19 @@ var holdSDP = strings.Replace(strings.Replace(offerSDP, "a=sendrecv", "a=sendonl
 const answerSDP = "v=0\r\no=rtcgate 2 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
 	"m=audio 40002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
 
-// logBuffer collects a test's log and prints it only if the test failed
-// (or SIPUA_TEST_LOG is set).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // logs maps a test's Stack to its log, for tests that look into it.
-var logs sync.Map // *Stack -> *logBuffer
+var logs sync.Map // *Stack -> *testutil.SyncBuffer
 
-func testLogger(t *testing.T) (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+// testLogger logs at debug level into a buffer printed if the test failed
+// (or SIPUA_TEST_LOG is set).
+func testLogger(t *testing.T) (*slog.Logger, *testutil.SyncBuffer) {
+	b := &testutil.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("SIPUA_TEST_LOG") != "" {
-			b.mu.Lock()
-			t.Logf("sipua log:\n%s", b.buf.String())
-			b.mu.Unlock()
+			t.Logf("sipua log:\n%s", b.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
-
-// checkGoroutines fails the test if, after everything the test started has
-// been cleaned up, more goroutines run than before it. Call it first, so
-// its cleanup runs last.
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for i := 0; ; i++ {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("%d goroutines left running (%d before the test):\n%s", n, before, buf)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
 }
 
 // newStack starts a Stack on loopback, served until the test ends.
@@ -366,7 +323,7 @@ func (h *handler) waitReg(t *testing.T, status RegistrationStatus) regEvent {
 func checkNoSecrets(t *testing.T, s *Stack, passwords ...string) {
 	t.Helper()
 	v, _ := logs.Load(s)
-	log := v.(*logBuffer).String()
+	log := v.(*testutil.SyncBuffer).String()
 	for _, p := range passwords {
 		if strings.Contains(log, p) {
 			t.Errorf("the log holds password %q", p)

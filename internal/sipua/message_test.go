@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/internal/testpeer"
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 func TestMessage(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
 	s := newStack(t, nil)
 	ha, hb := newHandler(t), newHandler(t)
@@ -76,7 +77,7 @@ func TestMessage(t *testing.T) {
 // Requests sent straight to the Stack, bypassing Kamailio: an unknown
 // Contact user gets 404, a request in an unknown dialog 481, OPTIONS 200.
 func TestUnknownContact(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	s := newStack(t, nil)
 	h := newHandler(t)
 	if _, err := s.NewAccount(AccountConfig{Login: "alice", Domain: "rtcgate.test"}, h); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/internal/testpeer"
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // Kamailio's registrar raises any Expires under its min_expires (60 s) to
@@ -18,7 +19,7 @@ import (
 func TestRegisterRefreshUnregister(t *testing.T) {
 	for _, tp := range []string{"udp", "tcp"} {
 		t.Run(tp, func(t *testing.T) {
-			checkGoroutines(t)
+			testutil.CheckGoroutines(t)
 			k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
 			s := newStack(t, func(c *Config) { c.RegisterExpires = 2 * time.Second })
 			s.refreshAfter = func(time.Duration) time.Duration { return 200 * time.Millisecond }
@@ -69,7 +70,7 @@ func TestRegisterRefreshUnregister(t *testing.T) {
 }
 
 func TestRegisterWrongPassword(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
 	s := newStack(t, nil)
 	h := newHandler(t)
@@ -103,7 +104,7 @@ func TestRegisterWrongPassword(t *testing.T) {
 func TestRegisterUnreachable(t *testing.T) {
 	for _, tp := range []string{"udp", "tcp"} {
 		t.Run(tp, func(t *testing.T) {
-			checkGoroutines(t)
+			testutil.CheckGoroutines(t)
 			port := deadPort(t)
 			const timeout = 700 * time.Millisecond
 			s := newStack(t, func(c *Config) { c.RequestTimeout = timeout })
@@ -147,7 +148,7 @@ func (h *closingHandler) Registration(status RegistrationStatus, code int, reaso
 // Close called from the account's own Handler returns (it does not wait
 // for the event queue it runs on).
 func TestCloseFromHandler(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	s := newStack(t, nil)
 	h := &closingHandler{handler: newHandler(t), acct: make(chan *Account, 1), closed: make(chan struct{})}
 	a, err := s.NewAccount(AccountConfig{
@@ -176,7 +177,7 @@ func deadPort(t *testing.T) int {
 }
 
 func TestNewAccountValidation(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	s := newStack(t, func(c *Config) { c.MaxAccounts = 1 })
 	h := newHandler(t)
 	for _, cfg := range []AccountConfig{

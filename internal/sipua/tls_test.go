@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/internal/testpeer"
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // tlsAccountConfig is user's account on k over TLS, to its TLS listener.
@@ -40,7 +41,7 @@ func tlsStack(t *testing.T, ca string, mod func(*Config)) *Stack {
 // connection the Stack opened (the Via's alias), since nothing listens
 // for TLS at the Contact.
 func TestTLSRegisterAndMessage(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{TLS: true})
 	s := tlsStack(t, k.TLSCA, nil)
 	ha, hb := newHandler(t), newHandler(t)
@@ -81,7 +82,7 @@ func TestTLSRegisterAndMessage(t *testing.T) {
 // over TLS: the INVITE, and the far end's ACK and BYE, come over our
 // connection.
 func TestTLSCalls(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	uas := testpeer.StartSipp(t, "uas_echo", "-m", "1")
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{TLS: true, Routes: map[string]string{"echo": uas.Addr}})
 	s := tlsStack(t, k.TLSCA, nil)
@@ -133,7 +134,7 @@ func TestTLSCalls(t *testing.T) {
 // A proxy whose certificate the trusted CA did not sign: the REGISTER
 // never leaves, and FAILED says why.
 func TestTLSUntrustedCertificate(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{TLS: true})
 	// Each Kamailio has a CA of its own: trust another one's.
 	other := testpeer.StartKamailio(t, testpeer.KamailioOptions{TLS: true})
@@ -177,7 +178,7 @@ func TestTLSBadCAFile(t *testing.T) {
 // notices at its next keep-alive and registers again over a new one,
 // through which the account is reached.
 func TestTLSConnectionLostReregisters(t *testing.T) {
-	checkGoroutines(t)
+	testutil.CheckGoroutines(t)
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{TLS: true})
 	s := tlsStack(t, k.TLSCA, func(c *Config) { c.TLSKeepalive = 50 * time.Millisecond })
 	ha := newHandler(t)

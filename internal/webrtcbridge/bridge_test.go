@@ -6,10 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,33 +15,16 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/rtcgate/rtcgate/internal/sdp"
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 var loopback = netip.MustParseAddr("127.0.0.1")
-
-// syncBuffer collects the bridge's log for a failing test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testConfig binds ICE to loopback and shows the bridge's debug log if the
 // test fails.
 func testConfig(t *testing.T) Config {
 	t.Helper()
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bridge log:\n%s", buf.String())
@@ -619,7 +600,7 @@ func TestCloseIdempotent(t *testing.T) {
 // TestCloseLeavesNoGoroutines runs calls with media both ways, closes
 // everything and waits (bounded) for the goroutine count to come back.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	base := runtime.NumGoroutine()
+	testutil.CheckGoroutines(t)
 	t.Run("outgoing with media", func(t *testing.T) { TestOutgoingCallMedia(t) })
 	t.Run("incoming with media", func(t *testing.T) { TestIncomingCallMedia(t) })
 	t.Run("answer failed", func(t *testing.T) { TestNonLocalAddress(t) })
@@ -637,12 +618,4 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		}
 		closeBridge(t, b)
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines before, %d after closing:\n%s", base, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // ---- private PKI ----
@@ -571,7 +573,7 @@ func TestAsyncBoundedFIFO(t *testing.T) {
 	}))
 	defer s.Close()
 
-	var logs syncBuf
+	var logs testutil.SyncBuffer
 	o := opts()
 	o.MaxAsync, o.MaxQueued = 2, 3
 	o.Log = slog.New(slog.NewTextHandler(&logs, nil))
@@ -652,23 +654,6 @@ func TestAsyncBoundedFIFO(t *testing.T) {
 	if strings.Count(logs.String(), "queue full") != 1 {
 		t.Fatalf("overflow not logged:\n%s", logs.String())
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestCloseDrainsAndLeavesNoGoroutines(t *testing.T) {
