@@ -115,11 +115,10 @@ func TestOutgoingBusy(t *testing.T) {
 	ch.expectNoMore(t, 100*time.Millisecond)
 }
 
-// testpeer's uas_ring_cancel answers the CANCEL's Via in its 487, which
-// through a proxy is the proxy's alone: Kamailio relays a 487 without a
-// Via that no transaction can match. Our side then gives up after
-// RequestTimeout with Ended(0, "CANCEL"); a UAS that gets it right is
-// reported as 487.
+// A ringing call cancelled: the far end's 487 ends it (Ended 487). A UAS
+// whose 487 cannot be matched (a Via copied from the CANCEL, as
+// uas_ring_cancel once did) ends it after RequestTimeout with Ended(0,
+// "CANCEL"); both are accepted.
 func TestOutgoingCancel(t *testing.T) {
 	testutil.CheckGoroutines(t)
 	k, sp := echoPeer(t, "uas_ring_cancel")
@@ -156,7 +155,7 @@ func TestOutgoingRingTimeout(t *testing.T) {
 	k, sp := echoPeer(t, "uas_ring_cancel")
 	s := newStack(t, func(c *Config) {
 		c.RingTimeout = 300 * time.Millisecond
-		c.RequestTimeout = time.Second // see TestOutgoingCancel
+		c.RequestTimeout = time.Second // bounds the wait for an unmatched 487 (TestOutgoingCancel)
 	})
 	h := newHandler(t)
 	a, err := s.NewAccount(accountConfig(t, k, "alice", "udp", false), h)
