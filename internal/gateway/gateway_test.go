@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/rtcgate/rtcgate/internal/cli"
 	"github.com/rtcgate/rtcgate/internal/sdp"
 )
 
@@ -88,5 +91,29 @@ func TestRedirect(t *testing.T) {
 	}
 	if strings.Count(string(out), "sendrecv") != 0 {
 		t.Errorf("sendrecv left in %q", out)
+	}
+}
+
+// TestListSIP: `list sip` reads the counters /metrics shows.
+func TestListSIP(t *testing.T) {
+	g := &Gateway{}
+	m := g.metrics()
+	m.registration("REGISTERED")
+	m.active.Add(2)
+	m.callEnded(false, "BUSY")
+	m.callEnded(true, "FINISH")
+	m.message(true, "RECEIVED")
+	r := cli.New(nil)
+	g.RegisterCLI(r)
+	var out strings.Builder
+	out.WriteString(r.Run(context.Background(), "list sip"))
+	for _, want := range []string{"Registrations REGISTERED", "Calls outgoing BUSY", "Calls incoming FINISH", "Messages incoming RECEIVED"} {
+		if !strings.Contains(out.String(), fmt.Sprintf(" %-48s:1\n", want)) {
+			t.Errorf("list sip lacks %s:1:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf(" %-48s:0\n", "Calls outgoing FINISH")) ||
+		!strings.Contains(out.String(), fmt.Sprintf(" %-48s:0\n", "Active calls")) {
+		t.Errorf("list sip:\n%s", out.String())
 	}
 }

@@ -4,23 +4,24 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rtcgate/rtcgate/internal/cli"
 )
 
-// gatewayMetrics are the SIP gateway's figures, for /metrics and `list sip`.
+// gatewayMetrics are the SIP gateway's figures, for /metrics and `list sip`
+// (which reads the same counters).
 type gatewayMetrics struct {
 	registrations *prometheus.CounterVec // by status
 	calls         *prometheus.CounterVec // ended calls by direction and final status
 	messages      *prometheus.CounterVec // by direction and status
 	setup         prometheus.Histogram   // outgoing call sent → ESTABLISHED
 	active        atomic.Int64           // calls not ended
-	byStatus      sync.Map               // "call/outgoing/FINISH" → *atomic.Int64, for the CLI
 }
 
 func newGatewayMetrics() *gatewayMetrics {
@@ -50,18 +51,24 @@ func (g *Gateway) metrics() *gatewayMetrics {
 	return g.m
 }
 
-// count adds one to a labelled counter and to the CLI's tally of it.
-func (m *gatewayMetrics) count(vec *prometheus.CounterVec, tally string, labels ...string) {
-	vec.WithLabelValues(labels...).Inc()
-	v, _ := m.byStatus.LoadOrStore(tally, new(atomic.Int64))
-	v.(*atomic.Int64).Add(1)
-}
-
-func (m *gatewayMetrics) tally(name string) int64 {
-	if v, ok := m.byStatus.Load(name); ok {
-		return v.(*atomic.Int64).Load()
+// counts reads a counter vector for the CLI, by its label values joined
+// with "/" in label-name order ("outgoing/FINISH").
+func counts(vec *prometheus.CounterVec) map[string]float64 {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { vec.Collect(ch); close(ch) }()
+	out := map[string]float64{}
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil {
+			continue
+		}
+		labels := make([]string, 0, len(d.GetLabel()))
+		for _, l := range d.GetLabel() {
+			labels = append(labels, l.GetValue())
+		}
+		out[strings.Join(labels, "/")] = d.GetCounter().GetValue()
 	}
-	return 0
+	return out
 }
 
 // Collectors are the gateway's metrics.
@@ -89,38 +96,32 @@ func (g *Gateway) RegisterCLI(r *cli.Registry) {
 		line := func(name string, v any) { fmt.Fprintf(w, " %-48s:%v\n", name, v) }
 		line("SIP accounts", g.numAccounts())
 		line("Active calls", m.active.Load())
+		regs, calls, msgs := counts(m.registrations), counts(m.calls), counts(m.messages)
 		for _, s := range []string{"REGISTERED", "UNREGISTERED", "FAILED"} {
-			line("Registrations "+s, m.tally("reg/"+s))
+			line("Registrations "+s, regs[s])
 		}
 		for _, d := range []string{"outgoing", "incoming"} {
 			for _, s := range []string{"FINISH", "BUSY", "FAILED"} {
-				line(fmt.Sprintf("Calls %s %s", d, s), m.tally("call/"+d+"/"+s))
+				line(fmt.Sprintf("Calls %s %s", d, s), calls[d+"/"+s])
 			}
 		}
-		for _, d := range []string{"outgoing", "incoming"} {
-			for _, s := range []string{"ACCEPTED", "FAILED", "RECEIVED"} {
-				if d == "outgoing" && s == "RECEIVED" || d == "incoming" && s != "RECEIVED" {
-					continue
-				}
-				line(fmt.Sprintf("Messages %s %s", d, s), m.tally("msg/"+d+"/"+s))
-			}
+		for _, k := range []string{"outgoing/ACCEPTED", "outgoing/FAILED", "incoming/RECEIVED"} {
+			line("Messages "+strings.ReplaceAll(k, "/", " "), msgs[k])
 		}
 	})
 }
 
 func (m *gatewayMetrics) registration(status string) {
-	m.count(m.registrations, "reg/"+status, status)
+	m.registrations.WithLabelValues(status).Inc()
 }
 
 func (m *gatewayMetrics) callEnded(incoming bool, status string) {
-	d := direction(incoming)
-	m.count(m.calls, "call/"+d+"/"+status, d, status)
+	m.calls.WithLabelValues(direction(incoming), status).Inc()
 	m.active.Add(-1)
 }
 
 func (m *gatewayMetrics) message(incoming bool, status string) {
-	d := direction(incoming)
-	m.count(m.messages, "msg/"+d+"/"+status, d, status)
+	m.messages.WithLabelValues(direction(incoming), status).Inc()
 }
 
 func (m *gatewayMetrics) answered(since time.Time) { m.setup.Observe(time.Since(since).Seconds()) }
