@@ -153,14 +153,11 @@ func accountConfig(req map[string]any) (sipua.AccountConfig, bool, error) {
 // Connect checks the sip* fields; the account is made once the session is
 // established, so that RegistrationStatusEvent follows
 // ConnectionStatusEvent ESTABLISHED.
-func (g *Gateway) Connect(_ context.Context, s *client.Session, req map[string]any) (map[string]any, error) {
-	if _, ok := req["appKey"].(string); !ok {
-		req["appKey"] = "defaultApp"
-	}
+func (g *Gateway) Connect(ctx context.Context, s *client.Session, req map[string]any) (map[string]any, error) {
 	if _, _, err := accountConfig(req); err != nil {
 		return nil, err
 	}
-	return req, nil
+	return client.DefaultApp{}.Connect(ctx, s, req)
 }
 
 // Established creates the session's SIP account (registering it when the
