@@ -311,10 +311,16 @@ func playCall(t *testing.T, c ngClient, callID string) {
 	}
 }
 
+// The ng tests give each rtcgate its own media ports in 9000-9899: below
+// the kernel's ephemeral range, where any socket bound to port 0 (Chromium,
+// SIP stacks, test clients running in parallel) could take one, and below
+// testpeer's 10000-32767 — TestLimits, with two port pairs, cannot afford
+// to lose one.
+
 // TestCallOverEveryTransport plays a call over UDP (bencode and JSON), HTTP
 // /ng and /ng-plain, and the two ng WebSocket subprotocols.
 func TestCallOverEveryTransport(t *testing.T) {
-	r := start(t, append(ephemeral, "--port-min", "46000", "--port-max", "46199")...)
+	r := start(t, append(ephemeral, "--port-min", "9000", "--port-max", "9199")...)
 	ngAddr, httpBase := r.addr(t, "listen-ng"), "http://"+r.addr(t, "listen-http")
 	wsURL := "ws://" + r.addr(t, "listen-http")
 	for _, tc := range []struct {
@@ -347,7 +353,7 @@ func TestCallOverEveryTransport(t *testing.T) {
 // TestRetransmittedCookie: a UDP request repeated with the same cookie gets
 // the same reply and runs once.
 func TestRetransmittedCookie(t *testing.T) {
-	r := start(t, append(ephemeral, "--port-min", "46200", "--port-max", "46299")...)
+	r := start(t, append(ephemeral, "--port-min", "9200", "--port-max", "9299")...)
 	conn, err := net.Dial("udp", r.addr(t, "listen-ng"))
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +421,7 @@ func grepLines(text, substr string) string {
 // leave nothing behind.
 func TestLimits(t *testing.T) {
 	// Two port pairs: one call (a pair per party) fills them.
-	r := start(t, append(ephemeral, "--port-min", "46300", "--port-max", "46303")...)
+	r := start(t, append(ephemeral, "--port-min", "9300", "--port-max", "9303")...)
 	c := udpNG{r.addr(t, "listen-ng"), ng.Bencode}
 	a := newParty(t)
 	requireOK(t, c.Do(t, map[string]any{"command": "offer", "call-id": "full1", "from-tag": "x", "sdp": a.sdp()}))
@@ -450,7 +456,7 @@ func TestLimits(t *testing.T) {
 // after `final-timeout`, and `terminate` ends one at once; each is counted
 // under its reason.
 func TestTimeouts(t *testing.T) {
-	r := start(t, append(ephemeral, "--port-min", "46400", "--port-max", "46499", "--timeout", "1", "--final-timeout", "3", "--silent-timeout", "2")...)
+	r := start(t, append(ephemeral, "--port-min", "9400", "--port-max", "9499", "--timeout", "1", "--final-timeout", "3", "--silent-timeout", "2")...)
 	c := udpNG{r.addr(t, "listen-ng"), ng.Bencode}
 	base := "http://" + r.addr(t, "listen-http")
 	setup := func(id, direction string) (*party, int) {
@@ -511,7 +517,7 @@ func TestTimeouts(t *testing.T) {
 // TestBadRequests: every malformed request gets an error reply naming the
 // problem; a message without cookie is dropped.
 func TestBadRequests(t *testing.T) {
-	r := start(t, append(ephemeral, "--port-min", "46500", "--port-max", "46599")...)
+	r := start(t, append(ephemeral, "--port-min", "9500", "--port-max", "9599")...)
 	conn, err := net.Dial("udp", r.addr(t, "listen-ng"))
 	if err != nil {
 		t.Fatal(err)
@@ -566,7 +572,7 @@ func TestBadRequests(t *testing.T) {
 // bencode and in JSON.
 func TestRtpengineNgClient(t *testing.T) {
 	client := needTool(t, "rtpengine-ng-client", "rtpengine-utils")
-	r := start(t, append(ephemeral, "--port-min", "46600", "--port-max", "46699")...)
+	r := start(t, append(ephemeral, "--port-min", "9600", "--port-max", "9699")...)
 	host, port := splitHostPort(t, r.addr(t, "listen-ng"))
 	a, b := newParty(t), newParty(t)
 	for _, mode := range [][]string{nil, {"--json"}} {
@@ -584,11 +590,11 @@ func TestRtpengineNgClient(t *testing.T) {
 		}
 		out := run("offer", "--call-id="+id, "--from-tag=ft", "--trust-address", "--replace-origin", "--sdp="+a.sdp())
 		newSDP := out[strings.Index(out, "New SDP:"):]
-		if !regexp.MustCompile(`m=audio 466\d\d RTP/AVP 0 8 101`).MatchString(newSDP) {
+		if !regexp.MustCompile(`m=audio 96\d\d RTP/AVP 0 8 101`).MatchString(newSDP) {
 			t.Errorf("offer did not rewrite the SDP:\n%s", out)
 		}
 		out = run("answer", "--call-id="+id, "--from-tag=ft", "--to-tag=tt", "--sdp="+b.sdp())
-		if !regexp.MustCompile(`m=audio 466\d\d RTP/AVP`).MatchString(out[strings.Index(out, "New SDP:"):]) {
+		if !regexp.MustCompile(`m=audio 96\d\d RTP/AVP`).MatchString(out[strings.Index(out, "New SDP:"):]) {
 			t.Errorf("answer did not rewrite the SDP:\n%s", out)
 		}
 		listed, _, _ := runCmd(t, 20*time.Second, binary, "ctl", "--url", "http://"+r.addr(t, "listen-http"), "list", "sessions", "all")
@@ -605,14 +611,14 @@ func TestRtpengineNgClient(t *testing.T) {
 // TestNgSubcommand: `rtcgate ng` speaks ng over UDP and HTTP, bencode and
 // JSON, and exits 1 on an error reply.
 func TestNgSubcommand(t *testing.T) {
-	r := start(t, append(ephemeral, "--port-min", "46700", "--port-max", "46799")...)
+	r := start(t, append(ephemeral, "--port-min", "9700", "--port-max", "9799")...)
 	sdpFile := t.TempDir() + "/offer.sdp"
 	if err := os.WriteFile(sdpFile, []byte(newParty(t).sdp()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	udp, web := "udp://"+r.addr(t, "listen-ng"), "http://"+r.addr(t, "listen-http")
 	out, stderr, code := runCmd(t, 20*time.Second, binary, "ng", "--url", udp, "--sdp-file", sdpFile, "offer", "call-id=sub", "from-tag=f", "flags=trust-address")
-	if code != 0 || !regexp.MustCompile(`(?m)^m=audio 467\d\d RTP/AVP`).MatchString(out) || !strings.Contains(out, `"result": "ok"`) {
+	if code != 0 || !regexp.MustCompile(`(?m)^m=audio 97\d\d RTP/AVP`).MatchString(out) || !strings.Contains(out, `"result": "ok"`) {
 		t.Fatalf("rtcgate ng offer = %d\n%s%s", code, out, stderr)
 	}
 	out, _, code = runCmd(t, 20*time.Second, binary, "ng", "--url", web, "--json", "list", "limit=10")
@@ -632,7 +638,7 @@ func TestNgSubcommand(t *testing.T) {
 // TestDeleteDelay: without "delete delay" a deleted call lingers for the
 // configured delete-delay (marked for deletion), then goes.
 func TestDeleteDelay(t *testing.T) {
-	r := start(t, append(ephemeral, "--port-min", "46800", "--port-max", "46899", "--delete-delay", "1")...)
+	r := start(t, append(ephemeral, "--port-min", "9800", "--port-max", "9899", "--delete-delay", "1")...)
 	c := udpNG{r.addr(t, "listen-ng"), ng.Bencode}
 	requireOK(t, c.Do(t, map[string]any{"command": "offer", "call-id": "late", "from-tag": "a", "sdp": newParty(t).sdp()}))
 	requireOK(t, c.Do(t, map[string]any{"command": "delete", "call-id": "late", "from-tag": "a"}))
