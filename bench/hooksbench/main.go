@@ -43,7 +43,7 @@
 //	    through the client protocol costs far more than the events they
 //	    produce: this program re-executes itself as a child that builds what
 //	    the daemon builds — eventq.New over the Memory store (or Disk,
-//	    -store disk) with hooks.Gateway.Sender over restclient, defaults as
+//	    -store disk) with hooks.Hooks.Sender over restclient, defaults as
 //	    in rtcgate's configuration — and enqueues -q-sessions × -q-events
 //	    events as fast as it can, each body carrying a sequence number.
 //	    Events/s from the first enqueue to the last delivery, the child's

@@ -243,7 +243,7 @@ func runQueueChild(backendURL string, sessions, events, workers, retries, idle, 
 		st = eventq.NewMemory(maxBytes / 512)
 	}
 	defer st.Close()
-	gw := &hooks.Gateway{Apps: apps, HTTP: hc, NodeID: "hooksbench"}
+	gw := &hooks.Hooks{Apps: apps, HTTP: hc, NodeID: "hooksbench"}
 	var dead atomic.Uint64
 	q, err := eventq.New(eventq.Options{
 		Store: st, Send: gw.Sender(), Workers: workers, MaxAttempts: retries,

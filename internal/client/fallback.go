@@ -19,8 +19,8 @@ var fallbackActions = map[string]func(*Hub, http.ResponseWriter, *http.Request, 
 	"send":     (*Hub).httpSend,
 	"sync":     (*Hub).httpSync,
 	"close":    (*Hub).httpClose,
-	"login":    (*Hub).httpNotYet,
-	"logout":   (*Hub).httpNotYet,
+	"login":    (*Hub).httpUnsupported,
+	"logout":   (*Hub).httpUnsupported,
 	"download": (*Hub).httpDownload,
 }
 
@@ -52,7 +52,7 @@ func hashConnectionID(id string) string {
 // binding ties a connectionId to a session, for one client address.
 type binding struct {
 	key  bindingKey
-	s    *Session
+	s    *session
 	ip   string
 	gone chan struct{} // closed when the binding leaves the hub's bindings
 	send chan struct{} // one send at a time, in order; waiting is cancellable
@@ -64,6 +64,15 @@ type binding struct {
 	utids     map[int64][]byte
 	utidOrder []int64 // oldest first, at most utidsKept
 }
+
+// Kind implements Transport.
+func (b *binding) Kind() string { return "http" }
+
+// Pending implements Transport: the client's syncs wait on the session.
+func (b *binding) Pending() {}
+
+// Replaced implements Transport: the binding sees the generation change.
+func (b *binding) Replaced() {}
 
 func (b *binding) generation() uint64 {
 	b.mu.Lock()
@@ -91,7 +100,7 @@ func (b *binding) ended() bool {
 type bindings struct {
 	mu        sync.Mutex
 	byKey     map[bindingKey]*binding
-	bySession map[*Session]*binding
+	bySession map[*session]*binding
 	ended     int // bindings kept past their session's end
 
 	// openLocks serialise opens of one connectionId (and, harmlessly, of
@@ -100,7 +109,7 @@ type bindings struct {
 }
 
 func newBindings() *bindings {
-	return &bindings{byKey: map[bindingKey]*binding{}, bySession: map[*Session]*binding{}}
+	return &bindings{byKey: map[bindingKey]*binding{}, bySession: map[*session]*binding{}}
 }
 
 func (bs *bindings) openLock(k bindingKey) *sync.Mutex {
@@ -217,9 +226,9 @@ type welcome struct {
 	LastSeq      uint64  `json:"lastSeq"`  // the newest frame queued so far
 }
 
-func (h *Hub) writeWelcome(w http.ResponseWriter, s *Session) {
+func (h *Hub) writeWelcome(w http.ResponseWriter, s *session) {
 	writeJSON(w, http.StatusOK, welcome{
-		Type: "welcome", NS: "org.jwebsocket.plugins.system", SourceID: s.ID,
+		Type: "welcome", NS: "org.jwebsocket.plugins.system", SourceID: s.id,
 		MaxFrameSize: h.maxFrame(), Timeout: h.opts.IdleTimeout.Seconds(),
 		SyncWait: h.syncWait().Seconds(), LastSeq: s.lastSeq(),
 	})
@@ -242,7 +251,7 @@ func (h *Hub) httpOpen(w http.ResponseWriter, r *http.Request, p *fallbackParams
 			return
 		}
 		if !b.ended() {
-			if sid != "" && sid != b.s.ID {
+			if sid != "" && sid != b.s.id {
 				httpText(w, http.StatusBadRequest, "this connectionId is bound to another session")
 				return
 			}
@@ -261,7 +270,7 @@ func (h *Hub) httpOpen(w http.ResponseWriter, r *http.Request, p *fallbackParams
 				httpText(w, http.StatusBadRequest, "unknown session or wrong authToken")
 				return
 			}
-			gen := b.s.attach("http", time.Now())
+			gen := b.s.attach(b, time.Now())
 			b.mu.Lock()
 			b.gen, b.delivered = gen, max(b.delivered, b.s.ackedSeq())
 			b.mu.Unlock()
@@ -272,7 +281,7 @@ func (h *Hub) httpOpen(w http.ResponseWriter, r *http.Request, p *fallbackParams
 		h.fallback.remove(b)
 	}
 
-	var s *Session
+	var s *session
 	if sid != "" {
 		if s = h.resume(sid, token, ack); s == nil {
 			httpText(w, http.StatusBadRequest, "unknown session or wrong authToken")
@@ -285,9 +294,12 @@ func (h *Hub) httpOpen(w http.ResponseWriter, r *http.Request, p *fallbackParams
 			return
 		}
 	}
-	gen := s.attach("http", time.Now())
-	b := &binding{key: k, s: s, ip: ip, gen: gen, delivered: s.ackedSeq(),
+	b := &binding{key: k, s: s, ip: ip, delivered: s.ackedSeq(),
 		gone: make(chan struct{}), send: make(chan struct{}, 1), utids: map[int64][]byte{}}
+	gen := s.attach(b, time.Now())
+	b.mu.Lock()
+	b.gen = gen
+	b.mu.Unlock()
 	h.fallback.add(b)
 	h.log.Debug("http fallback: connection opened", "ip", ip, "resumed", sid != "")
 	h.writeWelcome(w, s)
@@ -368,7 +380,11 @@ func (h *Hub) httpSend(w http.ResponseWriter, r *http.Request, p *fallbackParams
 		httpText(w, http.StatusConflict, "the session was resumed on another connection")
 		return
 	}
-	h.handle(r.Context(), b.s, data)
+	if ref := h.handle(r.Context(), b.s, data); ref != nil {
+		// Refused before it ran: a retry with the same utid may run.
+		writeJSON(w, http.StatusBadRequest, response{Type: "response", Code: -1, Msg: ref.message + ": " + ref.info, UTID: id})
+		return
+	}
 	resp, _ := json.Marshal(response{Type: "response", Code: 0, Msg: "ok", UTID: id})
 	if hasID {
 		b.mu.Lock()
@@ -507,15 +523,16 @@ func (h *Hub) httpClose(w http.ResponseWriter, r *http.Request, p *fallbackParam
 	io.WriteString(w, httpCloseCommand)
 }
 
-// httpNotYet answers login and logout, which the app backend (REST hooks)
-// will take.
-func (h *Hub) httpNotYet(w http.ResponseWriter, r *http.Request, p *fallbackParams, k bindingKey) {
+// httpUnsupported answers jWebSocket's login and logout: a session is
+// authenticated once, by its connection frame (the app's connect hook sees
+// its credentials), and ends with close.
+func (h *Hub) httpUnsupported(w http.ResponseWriter, r *http.Request, p *fallbackParams, k bindingKey) {
 	if h.bound(w, r, k) == nil {
 		return
 	}
 	id, _, _ := utid(p)
 	writeJSON(w, http.StatusNotImplemented, response{Type: "response", Code: -1,
-		Msg: p.get("action") + " is not available yet: no app backend (REST hooks) is configured", UTID: id})
+		Msg: "login and logout are not supported: authenticate with the connection frame (the app's connect hook), end with close", UTID: id})
 }
 
 // httpDownload: rtcgate keeps no files for sessions.

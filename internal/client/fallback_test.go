@@ -22,44 +22,44 @@ import (
 	"github.com/coder/websocket"
 )
 
-// fbApp is the test app: DefaultApp, refusing appKey "refuse", counting
+// fbApp is the test app: BuiltIn, refusing appKey "refuse", counting
 // sendData and telling the test of each established session and each end.
 type fbApp struct {
-	DefaultApp
+	BuiltIn
 	mu          sync.Mutex
 	sendData    int
-	established chan *Session
+	established chan Session
 	ended       chan string
 }
 
 func newFBApp() *fbApp {
-	return &fbApp{established: make(chan *Session, 16), ended: make(chan string, 16)}
+	return &fbApp{established: make(chan Session, 16), ended: make(chan string, 16)}
 }
 
-func (a *fbApp) Connect(ctx context.Context, s *Session, req map[string]any) (map[string]any, error) {
+func (a *fbApp) Connect(ctx context.Context, s Session, req map[string]any) (map[string]any, error) {
 	if req["appKey"] == "refuse" {
 		return nil, errors.New("refused by the test app")
 	}
-	return DefaultApp{}.Connect(ctx, s, req)
+	return BuiltIn{}.Connect(ctx, s, req)
 }
 
-func (a *fbApp) Established(s *Session) {
+func (a *fbApp) Established(s Session) {
 	select {
 	case a.established <- s:
 	default:
 	}
 }
 
-func (a *fbApp) Handle(ctx context.Context, s *Session, action string, data json.RawMessage) error {
-	if action == "sendData" {
+func (a *fbApp) Handle(ctx context.Context, s Session, act *Action, data json.RawMessage) error {
+	if act.Message == "sendData" {
 		a.mu.Lock()
 		a.sendData++
 		a.mu.Unlock()
 	}
-	return DefaultApp{}.Handle(ctx, s, action, data)
+	return BuiltIn{}.Handle(ctx, s, act, data)
 }
 
-func (a *fbApp) Disconnected(_ *Session, reason string) {
+func (a *fbApp) Disconnected(_ Session, reason string) {
 	select {
 	case a.ended <- reason:
 	default:
@@ -275,7 +275,7 @@ func TestFallbackOpenWelcome(t *testing.T) {
 	if w.NS != "org.jwebsocket.plugins.system" || w.MaxFrameSize != 64<<10 || w.Timeout != 60 || w.SyncWait != 10 || w.LastSeq != 0 {
 		t.Fatalf("welcome %+v", w)
 	}
-	if e.hub.Session(w.SourceID) == nil {
+	if e.hub.session(w.SourceID) == nil {
 		t.Fatalf("welcome names session %q, which the hub does not have", w.SourceID)
 	}
 	// Opening again from the same address is the same session.
@@ -330,10 +330,49 @@ func TestFallbackProtocol(t *testing.T) {
 		t.Fatalf("sync headers first %q last %q, want 3 3", s.first, s.last)
 	}
 
-	// A frame that is no frame is answered with fail, as over the WebSocket.
-	c.send(`not json`, 3)
-	s = c.sync("ack", "3")
-	wantMessages(t, s, "fail")
+	// A frame refused before it ran is answered 400 with the reason, and
+	// nothing arrives by sync for it.
+	for _, tc := range []struct{ frame, want string }{
+		{`not json`, "a frame is a JSON object"},
+		{`{"message":"` + strings.Repeat("x", 10000) + `","data":[]}`, "unknown message"},
+		{`{"message":"playStream","data":[{}]}`, "playStream: not supported"},
+	} {
+		r := c.post("send", "data", tc.frame, "utid", "9")
+		if r.status != 400 || !strings.Contains(string(r.body), tc.want) || len(r.body) > 300 {
+			t.Fatalf("send %.40s: %v, want 400 naming %q (short)", tc.frame, r, tc.want)
+		}
+	}
+	// A raw JSON body is a frame whatever its Content-Type (curl's and
+	// jQuery's default is form-encoded).
+	req, _ := http.NewRequest("POST", e.srv.URL+"/http?"+url.Values{"connectionId": {c.id}, "action": {"send"}, "utid": {"10"}}.Encode(),
+		strings.NewReader(`{"message":"ping","data":[]}`))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if r := e.do(c.hc, req); r.status != 200 {
+		t.Fatalf("raw JSON as form-encoded: %v", r)
+	}
+	s = c.sync("ack", "3", "wait", "5")
+	wantMessages(t, s, "pong")
+	// login and logout say plainly they are not supported.
+	for _, action := range []string{"login", "logout"} {
+		if r := c.post(action, "username", "u", "password", "p"); r.status != 501 || !strings.Contains(string(r.body), "not supported") {
+			t.Fatalf("%s: %v, want 501 not supported", action, r)
+		}
+	}
+}
+
+// TestFallbackRefusesBeforeConnection: a message before connection is
+// answered 400 at once, not by a later sync.
+func TestFallbackRefusesBeforeConnection(t *testing.T) {
+	e := newFBEnv(t, nil)
+	c := e.conn()
+	c.open()
+	r := c.post("send", "data", `{"message":"call","data":[{"callId":"c1"}]}`)
+	if r.status != 400 || !strings.Contains(string(r.body), "call: not connected") {
+		t.Fatalf("call before connection: %v, want 400 not connected", r)
+	}
+	if s := c.sync("ack", "0", "wait", "0"); len(s.frames) != 0 {
+		t.Fatalf("the refusal also came by sync: %v", s.frames)
+	}
 }
 
 func TestFallbackSyncLosesNothing(t *testing.T) {
@@ -360,7 +399,7 @@ func TestFallbackSyncLosesNothing(t *testing.T) {
 	if empty.first != "" || empty.last != "3" || string(mustJSON(t, empty.frames)) != "[]" {
 		t.Fatalf("after ack: %+v", empty)
 	}
-	s := e.hub.Session(e.hub.fallback.lookup(bindingKey{hashConnectionID(c.id)}).s.ID)
+	s := e.hub.session(e.hub.fallback.lookup(bindingKey{hashConnectionID(c.id)}).s.id)
 	if frames, _, _ := s.pending(0); len(frames) != 0 {
 		t.Fatalf("%d frames still queued after the ack", len(frames))
 	}
@@ -561,12 +600,12 @@ func TestFallbackErrors(t *testing.T) {
 		{"bad ack", c.post("sync", "ack", "-1"), 400, "ack"},
 		{"bad wait", c.post("sync", "wait", "soon"), 400, "wait"},
 		{"login", c.post("login", "username", "root", "password", "root", "utid", "5"), 501,
-			`{"type":"response","code":-1,"msg":"login is not available yet: no app backend (REST hooks) is configured","utid":5}`},
-		{"logout", c.post("logout"), 501, `"msg":"logout is not available yet`},
+			`{"type":"response","code":-1,"msg":"login and logout are not supported: authenticate with the connection frame (the app's connect hook), end with close","utid":5}`},
+		{"logout", c.post("logout"), 501, `"msg":"login and logout are not supported`},
 		{"download", c.post("download", "filename", "avatar.png", "utid", "6"), 404,
 			`{"type":"response","code":-1,"msg":"no downloadable files for this session","utid":6}`},
 		{"download without filename", c.post("download"), 400, `"code":-1`},
-		{"resume, wrong token", e.conn().post("open", "sessionId", e.hub.Session(c.open().SourceID).ID, "authToken", "nope"), 400, "wrong authToken"},
+		{"resume, wrong token", e.conn().post("open", "sessionId", e.hub.session(c.open().SourceID).id, "authToken", "nope"), 400, "wrong authToken"},
 	} {
 		if tc.r.status != tc.status || !strings.Contains(string(tc.r.body), tc.body) {
 			t.Errorf("%s: %v, want %d %s", tc.name, tc.r, tc.status, tc.body)
@@ -642,7 +681,7 @@ func TestFallbackServerEndsSession(t *testing.T) {
 	w := c.open()
 	ch := c.syncAsync("ack", "0", "wait", "10")
 	syncWaiting(t, e, c)
-	e.hub.Session(w.SourceID).Close("shutdown")
+	e.hub.session(w.SourceID).Close("shutdown")
 	wantMessages(t, awaitSync(t, ch, 5*time.Second).s, httpCloseCommand)
 	// The same connectionId opens a new session.
 	if c.open().SourceID == w.SourceID {
@@ -699,16 +738,17 @@ func TestFallbackResumeFromWebSocket(t *testing.T) {
 	json.Unmarshal(f.Arg(), &ud)
 	ws.Close(websocket.StatusNormalClosure, "")
 
-	var s *Session
+	var s *session
 	select {
-	case s = <-e.app.established:
+	case es := <-e.app.established:
+		s = es.(*session)
 	case <-ctx.Done():
 		t.Fatal("the app was not told the session is established")
 	}
 	waitFor(t, "the session to detach", 5*time.Second, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.transport == ""
+		return s.transport == nil
 	})
 	if !s.Send("custom", map[string]any{"while": "detached"}) {
 		t.Fatal("the session did not take a frame while detached")
@@ -739,7 +779,7 @@ func TestFallbackResumeFromWebSocket(t *testing.T) {
 	waitFor(t, "the WebSocket to take the session", 5*time.Second, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.transport == "websocket"
+		return s.transport != nil && s.transport.Kind() == "websocket"
 	})
 	if r := c.post("sync", "wait", "0"); r.status != 409 {
 		t.Fatalf("sync of a superseded binding: %v, want 409", r)

@@ -147,13 +147,18 @@ func (h *Hub) readParams(w http.ResponseWriter, r *http.Request) (*fallbackParam
 		}
 		return nil, http.StatusBadRequest, "could not read the request body"
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+	// A body that is a JSON object is a frame whatever its Content-Type:
+	// curl and jQuery post form-encoded by default. A form's first
+	// parameter name cannot start with '{'.
+	trimmed := bytes.TrimSpace(body)
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" &&
+		!bytes.HasPrefix(trimmed, []byte("{")) {
 		if p.form, err = url.ParseQuery(string(body)); err != nil {
 			return nil, http.StatusBadRequest, "malformed form body"
 		}
 		return p, 0, ""
 	}
-	if len(bytes.TrimSpace(body)) > 0 {
+	if len(trimmed) > 0 {
 		p.raw = body
 	}
 	return p, 0, ""

@@ -32,12 +32,12 @@ var ErrTooMany = errors.New("too many connections")
 // Hub owns the sessions and runs every client frame through the protocol,
 // whichever transport brought it.
 type Hub struct {
-	opts Options
-	app  App
-	log  *slog.Logger
+	opts    Options
+	handler Handler
+	log     *slog.Logger
 
 	mu       sync.Mutex
-	sessions map[string]*Session
+	sessions map[string]*session
 	closed   bool
 	fallback *bindings  // HTTP fallback connections
 	ready    *readiness // idle WebSockets, read only when bytes arrive
@@ -49,15 +49,15 @@ type Hub struct {
 	rejected      prometheus.Counter
 }
 
-// NewHub builds the session core over app.
-func NewHub(opts Options, app App) *Hub {
+// NewHub builds the session core over handler.
+func NewHub(opts Options, handler Handler) *Hub {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 1000
 	}
-	h := &Hub{opts: opts, app: app, log: opts.Log, sessions: map[string]*Session{}, fallback: newBindings(),
+	h := &Hub{opts: opts, handler: handler, log: opts.Log, sessions: map[string]*session{}, fallback: newBindings(),
 		sessionsGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rtcgate_client_sessions", Help: "Client sessions, attached or waiting for a resume."}),
 		framesIn:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_received_total", Help: "Frames received from clients."}),
 		framesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_sent_total", Help: "Frames queued for clients."}),
@@ -80,8 +80,8 @@ func (h *Hub) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{h.sessionsGauge, h.framesIn, h.framesOut, h.closedTotal, h.rejected}
 }
 
-// Session finds a session by id.
-func (h *Hub) Session(id string) *Session {
+// session finds a session by id.
+func (h *Hub) session(id string) *session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.sessions[id]
@@ -95,14 +95,14 @@ func (h *Hub) Len() int {
 }
 
 // open makes a session for a new connection, within max connections.
-func (h *Hub) open(remoteIP string) (*Session, error) {
+func (h *Hub) open(remoteIP string) (*session, error) {
 	now := time.Now()
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return nil, ErrTooMany
 	}
-	var victim *Session
+	var victim *session
 	if h.opts.MaxConnections > 0 && len(h.sessions) >= h.opts.MaxConnections {
 		if h.opts.Strategy != "close" {
 			h.mu.Unlock()
@@ -117,7 +117,7 @@ func (h *Hub) open(remoteIP string) (*Session, error) {
 		}
 	}
 	s := newSession(h, remoteIP, now)
-	h.sessions[s.ID] = s
+	h.sessions[s.id] = s
 	h.mu.Unlock()
 	if victim != nil {
 		victim.Close("replaced at client-max-connections")
@@ -128,8 +128,8 @@ func (h *Hub) open(remoteIP string) (*Session, error) {
 
 // oldestIdleLocked is the session quiet the longest: rtcgate's reading of
 // jWebSocket's "close" strategy. h.mu is held.
-func (h *Hub) oldestIdleLocked() *Session {
-	var oldest *Session
+func (h *Hub) oldestIdleLocked() *session {
+	var oldest *session
 	var oldestAt time.Time
 	for _, s := range h.sessions {
 		s.mu.Lock()
@@ -142,10 +142,10 @@ func (h *Hub) oldestIdleLocked() *Session {
 	return oldest
 }
 
-func (h *Hub) remove(s *Session, reason string) {
+func (h *Hub) remove(s *session, reason string) {
 	h.mu.Lock()
-	_, ok := h.sessions[s.ID]
-	delete(h.sessions, s.ID)
+	_, ok := h.sessions[s.id]
+	delete(h.sessions, s.id)
 	h.mu.Unlock()
 	if !ok {
 		return
@@ -153,7 +153,7 @@ func (h *Hub) remove(s *Session, reason string) {
 	h.sessionsGauge.Dec()
 	h.closedTotal.WithLabelValues(reasonLabel(reason)).Inc()
 	h.log.Debug("client session closed", "reason", reason)
-	h.app.Disconnected(s, reason)
+	h.handler.Disconnected(s, reason)
 }
 
 func reasonLabel(reason string) string {
@@ -165,79 +165,93 @@ func reasonLabel(reason string) string {
 	return "other"
 }
 
-// streaming are the SDK's media-server messages; rtcgate is a SIP gateway
-// and answers them with `fail`.
-var streaming = map[string]bool{
-	"publishStream": true, "unPublishStream": true, "playStream": true, "stopStream": true,
-	"snapshot": true, "sendStreamEvent": true, "availableStream": true, "changeVideoState": true,
-	"changeAudioState": true, "submitBugReport": true, "sessionDebug": true,
+// refusal is a frame the core refused before anything ran: the WebSocket
+// answers it with `fail`, the HTTP fallback's send with 400.
+type refusal struct {
+	message string // the frame's message name, shortened; "unknown" when unreadable
+	info    string
 }
 
-// actions are the client actions handed to the app.
-var actions = map[string]bool{
-	"call": true, "answer": true, "hangup": true, "hold": true, "unhold": true, "transfer": true,
-	"sendDtmf": true, "sendMessage": true, "sendData": true, "sendIMMessage": true,
+func (r *refusal) Error() string { return r.info }
+
+// maxEchoed bounds how much of a client's message name a refusal repeats.
+const maxEchoed = 64
+
+// echoed is a client's message name as a refusal repeats it: at most
+// maxEchoed bytes, so that a client never gets back (nor makes rtcgate
+// keep) more than that of its own input.
+func echoed(name string) string {
+	if len(name) > maxEchoed {
+		return name[:maxEchoed] + "…"
+	}
+	return name
 }
 
-// handle runs one frame from the client.
-func (h *Hub) handle(ctx context.Context, s *Session, raw []byte) {
+// handle runs one frame from the client, by its row of Actions. A frame
+// refused before it ran is returned; an action's own failure is the
+// client's `fail` frame.
+func (h *Hub) handle(ctx context.Context, s *session, raw []byte) *refusal {
 	h.framesIn.Inc()
 	s.touch(time.Now(), true)
 	f, err := ParseFrame(raw, h.opts.MaxFrame)
 	if err != nil {
-		s.Fail("unknown", err.Error())
-		return
+		return &refusal{"unknown", err.Error()}
 	}
+	a, known := ActionOf(f.Message)
 	switch {
-	case f.Message == "connection":
-		h.connect(ctx, s, f)
-	case f.Message == "ping":
-		s.Send("pong")
-	case f.Message == "pong":
-		// touch above is all a pong is for
+	case !known:
+		return &refusal{echoed(f.Message), "unknown message"}
+	case a.Run == RunCore:
+		return a.core(h, ctx, s, f)
 	case !s.isEstablished():
-		s.Fail(f.Message, "not connected: send connection first")
-	case streaming[f.Message]:
-		s.Fail(f.Message, "not supported: rtcgate is a SIP gateway, not a media server")
-	case actions[f.Message]:
-		if err := h.app.Handle(ctx, s, f.Message, f.Arg()); err != nil {
-			s.Fail(f.Message, err.Error())
-		}
-	default:
-		s.Fail(f.Message, "unknown message")
+		return &refusal{a.Message, "not connected: send connection first"}
+	case a.Run == RunUnsupported:
+		return &refusal{a.Message, "not supported: rtcgate is a SIP gateway, not a media server"}
 	}
+	if err := h.handler.Handle(ctx, s, a, f.Arg()); err != nil {
+		s.Fail(a.Message, err.Error())
+	}
+	return nil
 }
 
-func (s *Session) isEstablished() bool {
+// ping is answered pong.
+func (h *Hub) ping(_ context.Context, s *session, _ *Frame) *refusal {
+	s.Send("pong")
+	return nil
+}
+
+// pong: the touch in handle is all it is for.
+func (h *Hub) pong(context.Context, *session, *Frame) *refusal { return nil }
+
+func (s *session) isEstablished() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.established
 }
 
-func (h *Hub) connect(ctx context.Context, s *Session, f *Frame) {
+func (h *Hub) connect(ctx context.Context, s *session, f *Frame) *refusal {
 	if s.isEstablished() {
-		s.Fail("connection", "already connected")
-		return
+		return &refusal{f.Message, "already connected"}
 	}
 	var req map[string]any
 	if err := json.Unmarshal(f.Arg(), &req); err != nil || req == nil {
-		s.Fail("connection", "connection needs an object with appKey")
-		return
+		return &refusal{f.Message, "connection needs an object with appKey"}
 	}
-	cfg, err := h.app.Connect(ctx, s, req)
+	cfg, err := h.handler.Connect(ctx, s, req)
 	if err != nil {
-		s.Fail("connection", err.Error())
+		s.Fail(f.Message, err.Error())
 		s.Close("refused: " + err.Error())
-		return
+		return nil
 	}
 	appKey, _ := cfg["appKey"].(string)
-	cfg["sessionId"] = s.ID
-	cfg["authToken"] = s.AuthToken
+	cfg["sessionId"] = s.id
+	cfg["authToken"] = s.authToken
 	s.mu.Lock()
 	s.appKey, s.config, s.established = appKey, cfg, true
 	s.mu.Unlock()
 	s.Send("getUserData", cfg)
-	h.app.Established(s)
+	h.handler.Established(s)
+	return nil
 }
 
 // Run sends keep-alive pings and ends idle sessions until ctx ends.
@@ -265,7 +279,7 @@ func (h *Hub) Run(ctx context.Context) {
 
 func (h *Hub) sweep(now time.Time, ping bool) {
 	h.mu.Lock()
-	all := make([]*Session, 0, len(h.sessions))
+	all := make([]*session, 0, len(h.sessions))
 	for _, s := range h.sessions {
 		all = append(all, s)
 	}
@@ -273,8 +287,9 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 	for _, s := range all {
 		s.mu.Lock()
 		transport, idleFor, established := s.transport, now.Sub(s.lastActive), s.established
-		silentFor, ws := now.Sub(s.lastInbound), s.ws
+		silentFor := now.Sub(s.lastInbound)
 		s.mu.Unlock()
+		ws, _ := transport.(*wsConn)
 		// A WebSocket client silent for three keep-alive periods (pings
 		// unanswered) is gone: drop the socket, keep the session for a
 		// resume.
@@ -284,11 +299,11 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 		}
 		// A detached session, or an HTTP one whose client stopped asking,
 		// waits idle-timeout for a resume.
-		if (transport == "" || transport == "http") && idleFor >= h.opts.IdleTimeout {
+		if ws == nil && idleFor >= h.opts.IdleTimeout {
 			s.Close("idle timeout")
 			continue
 		}
-		if ping && established && transport == "websocket" {
+		if ping && established && ws != nil {
 			s.Send("ping")
 		}
 	}
@@ -298,12 +313,12 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
-	all := make([]*Session, 0, len(h.sessions))
+	all := make([]*session, 0, len(h.sessions))
 	for _, s := range h.sessions {
 		all = append(all, s)
 	}
 	h.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].Created.Before(all[j].Created) })
+	sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
 	for _, s := range all {
 		s.Close("shutdown")
 	}

@@ -25,8 +25,15 @@ import (
 type wsConn struct {
 	*websocket.Conn
 	h   *Hub
-	s   *Session
+	s   *session
 	gen uint64 // the session's attach generation
+
+	// Guarded by the session's lock: whether a flush goroutine runs (one
+	// exists only while there is something to write, so an idle WebSocket
+	// costs no goroutine) and whether the reader runs a frame and flushes
+	// after it.
+	flushing bool
+	handling bool
 
 	nc       net.Conn        // the TCP connection under the library
 	raw      syscall.RawConn // its socket, registered under Go's own fd reference
@@ -76,7 +83,7 @@ func (w *wsConn) read() {
 		if typ != websocket.MessageText {
 			w.s.Fail("unknown", "binary frames are not part of the protocol")
 		} else {
-			w.s.handleFrame(ctx, w, data)
+			w.handleFrame(ctx, data)
 		}
 		if w.raw == nil || w.br.Buffered() > 0 || w.waitReadable(hotWindow) {
 			continue

@@ -1,23 +1,37 @@
 package client
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 )
 
-// Session is one connected app client. Frames to the client are numbered
-// and kept until the client has them, so that a transport that drops — or
-// an HTTP sync response that is lost — loses nothing: whichever transport
-// the client comes back on continues from the last frame it confirmed.
-type Session struct {
-	ID        string // sessionId, told to the client in getUserData
-	AuthToken string // proves a resuming client owns the session; never logged
-	Created   time.Time
+// Transport carries a session's frames to its client: the WebSocket pushes
+// them as they are queued, the HTTP fallback hands them to the client's
+// syncs, which wait on the session. A session has one transport at a time,
+// or none while it waits for a resume.
+type Transport interface {
+	// Kind names it: "websocket" or "http".
+	Kind() string
+	// Pending is told, with the session locked, that frames are queued or
+	// the session closed: a pushing transport starts writing them.
+	Pending()
+	// Replaced is told, with the session locked, that the session moved
+	// to another transport.
+	Replaced()
+}
+
+// session is one connected app client, the session core's Session. Frames
+// to the client are numbered and kept until the client has them, so that a
+// transport that drops — or an HTTP sync response that is lost — loses
+// nothing: whichever transport the client comes back on continues from the
+// last frame it confirmed.
+type session struct {
+	id        string // sessionId, told to the client in getUserData
+	authToken string // proves a resuming client owns the session; never logged
+	created   time.Time
 	hub       *Hub
 
 	mu          sync.Mutex
@@ -28,21 +42,14 @@ type Session struct {
 	outbox      []queued // frames after acked, in order
 	acked       uint64   // the client has every frame up to this one
 	wake        chan struct{}
-	transport   string // "websocket", "http" or "" while detached
+	transport   Transport // nil while detached
 	attachGen   uint64
 	lastActive  time.Time
 	lastInbound time.Time
 	closed      bool
 	done        chan struct{}
 	remoteIP    string
-	values      []keyValue // what the apps keep per session (Value, SetValue): one or two entries
-
-	// WebSocket push: the attached socket, and whether a flush goroutine
-	// runs. A flush goroutine exists only while there is something to
-	// write, so an idle WebSocket session costs its one reading goroutine.
-	ws       *wsConn
-	flushing bool
-	handling bool // the reader runs a frame and flushes after it
+	values      []keyValue // what the layers keep per session (Value, SetValue): one or two entries
 }
 
 type queued struct {
@@ -58,20 +65,23 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func newSession(h *Hub, remoteIP string, now time.Time) *Session {
-	return &Session{ID: randomID(), AuthToken: randomID(), Created: now, hub: h, nextSeq: 1,
+func newSession(h *Hub, remoteIP string, now time.Time) *session {
+	return &session{id: randomID(), authToken: randomID(), created: now, hub: h, nextSeq: 1,
 		wake: make(chan struct{}), lastActive: now, lastInbound: now, done: make(chan struct{}), remoteIP: remoteIP}
 }
 
+// ID is the sessionId.
+func (s *session) ID() string { return s.id }
+
 // AppKey is the app the session connected to.
-func (s *Session) AppKey() string {
+func (s *session) AppKey() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.appKey
 }
 
 // Config returns a copy of the session's effective configuration.
-func (s *Session) Config() map[string]any {
+func (s *session) Config() map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := make(map[string]any, len(s.config))
@@ -83,7 +93,7 @@ func (s *Session) Config() map[string]any {
 
 // Value returns what an app stored under key with SetValue. It stays
 // readable after the session closed, for the events that follow its end.
-func (s *Session) Value(key any) any {
+func (s *session) Value(key any) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, kv := range s.values {
@@ -100,7 +110,7 @@ type keyValue struct{ key, v any }
 
 // SetValue stores an app's per-session state under key (a private type of
 // the app's package, as with context keys).
-func (s *Session) SetValue(key, v any) {
+func (s *session) SetValue(key, v any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.values {
@@ -114,7 +124,7 @@ func (s *Session) SetValue(key, v any) {
 
 // Send queues a frame for the client. It reports false when the session is
 // closed, or is closed now because the client fell too far behind.
-func (s *Session) Send(message string, data ...any) bool {
+func (s *session) Send(message string, data ...any) bool {
 	b, err := EncodeFrame(message, data...)
 	if err != nil {
 		s.hub.log.Error("unencodable frame", "message", message, "err", err)
@@ -123,7 +133,7 @@ func (s *Session) Send(message string, data ...any) bool {
 	return s.queue(b)
 }
 
-func (s *Session) queue(b []byte) bool {
+func (s *session) queue(b []byte) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -144,19 +154,17 @@ func (s *Session) queue(b []byte) bool {
 }
 
 // signal wakes whoever waits for frames; s.mu is held.
-func (s *Session) signal() {
+func (s *session) signal() {
 	close(s.wake)
 	s.wake = make(chan struct{})
 }
 
 // Fail sends the SDK's `fail` frame about apiMethod.
-func (s *Session) Fail(apiMethod, info string) {
-	s.Send("fail", map[string]any{"apiMethod": apiMethod, "info": info})
-}
+func (s *session) Fail(apiMethod, info string) { SendEvent(s, Fail(apiMethod, info)) }
 
 // pending returns the frames after seq and a channel closed when more come
 // (or the session closes).
-func (s *Session) pending(after uint64) ([]queued, <-chan struct{}, bool) {
+func (s *session) pending(after uint64) ([]queued, <-chan struct{}, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []queued
@@ -169,7 +177,7 @@ func (s *Session) pending(after uint64) ([]queued, <-chan struct{}, bool) {
 }
 
 // ack drops the frames up to seq: the client has them.
-func (s *Session) ack(seq uint64) {
+func (s *session) ack(seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if seq <= s.acked {
@@ -189,127 +197,62 @@ func (s *Session) ack(seq uint64) {
 }
 
 // lastSeq is the number of the newest frame queued.
-func (s *Session) lastSeq() uint64 {
+func (s *session) lastSeq() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.nextSeq - 1
 }
 
-// attach makes a transport the session's; the previous one, if any, is
-// told to stop by the generation change.
-func (s *Session) attach(kind string, now time.Time) uint64 {
+// attach makes t the session's transport; the previous one, if any, is
+// told it was replaced and stops at the generation change.
+func (s *session) attach(t Transport, now time.Time) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ws != nil {
-		old := s.ws
-		s.ws = nil
-		go old.close(closeResumedElsewhere, "session resumed on another connection")
+	if s.transport != nil {
+		s.transport.Replaced()
 	}
 	s.attachGen++
-	s.transport = kind
+	s.transport = t
 	s.lastActive, s.lastInbound = now, now
 	s.signal() // a waiting writer of the old transport notices and leaves
+	s.kickLocked()
 	return s.attachGen
 }
 
 // detach leaves the session waiting for a resume, unless another transport
 // attached since.
-func (s *Session) detach(gen uint64, now time.Time) {
+func (s *session) detach(gen uint64, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.attachGen == gen {
-		s.transport = ""
+		s.transport = nil
 		s.lastActive = now
-		s.ws = nil
 	}
 }
 
-// attachWebSocket makes c the session's transport and starts pushing what
-// is pending.
-func (s *Session) attachWebSocket(c *wsConn, now time.Time) uint64 {
-	gen := s.attach("websocket", now)
+// attached reports whether t is the session's transport.
+func (s *session) attached(t Transport) bool {
 	s.mu.Lock()
-	s.ws = c
-	s.kickLocked()
-	s.mu.Unlock()
-	return gen
+	defer s.mu.Unlock()
+	return s.transport == t
 }
 
-// kickLocked starts a flush when a WebSocket is attached, something is to
-// be written (or the session closed) and no flush runs; s.mu is held.
-func (s *Session) kickLocked() {
-	if s.ws != nil && !s.flushing && !s.handling && (len(s.outbox) > 0 || s.closed) {
-		s.flushing = true
-		go s.flush(s.ws)
-	}
-}
-
-// handleFrame runs a frame from the WebSocket's reader and then writes the
-// replies on that same goroutine: a request/response costs no extra
-// goroutine (and no stack growth of a fresh one) per frame.
-func (s *Session) handleFrame(ctx context.Context, c *wsConn, data []byte) {
-	s.mu.Lock()
-	s.handling = true
-	s.mu.Unlock()
-	c.h.handle(ctx, s, data)
-	s.mu.Lock()
-	s.handling = false
-	run := s.ws == c && !s.flushing && (len(s.outbox) > 0 || s.closed)
-	if run {
-		s.flushing = true
-	}
-	s.mu.Unlock()
-	if run {
-		s.flush(c)
-	}
-}
-
-// flush writes pending frames to c in order until none are left. Over a
-// WebSocket a frame counts as delivered once written: TCP brings it unless
-// the connection dies, and then the client resumes with the ack it has.
-func (s *Session) flush(c *wsConn) {
-	for {
-		s.mu.Lock()
-		if s.ws != c {
-			s.flushing = false
-			s.mu.Unlock()
-			return
-		}
-		frames := append([]queued(nil), s.outbox...)
-		closed := s.closed
-		if len(frames) == 0 {
-			s.flushing = false
-			s.mu.Unlock()
-			if closed {
-				c.close(websocket.StatusNormalClosure, "session closed")
-			}
-			return
-		}
-		s.mu.Unlock()
-		for _, f := range frames {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := c.Write(ctx, websocket.MessageText, f.data)
-			cancel()
-			if err != nil {
-				s.mu.Lock()
-				s.flushing = false
-				s.mu.Unlock()
-				c.closeNow()
-				return
-			}
-			s.ack(f.seq)
-		}
+// kickLocked tells the transport that frames wait (or the session
+// closed); s.mu is held.
+func (s *session) kickLocked() {
+	if s.transport != nil && (len(s.outbox) > 0 || s.closed) {
+		s.transport.Pending()
 	}
 }
 
 // current reports whether gen is still the attached transport.
-func (s *Session) current(gen uint64) bool {
+func (s *session) current(gen uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.attachGen == gen && !s.closed
 }
 
-func (s *Session) touch(now time.Time, inbound bool) {
+func (s *session) touch(now time.Time, inbound bool) {
 	s.mu.Lock()
 	s.lastActive = now
 	if inbound {
@@ -319,11 +262,11 @@ func (s *Session) touch(now time.Time, inbound bool) {
 }
 
 // Done is closed when the session ends.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *session) Done() <-chan struct{} { return s.done }
 
 // Close ends the session: the app is told, an HTTP client's next sync gets
 // http.command.close, a WebSocket is closed.
-func (s *Session) Close(reason string) {
+func (s *session) Close(reason string) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

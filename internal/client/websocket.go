@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
@@ -40,7 +41,7 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(int64(h.opts.MaxFrame))
 
-	var s *Session
+	var s *session
 	if sid := q.Get("sessionId"); sid != "" {
 		s = h.resume(sid, q.Get("authToken"), q.Get("ack"))
 		if s == nil {
@@ -55,7 +56,7 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if sc, ok := sb.conn.(syscall.Conn); ok && h.ready != nil {
 		ws.raw, _ = sc.SyscallConn()
 	}
-	ws.gen = s.attachWebSocket(ws, time.Now())
+	ws.gen = s.attach(ws, time.Now())
 	// The handler returns either way, so that net/http frees the request
 	// and its connection state (about 2.5 KiB per held session).
 	if ws.raw != nil {
@@ -75,9 +76,9 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 
 // resume finds a session for a returning client, checking its token in
 // constant time, and drops the frames it says it has.
-func (h *Hub) resume(id, token, ack string) *Session {
-	s := h.Session(id)
-	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(s.AuthToken)) != 1 {
+func (h *Hub) resume(id, token, ack string) *session {
+	s := h.session(id)
+	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(s.authToken)) != 1 {
 		return nil
 	}
 	if n, err := strconv.ParseUint(ack, 10, 64); err == nil {
@@ -86,10 +87,90 @@ func (h *Hub) resume(id, token, ack string) *Session {
 	return s
 }
 
-func (s *Session) ackedSeq() uint64 {
+func (s *session) ackedSeq() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.acked
+}
+
+// Kind implements Transport.
+func (w *wsConn) Kind() string { return "websocket" }
+
+// Pending implements Transport: a flush starts unless one runs or the
+// reader is about to flush after its frame.
+func (w *wsConn) Pending() {
+	if !w.flushing && !w.handling {
+		w.flushing = true
+		go w.flush()
+	}
+}
+
+// Replaced implements Transport: the socket is closed with a code saying
+// why.
+func (w *wsConn) Replaced() {
+	go w.close(closeResumedElsewhere, "session resumed on another connection")
+}
+
+// handleFrame runs a frame from the reader and then writes the replies on
+// that same goroutine: a request/response costs no extra goroutine (and no
+// stack growth of a fresh one) per frame.
+func (w *wsConn) handleFrame(ctx context.Context, data []byte) {
+	s := w.s
+	s.mu.Lock()
+	w.handling = true
+	s.mu.Unlock()
+	if err := w.h.handle(ctx, s, data); err != nil {
+		s.Fail(err.message, err.info)
+	}
+	s.mu.Lock()
+	w.handling = false
+	run := s.transport == Transport(w) && !w.flushing && (len(s.outbox) > 0 || s.closed)
+	if run {
+		w.flushing = true
+	}
+	s.mu.Unlock()
+	if run {
+		w.flush()
+	}
+}
+
+// flush writes pending frames in order until none are left. Over a
+// WebSocket a frame counts as delivered once written: TCP brings it unless
+// the connection dies, and then the client resumes with the ack it has.
+func (w *wsConn) flush() {
+	s := w.s
+	for {
+		s.mu.Lock()
+		if s.transport != Transport(w) {
+			w.flushing = false
+			s.mu.Unlock()
+			return
+		}
+		frames := append([]queued(nil), s.outbox...)
+		closed := s.closed
+		if len(frames) == 0 {
+			w.flushing = false
+			s.mu.Unlock()
+			if closed {
+				w.close(websocket.StatusNormalClosure, "session closed")
+			}
+			return
+		}
+		s.mu.Unlock()
+		for _, f := range frames {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := w.Write(ctx, websocket.MessageText, f.data)
+			cancel()
+			if err != nil {
+				s.mu.Lock()
+				w.flushing = false
+				s.mu.Unlock()
+				w.closeNow()
+				return
+			}
+			s.ack(f.seq)
+		}
+	}
 }
 
 func remoteIP(r *http.Request) string {

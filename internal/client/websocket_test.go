@@ -15,7 +15,7 @@ import (
 )
 
 // wsServer runs a hub and its listener on loopback.
-func wsServer(t *testing.T, opts Options, app App) (*Hub, string) {
+func wsServer(t *testing.T, opts Options, app Handler) (*Hub, string) {
 	t.Helper()
 	if opts.MaxFrame == 0 {
 		opts.MaxFrame = 64 << 10
@@ -30,7 +30,7 @@ func wsServer(t *testing.T, opts Options, app App) (*Hub, string) {
 		opts.Strategy = "reject"
 	}
 	if app == nil {
-		app = DefaultApp{}
+		app = BuiltIn{}
 	}
 	h := NewHub(opts, app)
 	srv := NewServer(h)
@@ -116,7 +116,7 @@ func TestWebSocketSession(t *testing.T) {
 	if ud["appKey"] != "defaultApp" || ud["sessionId"] == "" || ud["authToken"] == "" || ud["clientVersion"] != "2.0" {
 		t.Fatalf("getUserData = %v", ud)
 	}
-	if h.Len() != 1 || h.Session(ud["sessionId"].(string)) == nil {
+	if h.Len() != 1 || h.session(ud["sessionId"].(string)) == nil {
 		t.Fatalf("hub does not know the session")
 	}
 	sendFrame(t, c, "ping", nil)
@@ -193,7 +193,7 @@ func TestWebSocketCloseStrategyDropsOldestIdle(t *testing.T) {
 	if _, _, err := conns[0].Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
 		t.Fatalf("oldest idle session not closed: %v", err)
 	}
-	if h.Session(ids[0]) != nil || h.Session(ids[1]) == nil || h.Len() != 2 {
+	if h.session(ids[0]) != nil || h.session(ids[1]) == nil || h.Len() != 2 {
 		t.Fatalf("sessions after close strategy: %d", h.Len())
 	}
 }
@@ -232,26 +232,26 @@ func TestOrigins(t *testing.T) {
 
 // pushApp lets a test queue frames to a session from outside.
 type pushApp struct {
-	DefaultApp
-	established chan *Session
+	BuiltIn
+	established chan Session
 }
 
-func (a pushApp) Established(s *Session) { a.established <- s }
+func (a pushApp) Established(s Session) { a.established <- s }
 
 // TestResumeOverWebSocket: a dropped WebSocket leaves the session; the
 // client comes back with sessionId and authToken and gets what was queued
 // meanwhile; a wrong token is refused.
 func TestResumeOverWebSocket(t *testing.T) {
-	app := pushApp{established: make(chan *Session, 1)}
+	app := pushApp{established: make(chan Session, 1)}
 	h, addr := wsServer(t, Options{}, app)
 	c := dial(t, "ws://"+addr+"/", nil)
 	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
 	ud := next(t, c, "getUserData")
-	s := <-app.established
+	s := (<-app.established).(*session)
 	c.Close(websocket.StatusNormalClosure, "bye")
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		s.mu.Lock()
-		detached := s.transport == ""
+		detached := s.transport == nil
 		s.mu.Unlock()
 		if detached {
 			break

@@ -69,7 +69,7 @@ type Daemon struct {
 
 	sipGateway *gateway.Gateway
 	sip        *sipua.Stack
-	hooks      *hooks.Gateway
+	hooks      *hooks.Hooks
 
 	hookHTTP   *restclient.Client
 	hookEvents *eventq.Queue
@@ -385,10 +385,10 @@ func loadTLS(certKey, listen, cert, key string) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// newGateway builds the client sessions' App: the apps registry's appKey
+// newGateway builds the client sessions' Handler: the apps registry's appKey
 // check and the REST hooks, over the hardened HTTP client and the ordered
 // event queue.
-func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Gateway, error) {
+func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Hooks, error) {
 	o := restclient.DefaultOptions()
 	o.ConnectTimeout, o.Timeout = cfg.HooksConnectTimeout.D(), cfg.HooksTimeout.D()
 	o.VerifyPeer, o.VerifyHost = cfg.HooksVerifyPeer, cfg.HooksVerifyHost
@@ -414,8 +414,8 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Gatewa
 	if nodeID == "" {
 		nodeID, _ = os.Hostname()
 	}
-	gw := &hooks.Gateway{Apps: d.Apps, Next: client.DefaultApp{}, HTTP: httpClient, NodeID: nodeID, Log: log,
-		SettleTimeout: cfg.HooksTimeout.D()}
+	gw := &hooks.Hooks{Apps: d.Apps, HTTP: httpClient, NodeID: nodeID, Log: log, SettleTimeout: cfg.HooksTimeout.D()}
+	gw.Next = client.BuiltIn{Notify: gw}
 	q, err := eventq.New(eventq.Options{
 		Store: d.hookStore, Send: gw.Sender(), Workers: cfg.HooksMaxAsync, MaxAttempts: cfg.HooksRetries, Log: log,
 		BackoffMax: cfg.HooksMaxBackoff.D(),

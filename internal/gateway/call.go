@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rtcgate/rtcgate/internal/client"
 	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/sdp"
 	"github.com/rtcgate/rtcgate/internal/sipua"
@@ -21,13 +22,6 @@ const (
 	tagClient = "client"
 	tagSIP    = "sip"
 )
-
-// Call statuses (Web Call Server's CallStatusEvent) and the SDK frame each
-// one is told to the client with.
-var statusFrame = map[string]string{
-	"TRYING": "notifyTryingResponse", "RING": "ring", "SESSION_PROGRESS": "ring",
-	"ESTABLISHED": "talk", "HOLD": "hold", "FINISH": "finish", "FAILED": "finish", "BUSY": "finish",
-}
 
 // call is one client call and its SIP dialog.
 type call struct {
@@ -98,32 +92,23 @@ func (ua *userAgent) newCall(id string, incoming bool, info map[string]any) (*ca
 	return c, nil
 }
 
+// tell reports an event about the call.
+func (c *call) tell(e client.Event) { c.ua.g.notifier().Notify(c.ua.s, e) }
+
 // report sets the call's status and tells the client and the backend.
 func (c *call) report(status string, sipStatus int, sipMessage string) {
 	c.mu.Lock()
 	ev := copyMap(c.info)
-	frame := ""
-	if c.told || !c.incoming {
-		frame = statusFrame[status]
-	}
+	unknown := c.incoming && !c.told // the client has not been offered the call
 	c.mu.Unlock()
 	ev["status"], ev["sipStatus"], ev["sipMessage"] = status, sipStatus, sipMessage
-	c.ua.g.notifier().Notify(c.ua.s, "CallStatusEvent", frame, ev)
+	c.ua.g.notifier().Notify(c.ua.s, client.Event{Name: client.CallStatusEvent, Data: ev, BackendOnly: unknown})
 }
 
 // placeCall starts an outgoing call: the client's offer goes through the
 // media engine, the rewritten offer out in an INVITE.
-func (ua *userAgent) placeCall(data json.RawMessage) error {
-	var req struct {
-		CallID        string `json:"callId"`
-		Callee        string `json:"callee"`
-		SDP           string `json:"sdp"`
-		VisibleName   string `json:"visibleName"`
-		MediaProvider string `json:"mediaProvider"`
-	}
-	if err := json.Unmarshal(data, &req); err != nil {
-		return errors.New("call needs an object with callId, callee and sdp")
-	}
+func (ua *userAgent) placeCall(r *client.CallRequest) error {
+	req := *r
 	if req.CallID == "" || req.Callee == "" || req.SDP == "" {
 		return errors.New("call needs callId, callee and sdp")
 	}
@@ -243,7 +228,7 @@ func (c *call) remoteAnswer(body []byte) bool {
 	// Early media's SDP (183) is the answer: the SDK takes a second
 	// setRemoteSDP for a new offer, which a stable connection refuses.
 	if !sent {
-		c.ua.s.Send("setRemoteSDP", c.id, string(answer))
+		c.tell(client.Event{Name: client.RemoteSDP, Data: map[string]any{"callId": c.id, "sdp": string(answer)}})
 	}
 	return true
 }
@@ -376,9 +361,9 @@ func (c *call) ReferStatus(code int, reason string) {
 }
 
 func (c *call) transferStatus(status string, code int, reason string) {
-	c.ua.g.notifier().Notify(c.ua.s, "TransferStatusEvent", "notifyTransferEvent", map[string]any{
+	c.tell(client.Event{Name: client.TransferStatusEvent, Data: map[string]any{
 		"callId": c.id, "status": status, "sipStatus": code, "sipMessage": reason,
-	})
+	}})
 }
 
 func (c *call) sipCall() (*sipua.Call, error) {
@@ -416,7 +401,8 @@ func (c *call) hangup() error {
 
 // hold puts the call on hold (a=sendonly re-INVITE) or resumes it
 // (a=sendrecv): HOLD or ESTABLISHED.
-func (c *call) hold(on bool) error {
+func (c *call) hold(ctx context.Context, on bool) error {
+	action := client.Running(ctx)
 	sc, err := c.sipCall()
 	if err != nil {
 		return err
@@ -439,7 +425,7 @@ func (c *call) hold(on bool) error {
 		defer cancel()
 		answer, err := sc.Reinvite(ctx, offer)
 		if err != nil {
-			c.ua.s.Fail("hold", "re-INVITE failed: "+err.Error())
+			c.tell(client.Fail(action, "re-INVITE failed: "+err.Error()))
 			return
 		}
 		// The far end may move its media: the engine learns its answer.
@@ -461,14 +447,8 @@ func (c *call) hold(on bool) error {
 // (application/dtmf-relay). The in-band path falls back to INFO when the
 // far end did not negotiate telephone-event or the browser has not sent
 // audio yet, so the digits still arrive.
-func (c *call) sendDTMF(data json.RawMessage) error {
-	var req struct {
-		DTMF json.RawMessage `json:"dtmf"`
-		Type string          `json:"type"`
-	}
-	if err := json.Unmarshal(data, &req); err != nil {
-		return errors.New("sendDtmf needs an object with callId and dtmf")
-	}
+func (c *call) sendDTMF(ctx context.Context, req *client.DTMFRequest) error {
+	action := client.Running(ctx)
 	var digits string
 	if err := json.Unmarshal(req.DTMF, &digits); err != nil {
 		var n json.Number
@@ -501,7 +481,7 @@ func (c *call) sendDTMF(data json.RawMessage) error {
 				return
 			}
 			if !errors.Is(err, webrtcbridge.ErrNoTelephoneEvent) && !errors.Is(err, webrtcbridge.ErrNoMedia) {
-				c.ua.s.Fail("sendDtmf", "in-band DTMF failed: "+err.Error())
+				c.tell(client.Fail(action, "in-band DTMF failed: "+err.Error()))
 				return
 			}
 			c.ua.g.log().Debug("in-band DTMF not possible, sending INFO", "reason", err)
@@ -511,7 +491,7 @@ func (c *call) sendDTMF(data json.RawMessage) error {
 			err := sc.Info(ctx, "application/dtmf-relay", fmt.Appendf(nil, "Signal=%c\r\nDuration=%d\r\n", d, dtmfDuration.Milliseconds()))
 			cancel()
 			if err != nil {
-				c.ua.s.Fail("sendDtmf", "INFO failed: "+err.Error())
+				c.tell(client.Fail(action, "INFO failed: "+err.Error()))
 				return
 			}
 		}
@@ -526,12 +506,9 @@ const dtmfDuration = 160 * time.Millisecond
 
 // transfer asks the far end to call target (REFER): TransferStatusEvent
 // ACCEPTED, then the NOTIFYs' progress.
-func (c *call) transfer(data json.RawMessage) error {
-	var req struct {
-		Target string `json:"target"`
-	}
-	if err := json.Unmarshal(data, &req); err != nil || req.Target == "" {
-		return errors.New("transfer needs an object with callId and target")
+func (c *call) transfer(req *client.TransferRequest) error {
+	if req.Target == "" {
+		return errors.New("transfer needs target")
 	}
 	sc, err := c.sipCall()
 	if err != nil {
@@ -605,7 +582,7 @@ func (c *call) offerToClient(sc *sipua.Call) {
 	ev := copyMap(c.info)
 	ev["status"] = "RING"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_, err = c.ua.g.notifier().Ask(ctx, c.ua.s, "OnCallEvent", ev)
+	_, err = c.ua.g.notifier().Ask(ctx, c.ua.s, client.Event{Name: client.OnCallEvent, Data: ev})
 	cancel()
 	if err != nil {
 		c.ua.g.log().Info("incoming call refused by the backend", "err", err)
@@ -619,20 +596,17 @@ func (c *call) offerToClient(sc *sipua.Call) {
 	c.mu.Lock()
 	c.told = true
 	c.mu.Unlock()
-	c.ua.s.Send("setRemoteSDP", c.id, string(toClient))
+	c.tell(client.Event{Name: client.RemoteSDP, Data: map[string]any{"callId": c.id, "sdp": string(toClient)}})
 	ev = copyMap(c.info)
 	ev["status"] = "RING"
-	c.ua.s.Send("notifyIncomingCall", ev)
+	c.tell(client.Event{Name: client.IncomingCall, Data: ev})
 	c.report("RING", 180, "Ringing")
 }
 
 // answer answers an incoming call with the client's SDP.
-func (c *call) answer(data json.RawMessage) error {
-	var req struct {
-		SDP string `json:"sdp"`
-	}
-	if err := json.Unmarshal(data, &req); err != nil || req.SDP == "" {
-		return errors.New("answer needs an object with callId and sdp")
+func (c *call) answer(req *client.AnswerRequest) error {
+	if req.SDP == "" {
+		return errors.New("answer needs sdp")
 	}
 	if !c.incoming {
 		return fmt.Errorf("call %q is not incoming", c.id)

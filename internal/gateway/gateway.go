@@ -25,7 +25,8 @@ import (
 	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
-// Gateway is the SIP gateway App.
+// Gateway is the SIP gateway: the client sessions' Handler behind the
+// hooks, and the client.Agent that runs their actions.
 type Gateway struct {
 	SIP    *sipua.Stack
 	Media  *media.Engine
@@ -49,7 +50,7 @@ const DefaultCloseTimeout = 5 * time.Second
 // userAgent is a session's SIP side: its account and calls.
 type userAgent struct {
 	g    *Gateway
-	s    *client.Session
+	s    client.Session
 	acct *sipua.Account // nil: the session gave no SIP identity
 	cfg  sipua.AccountConfig
 
@@ -153,16 +154,16 @@ func accountConfig(req map[string]any) (sipua.AccountConfig, bool, error) {
 // Connect checks the sip* fields; the account is made once the session is
 // established, so that RegistrationStatusEvent follows
 // ConnectionStatusEvent ESTABLISHED.
-func (g *Gateway) Connect(ctx context.Context, s *client.Session, req map[string]any) (map[string]any, error) {
+func (g *Gateway) Connect(_ context.Context, _ client.Session, req map[string]any) (map[string]any, error) {
 	if _, _, err := accountConfig(req); err != nil {
 		return nil, err
 	}
-	return client.DefaultApp{}.Connect(ctx, s, req)
+	return req, nil
 }
 
 // Established creates the session's SIP account (registering it when the
 // session asked to).
-func (g *Gateway) Established(s *client.Session) {
+func (g *Gateway) Established(s client.Session) {
 	cfg, ok, _ := accountConfig(s.Config())
 	ua := &userAgent{g: g, s: s, cfg: cfg, calls: map[string]*call{}}
 	s.SetValue(uaKey{}, ua)
@@ -179,55 +180,108 @@ func (g *Gateway) Established(s *client.Session) {
 	ua.mu.Unlock()
 }
 
-func agentOf(s *client.Session) *userAgent {
+func agentOf(s client.Session) *userAgent {
 	ua, _ := s.Value(uaKey{}).(*userAgent)
 	return ua
 }
 
-// Handle runs a client action.
-func (g *Gateway) Handle(ctx context.Context, s *client.Session, action string, data json.RawMessage) error {
-	ua := agentOf(s)
-	if ua == nil {
+// Handle runs a client action: its row of client.Actions calls the
+// Agent method below.
+func (g *Gateway) Handle(ctx context.Context, s client.Session, a *client.Action, data json.RawMessage) error {
+	if agentOf(s) == nil {
 		return errors.New("not connected")
 	}
-	switch action {
-	case "sendData":
-		return client.DefaultApp{}.Handle(ctx, s, action, data)
-	case "sendMessage", "sendIMMessage":
-		return ua.sendMessage(data)
-	case "call":
-		return ua.placeCall(data)
+	return a.Call(ctx, g, s, data)
+}
+
+// callOf finds a session's call by the client's callId.
+func callOf(s client.Session, id string) (*call, error) {
+	ua := agentOf(s)
+	if ua == nil {
+		return nil, errors.New("not connected")
 	}
-	var req struct {
-		CallID string `json:"callId"`
+	if id == "" {
+		return nil, errors.New("callId missing")
 	}
-	if err := json.Unmarshal(data, &req); err != nil || req.CallID == "" {
-		return fmt.Errorf("%s needs an object with callId", action)
-	}
-	c := ua.call(req.CallID)
+	c := ua.call(id)
 	if c == nil {
-		return fmt.Errorf("no call %q", req.CallID)
+		return nil, errors.New("no such call")
 	}
-	switch action {
-	case "answer":
-		return c.answer(data)
-	case "hangup":
-		return c.hangup()
-	case "hold":
-		return c.hold(true)
-	case "unhold":
-		return c.hold(false)
-	case "sendDtmf":
-		return c.sendDTMF(data)
-	case "transfer":
-		return c.transfer(data)
+	return c, nil
+}
+
+// Call places a call.
+func (g *Gateway) Call(_ context.Context, s client.Session, r *client.CallRequest) error {
+	return agentOf(s).placeCall(r)
+}
+
+// Answer answers an incoming call.
+func (g *Gateway) Answer(_ context.Context, s client.Session, r *client.AnswerRequest) error {
+	c, err := callOf(s, r.CallID)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("%s: not supported", action)
+	return c.answer(r)
+}
+
+// Hangup ends a call.
+func (g *Gateway) Hangup(_ context.Context, s client.Session, r *client.CallRef) error {
+	c, err := callOf(s, r.CallID)
+	if err != nil {
+		return err
+	}
+	return c.hangup()
+}
+
+// Hold puts a call on hold.
+func (g *Gateway) Hold(ctx context.Context, s client.Session, r *client.CallRef) error {
+	c, err := callOf(s, r.CallID)
+	if err != nil {
+		return err
+	}
+	return c.hold(ctx, true)
+}
+
+// Unhold resumes a held call.
+func (g *Gateway) Unhold(ctx context.Context, s client.Session, r *client.CallRef) error {
+	c, err := callOf(s, r.CallID)
+	if err != nil {
+		return err
+	}
+	return c.hold(ctx, false)
+}
+
+// Transfer transfers a call (REFER).
+func (g *Gateway) Transfer(_ context.Context, s client.Session, r *client.TransferRequest) error {
+	c, err := callOf(s, r.CallID)
+	if err != nil {
+		return err
+	}
+	return c.transfer(r)
+}
+
+// SendDTMF sends digits in a call.
+func (g *Gateway) SendDTMF(ctx context.Context, s client.Session, r *client.DTMFRequest) error {
+	c, err := callOf(s, r.CallID)
+	if err != nil {
+		return err
+	}
+	return c.sendDTMF(ctx, r)
+}
+
+// SendMessage sends a SIP MESSAGE.
+func (g *Gateway) SendMessage(_ context.Context, s client.Session, r *client.MessageRequest) error {
+	return agentOf(s).sendMessage(r)
+}
+
+// SendData acknowledges the client's data, as the built-in agent does.
+func (g *Gateway) SendData(ctx context.Context, s client.Session, r *client.DataRequest) error {
+	return client.BuiltIn{Notify: g.notifier()}.SendData(ctx, s, r)
 }
 
 // Disconnected ends the session's calls and its registration, within
 // CloseTimeout.
-func (g *Gateway) Disconnected(s *client.Session, _ string) {
+func (g *Gateway) Disconnected(s client.Session, _ string) {
 	ua := agentOf(s)
 	if ua == nil {
 		return
@@ -295,17 +349,9 @@ func (ua *userAgent) Registration(status sipua.RegistrationStatus, code int, rea
 
 func (ua *userAgent) registration(status sipua.RegistrationStatus, code int, reason string) {
 	ua.g.metrics().registration(string(status))
-	ev := map[string]any{"status": string(status), "sipStatus": code, "sipMessage": reason,
-		"sipLogin": ua.cfg.Login, "sipDomain": ua.cfg.Domain}
-	frame := ""
-	switch status {
-	case sipua.Registered:
-		frame = "registered"
-	case sipua.RegisterFail:
-		// The SDK shows `fail` as a warning naming the method.
-		ua.s.Fail("RegistrationStatusEvent", fmt.Sprintf("SIP registration failed: %d %s", code, reason))
-	}
-	ua.g.notifier().Notify(ua.s, "RegistrationStatusEvent", frame, ev)
+	ua.g.notifier().Notify(ua.s, client.Event{Name: client.RegistrationStatusEvent, Data: map[string]any{
+		"status": string(status), "sipStatus": code, "sipMessage": reason, "sipLogin": ua.cfg.Login, "sipDomain": ua.cfg.Domain,
+	}})
 }
 
 // Message implements sipua.Handler: an incoming MESSAGE goes to the client
@@ -318,25 +364,17 @@ func (ua *userAgent) Message(m sipua.Message) int {
 		return 480
 	}
 	ua.g.metrics().message(true, "RECEIVED")
-	ua.g.notifier().Notify(ua.s, "OnMessageEvent", "OnMessageEvent", map[string]any{
+	ua.g.notifier().Notify(ua.s, client.Event{Name: client.OnMessageEvent, Data: map[string]any{
 		"id": newID(), "from": userOf(m.From), "to": userOf(m.To), "body": string(m.Body),
 		"contentType": m.ContentType, "status": "RECEIVED",
-	})
+	}})
 	return 200
 }
 
 // sendMessage sends a client's message as a SIP MESSAGE: MessageStatusEvent
 // SENT, then ACCEPTED on a 2xx or FAILED with the SIP status.
-func (ua *userAgent) sendMessage(data json.RawMessage) error {
-	var m struct {
-		ID          string `json:"id"`
-		To          string `json:"to"`
-		Body        string `json:"body"`
-		ContentType string `json:"contentType"`
-	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return errors.New("sendMessage needs an object with to and body")
-	}
+func (ua *userAgent) sendMessage(r *client.MessageRequest) error {
+	m := *r
 	if m.To == "" {
 		return errors.New("sendMessage needs to")
 	}
@@ -353,7 +391,7 @@ func (ua *userAgent) sendMessage(data json.RawMessage) error {
 	ev := map[string]any{"id": m.ID, "from": ua.cfg.Login, "to": m.To, "body": m.Body,
 		"contentType": m.ContentType, "status": "SENT"}
 	n := ua.g.notifier()
-	n.Notify(ua.s, "MessageStatusEvent", "MessageStatusEvent", copyMap(ev))
+	n.Notify(ua.s, client.Event{Name: client.MessageStatusEvent, Data: copyMap(ev)})
 	// The transaction may take the SIP timer's 32 s: not on the client's
 	// reading goroutine.
 	go func() {
@@ -370,7 +408,7 @@ func (ua *userAgent) sendMessage(data json.RawMessage) error {
 			ev["status"], ev["info"] = "FAILED", fmt.Sprintf("%d %s", code, reason)
 		}
 		ua.g.metrics().message(false, ev["status"].(string))
-		n.Notify(ua.s, "MessageStatusEvent", "MessageStatusEvent", ev)
+		n.Notify(ua.s, client.Event{Name: client.MessageStatusEvent, Data: ev})
 	}()
 	return nil
 }

@@ -13,23 +13,30 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+
+	"github.com/rtcgate/rtcgate/internal/client"
 )
 
-// Methods are the REST methods of Web Call Server, in its order: client
-// actions first, then status events.
-var Methods = []string{
-	"connect", "call", "answer", "hangup", "hold", "unhold", "transfer", "sendDtmf", "sendMessage", "sendData",
-	"ConnectionStatusEvent", "RegistrationStatusEvent", "CallStatusEvent", "MessageStatusEvent",
-	"OnMessageEvent", "OnCallEvent", "TransferStatusEvent", "DataStatusEvent", "OnDataEvent",
+// Methods are the REST methods an app may enable: client.RESTMethods, read
+// from the client protocol's tables.
+var Methods = client.RESTMethods
+
+// retired are method names earlier versions accepted, and why they are no
+// more: a state file naming one loads without it.
+var retired = map[string]string{
+	"sendData": "the client's sendData is POSTed as OnDataEvent",
 }
 
-var knownMethod = func() map[string]bool {
-	m := map[string]bool{}
-	for _, x := range Methods {
-		m[x] = true
+// withoutRetired drops retired method names.
+func withoutRetired(methods []string) []string {
+	out := methods[:0:0]
+	for _, m := range methods {
+		if _, gone := retired[m]; !gone {
+			out = append(out, m)
+		}
 	}
-	return m
-}()
+	return out
+}
 
 // App is one backend application.
 type App struct {
@@ -49,6 +56,18 @@ func (a *App) Enabled(method string) bool {
 		}
 	}
 	return false
+}
+
+// checkMethod refuses a name that is not a REST method, saying why for a
+// retired one.
+func checkMethod(m string) error {
+	if why, ok := retired[m]; ok {
+		return fmt.Errorf("%s is not a REST method: %s", m, why)
+	}
+	if !client.IsRESTMethod(m) {
+		return fmt.Errorf("unknown REST method %q", m)
+	}
+	return nil
 }
 
 // DefaultApp is the app every installation has: the built-in one, with no
@@ -72,8 +91,8 @@ func (a *App) Validate() error {
 		}
 	}
 	for _, m := range a.Methods {
-		if !knownMethod[m] {
-			return fmt.Errorf("app %s: unknown REST method %q", a.Name, m)
+		if err := checkMethod(m); err != nil {
+			return fmt.Errorf("app %s: %v", a.Name, err)
 		}
 	}
 	return nil
@@ -120,6 +139,7 @@ func NewApps(configured []App, statePath string) (*Apps, error) {
 			}
 			r.byKey = map[string]*App{}
 			for _, a := range st.Apps {
+				a.Methods = withoutRetired(a.Methods)
 				if err := a.Validate(); err != nil {
 					return nil, fmt.Errorf("state file %s: %v", statePath, err)
 				}
@@ -239,8 +259,8 @@ func (r *Apps) SetMethods(key string, on, all bool, methods ...string) error {
 		methods = Methods
 	}
 	for _, m := range methods {
-		if !knownMethod[m] {
-			return fmt.Errorf("unknown REST method %q", m)
+		if err := checkMethod(m); err != nil {
+			return err
 		}
 	}
 	r.mu.Lock()

@@ -87,7 +87,7 @@ func TestCLIChangesPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, ok := again.ByKey("echoKey2")
-	if !ok || a.User != "alice" || a.Password != "s3cret" || a.URL != "https://backend.example/EchoApp" || !a.Enabled("sendData") || a.Enabled("call") {
+	if !ok || a.User != "alice" || a.Password != "s3cret" || a.URL != "https://backend.example/EchoApp" || !a.Enabled("OnDataEvent") || a.Enabled("call") {
 		t.Fatalf("after restart: %+v %v", a, ok)
 	}
 	if _, ok := again.ByKey(DefaultApp); !ok {

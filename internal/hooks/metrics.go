@@ -31,7 +31,7 @@ func newHookMetrics() *hookMetrics {
 }
 
 // call makes one backend request and records it.
-func (g *Gateway) call(ctx context.Context, app App, method string, body []byte) restclient.Response {
+func (g *Hooks) call(ctx context.Context, app App, method string, body []byte) restclient.Response {
 	resp := g.HTTP.Do(ctx, restclient.Request{URL: hookURL(app, method), Body: body, BasicUser: app.User, BasicPassword: app.Password})
 	// Debug log of hook traffic: which call and how it went, never the
 	// bodies or headers (SIP passwords, signatures).
@@ -42,14 +42,14 @@ func (g *Gateway) call(ctx context.Context, app App, method string, body []byte)
 	return resp
 }
 
-func (g *Gateway) metrics() *hookMetrics {
+func (g *Hooks) metrics() *hookMetrics {
 	g.metricsOnce.Do(func() { g.m = newHookMetrics() })
 	return g.m
 }
 
 // Collectors are the hook metrics, the event queue's depth and its retries
 // and dead letters.
-func (g *Gateway) Collectors() []prometheus.Collector {
+func (g *Hooks) Collectors() []prometheus.Collector {
 	m := g.metrics()
 	stats := func(f func(eventq.Stats) uint64) func() float64 {
 		return func() float64 {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/rtcgate/rtcgate/internal/client"
 )
 
 // Policy is a method's restPolicy (Web Call Server's restClientConfig).
@@ -60,7 +62,10 @@ func ParseRestClientConfig(raw json.RawMessage) (RestClientConfig, error) {
 	}
 	out := RestClientConfig{}
 	for method, fields := range in {
-		if !knownMethod[method] {
+		if _, gone := retired[method]; gone {
+			continue
+		}
+		if !client.IsRESTMethod(method) {
 			return nil, fmt.Errorf("restClientConfig: unknown method %q", method)
 		}
 		mc := DefaultMethodConfig

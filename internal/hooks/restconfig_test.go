@@ -5,12 +5,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/rtcgate/rtcgate/internal/client"
 )
 
 func TestParseRestClientConfig(t *testing.T) {
 	c, err := ParseRestClientConfig(json.RawMessage(`{
 		"ConnectionStatusEvent": {"restExclude": "", "clientExclude": "", "restOnError": "LOG", "restPolicy": "NOTIFY", "restOverwrite": ""},
 		"call": {"restPolicy": "OVERWRITE", "restOverwrite": "callee, visibleName", "restOnError": "FAIL", "restExclude": "sdp,,custom", "clientExclude": "sipStatus"},
+		"OnDataEvent": {"restPolicy": "disabled"},
 		"sendData": {"restPolicy": "disabled"}
 	}`))
 	if err != nil {
@@ -20,7 +23,7 @@ func TestParseRestClientConfig(t *testing.T) {
 		"ConnectionStatusEvent": {Policy: Notify},
 		"call": {Policy: Overwrite, FailOnError: true, RestOverwrite: []string{"callee", "visibleName"},
 			RestExclude: []string{"sdp", "custom"}, ClientExclude: []string{"sipStatus"}},
-		"sendData": {Policy: Disable},
+		"OnDataEvent": {Policy: Disable}, // sendData, a retired name, is left out
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("parsed\n%#v\nwant\n%#v", c, want)
@@ -51,7 +54,7 @@ func FuzzParseRestClientConfig(f *testing.F) {
 			return
 		}
 		for m, mc := range c {
-			if !knownMethod[m] {
+			if !client.IsRESTMethod(m) {
 				t.Fatalf("unknown method %q accepted", m)
 			}
 			if mc.Policy != Notify && mc.Policy != Overwrite && mc.Policy != Disable {

@@ -15,18 +15,17 @@ import (
 	"github.com/rtcgate/rtcgate/internal/hooks/restclient"
 )
 
-// Gateway is the client sessions' App. It admits a connection only for a
+// Hooks is the client sessions' Handler. It admits a connection only for a
 // known appKey and, for apps with a backend URL, calls the backend as Web
 // Call Server does: `connect` synchronously (a refusal fails the
-// connection); each client action (call, hangup, sendMessage…)
-// synchronously before Next runs it, the backend's reply overwriting
-// fields as the session's restClientConfig allows; client `sendData` as
-// `OnDataEvent` (its answer decides DataStatusEvent); and status events —
+// connection); each client action synchronously, as the REST method its row
+// of client.Actions names, before Next runs it — the backend's reply
+// overwriting fields as the session's restClientConfig allows; and events —
 // its own and those Next reports through Notify — through an ordered,
-// at-least-once queue. Next is the SIP gateway (or the built-in app).
-type Gateway struct {
+// at-least-once queue. Next is the SIP gateway (or client.BuiltIn).
+type Hooks struct {
 	Apps   *Apps
-	Next   client.App
+	Next   client.Handler
 	HTTP   *restclient.Client // nil: no backend calls (tests of the registry alone)
 	Events *eventq.Queue
 	NodeID string
@@ -42,9 +41,9 @@ type Gateway struct {
 	m           *hookMetrics
 }
 
-// hookSession is what the gateway keeps per session (as the session's
-// Value, so that events after the session's end still find their app):
-// its app and the restClientConfig the backend's connect reply set.
+// hookSession is what the hooks keep per session (as the session's Value,
+// so that events after the session's end still find their app): its app and
+// the restClientConfig the backend's connect reply set.
 type hookSession struct {
 	app         App
 	rest        RestClientConfig
@@ -54,14 +53,7 @@ type hookSession struct {
 
 type sessionKey struct{}
 
-// actionMethods are the client actions that are REST methods of their own
-// name, called before the action runs.
-var actionMethods = map[string]bool{
-	"call": true, "answer": true, "hangup": true, "hold": true, "unhold": true,
-	"transfer": true, "sendDtmf": true, "sendMessage": true,
-}
-
-func (g *Gateway) log() *slog.Logger {
+func (g *Hooks) log() *slog.Logger {
 	if g.Log == nil {
 		return slog.New(slog.DiscardHandler)
 	}
@@ -70,7 +62,7 @@ func (g *Gateway) log() *slog.Logger {
 
 // Connect refuses an unknown appKey, asks the backend (connect), and hands
 // the request, overwritten as the backend's restClientConfig allows, on.
-func (g *Gateway) Connect(ctx context.Context, s *client.Session, req map[string]any) (map[string]any, error) {
+func (g *Hooks) Connect(ctx context.Context, s client.Session, req map[string]any) (map[string]any, error) {
 	key, _ := req["appKey"].(string)
 	if key == "" {
 		key = DefaultApp
@@ -87,8 +79,9 @@ func (g *Gateway) Connect(ctx context.Context, s *client.Session, req map[string
 		body := g.body(s, key, req, nil)
 		resp := g.call(ctx, app, "connect", body)
 		if !ok2xx(resp) {
-			g.failed(s, hs, fmt.Sprintf("connect: backend answered %d", resp.Status))
-			return nil, fmt.Errorf("connect: backend answered %s", statusText(resp))
+			g.log().Warn("backend refused", "app", hs.app.Name, "method", "connect", "status", resp.Status, "err", resp.Err)
+			g.failed(s, hs, "connect: "+refusal(resp))
+			return nil, errors.New("connect: " + refusal(resp))
 		}
 		var reply map[string]any
 		if len(resp.Body) > 0 && json.Unmarshal(resp.Body, &reply) == nil {
@@ -112,52 +105,59 @@ func (g *Gateway) Connect(ctx context.Context, s *client.Session, req map[string
 }
 
 // hooked reports whether method goes to the session's backend.
-func (g *Gateway) hooked(hs *hookSession, method string) bool {
+func (g *Hooks) hooked(hs *hookSession, method string) bool {
 	return hs != nil && g.HTTP != nil && hs.app.URL != "" && hs.app.Enabled(method) &&
 		hs.rest.For(method).Policy != Disable
 }
 
-func ok2xx(r restclient.Response) bool { return r.Status >= 200 && r.Status <= 299 }
+// ok2xx: a 2xx reply, read whole (a reply over the size limit is no answer
+// to act on).
+func ok2xx(r restclient.Response) bool { return r.Status >= 200 && r.Status <= 299 && r.Err == nil }
 
 // failed reports ConnectionStatusEvent FAILED; DISCONNECTED follows when
 // the session closes.
-func (g *Gateway) failed(s *client.Session, hs *hookSession, info string) {
+func (g *Hooks) failed(s client.Session, hs *hookSession, info string) {
 	g.mu.Lock()
 	hs.failed = true
 	g.mu.Unlock()
-	g.event(s, hs, "ConnectionStatusEvent", map[string]any{"status": "FAILED", "info": info})
+	g.event(s, hs, client.ConnectionStatusEvent, map[string]any{"status": "FAILED", "info": info})
 }
 
 // Established reports ConnectionStatusEvent ESTABLISHED.
-func (g *Gateway) Established(s *client.Session) {
+func (g *Hooks) Established(s client.Session) {
 	if hs := session(s); hs != nil {
 		g.mu.Lock()
 		hs.established = true
 		g.mu.Unlock()
-		g.event(s, hs, "ConnectionStatusEvent", map[string]any{"status": "ESTABLISHED"})
+		g.event(s, hs, client.ConnectionStatusEvent, map[string]any{"status": "ESTABLISHED"})
 	}
 	g.Next.Established(s)
 }
 
-// Handle calls the backend for the client's action — sendData as
-// OnDataEvent, answered here — and runs the others with Next.
-func (g *Gateway) Handle(ctx context.Context, s *client.Session, action string, data json.RawMessage) error {
+// Handle calls the backend for the client's action — the REST method of
+// its row of client.Actions — and then lets Next run it. A refusal (a
+// non-2xx reply, none, or one over the size limit) stops the action under
+// restOnError FAIL: the client gets `fail` naming the action and the
+// status, or the event the action's row makes of a refusal.
+func (g *Hooks) Handle(ctx context.Context, s client.Session, a *client.Action, data json.RawMessage) error {
 	hs := session(s)
-	switch {
-	case action == "sendData" && g.hooked(hs, "OnDataEvent"):
-		return g.onData(ctx, s, hs, data)
-	case actionMethods[action] && g.hooked(hs, action):
+	if a.Method != "" && g.hooked(hs, a.Method) {
 		var req map[string]any
 		if err := json.Unmarshal(data, &req); err != nil || req == nil {
-			return fmt.Errorf("%s needs an object", action)
+			return fmt.Errorf("%s needs an object", a.Message)
 		}
-		mc := hs.rest.For(action)
+		mc := hs.rest.For(a.Method)
 		g.settle(ctx, s)
-		resp := g.call(ctx, hs.app, action, g.body(s, hs.app.Key, req, mc.RestExclude))
+		resp := g.call(ctx, hs.app, a.Method, g.body(s, hs.app.Key, req, mc.RestExclude))
 		if !ok2xx(resp) {
-			g.log().Warn("backend refused", "app", hs.app.Name, "method", action, "status", resp.Status)
+			g.log().Warn("backend refused", "app", hs.app.Name, "method", a.Method, "status", resp.Status, "err", resp.Err)
 			if mc.FailOnError {
-				return fmt.Errorf("%s: backend answered %s", action, statusText(resp))
+				info := a.Method + ": " + refusal(resp)
+				if a.Refused != nil {
+					g.Notify(s, a.Refused(req, info))
+					return nil
+				}
+				return errors.New(info)
 			}
 		} else if mc.Policy == Overwrite {
 			var reply map[string]any
@@ -167,66 +167,45 @@ func (g *Gateway) Handle(ctx context.Context, s *client.Session, action string, 
 			}
 		}
 	}
-	return g.Next.Handle(ctx, s, action, data)
+	return g.Next.Handle(ctx, s, a, data)
 }
 
-// onData sends a client's sendData to the backend as OnDataEvent; the
-// reply decides DataStatusEvent.
-func (g *Gateway) onData(ctx context.Context, s *client.Session, hs *hookSession, data json.RawMessage) error {
-	var req map[string]any
-	if err := json.Unmarshal(data, &req); err != nil || req == nil {
-		return errors.New("sendData needs an object with operationId and payload")
-	}
-	mc := hs.rest.For("OnDataEvent")
-	resp := g.call(ctx, hs.app, "OnDataEvent", g.body(s, hs.app.Key, req, mc.RestExclude))
-	status := map[string]any{"operationId": req["operationId"], "status": "ACCEPTED"}
-	if !ok2xx(resp) {
-		g.log().Warn("OnDataEvent: backend refused", "app", hs.app.Name, "status", resp.Status)
-		if mc.FailOnError {
-			status["status"] = "FAILED"
-			status["info"] = "OnDataEvent: backend answered " + statusText(resp)
-		}
-	}
-	s.Send("DataStatusEvent", status)
-	return nil
-}
-
-// Notify sends a status event to the client (as frame, without the
-// session's clientExclude fields) and to the backend (queued, in order).
-func (g *Gateway) Notify(s *client.Session, event, frame string, data map[string]any) {
+// Notify sends an event to the client (as its frame, without the session's
+// clientExclude fields) and, for a REST method, to the backend (queued, in
+// order).
+func (g *Hooks) Notify(s client.Session, e client.Event) {
 	hs := session(s)
-	if frame != "" {
-		out := data
-		if hs != nil {
-			if ex := hs.rest.For(event).ClientExclude; len(ex) > 0 {
-				out = make(map[string]any, len(data))
-				for k, v := range data {
-					out[k] = v
-				}
-				for _, k := range ex {
-					delete(out, k)
-				}
+	out := e
+	if hs != nil {
+		if ex := hs.rest.For(e.Name).ClientExclude; len(ex) > 0 {
+			out.Data = make(map[string]any, len(e.Data))
+			for k, v := range e.Data {
+				out.Data[k] = v
+			}
+			for _, k := range ex {
+				delete(out.Data, k)
 			}
 		}
-		s.Send(frame, out)
 	}
-	if hs != nil {
-		g.event(s, hs, event, data)
+	client.SendEvent(s, out)
+	if hs != nil && e.IsREST() {
+		g.event(s, hs, e.Name, e.Data)
 	}
 }
 
 // Ask calls a deciding hook (OnCallEvent) synchronously: a non-2xx reply
 // or none is a refusal; OVERWRITE applies the reply to data.
-func (g *Gateway) Ask(ctx context.Context, s *client.Session, event string, data map[string]any) (map[string]any, error) {
+func (g *Hooks) Ask(ctx context.Context, s client.Session, e client.Event) (map[string]any, error) {
 	hs := session(s)
-	if !g.hooked(hs, event) {
+	data := e.Data
+	if !g.hooked(hs, e.Name) {
 		return data, nil
 	}
-	mc := hs.rest.For(event)
+	mc := hs.rest.For(e.Name)
 	g.settle(ctx, s)
-	resp := g.call(ctx, hs.app, event, g.body(s, hs.app.Key, data, mc.RestExclude))
+	resp := g.call(ctx, hs.app, e.Name, g.body(s, hs.app.Key, data, mc.RestExclude))
 	if !ok2xx(resp) {
-		return data, fmt.Errorf("%s: backend answered %s", event, statusText(resp))
+		return data, fmt.Errorf("%s: %s", e.Name, refusal(resp))
 	}
 	var reply map[string]any
 	if json.Unmarshal(resp.Body, &reply) == nil && reply != nil {
@@ -241,7 +220,7 @@ func (g *Gateway) Ask(ctx context.Context, s *client.Session, event string, data
 // goroutine: ending a SIP registration takes a round trip, and the client
 // layer calls this from paths that must not wait (idle sweeps). Wait
 // waits for these.
-func (g *Gateway) Disconnected(s *client.Session, reason string) {
+func (g *Hooks) Disconnected(s client.Session, reason string) {
 	g.closing.Add(1)
 	go func() {
 		defer g.closing.Done()
@@ -254,14 +233,14 @@ func (g *Gateway) Disconnected(s *client.Session, reason string) {
 		report := hs.established || hs.failed
 		g.mu.Unlock()
 		if report {
-			g.event(s, hs, "ConnectionStatusEvent", map[string]any{"status": "DISCONNECTED", "info": reason})
+			g.event(s, hs, client.ConnectionStatusEvent, map[string]any{"status": "DISCONNECTED", "info": reason})
 		}
 	}()
 }
 
 // Wait waits until every Disconnected has reported (shutdown: before the
 // event queue closes), or ctx ends.
-func (g *Gateway) Wait(ctx context.Context) error {
+func (g *Hooks) Wait(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { g.closing.Wait(); close(done) }()
 	select {
@@ -277,28 +256,28 @@ func (g *Gateway) Wait(ctx context.Context) error {
 // order they happened (RING before the client's answer). A backend that is
 // slow to take them delays the hook by one hooks-timeout at most; then the
 // hook goes anyway — it must not wait out an outage.
-func (g *Gateway) settle(ctx context.Context, s *client.Session) {
+func (g *Hooks) settle(ctx context.Context, s client.Session) {
 	if g.Events == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.SettleTimeout)
 	defer cancel()
-	g.Events.Idle(ctx, s.ID)
+	g.Events.Idle(ctx, s.ID())
 }
 
-func session(s *client.Session) *hookSession {
+func session(s client.Session) *hookSession {
 	hs, _ := s.Value(sessionKey{}).(*hookSession)
 	return hs
 }
 
 // event queues a status event for the app's backend, in order per session.
-func (g *Gateway) event(s *client.Session, hs *hookSession, method string, fields map[string]any) {
+func (g *Hooks) event(s client.Session, hs *hookSession, method string, fields map[string]any) {
 	mc := hs.rest.For(method)
 	if g.Events == nil || hs.app.URL == "" || !hs.app.Enabled(method) || mc.Policy == Disable {
 		return
 	}
 	body := g.body(s, hs.app.Key, fields, mc.RestExclude)
-	if err := g.Events.Enqueue(s.ID, hs.app.Key, method, body); err != nil {
+	if err := g.Events.Enqueue(s.ID(), hs.app.Key, method, body); err != nil {
 		// The queue is full or closed: say so loudly rather than lose it
 		// without a trace.
 		g.log().Error("hook event not queued", "app", hs.app.Name, "method", method, "err", err)
@@ -307,12 +286,12 @@ func (g *Gateway) event(s *client.Session, hs *hookSession, method string, field
 
 // body is a hook's JSON: the fields plus nodeId, appKey and sessionId, as
 // Web Call Server sends them, minus restExclude.
-func (g *Gateway) body(s *client.Session, appKey string, fields map[string]any, exclude []string) []byte {
+func (g *Hooks) body(s client.Session, appKey string, fields map[string]any, exclude []string) []byte {
 	m := make(map[string]any, len(fields)+3)
 	for k, v := range fields {
 		m[k] = v
 	}
-	m["nodeId"], m["appKey"], m["sessionId"] = g.NodeID, appKey, s.ID
+	m["nodeId"], m["appKey"], m["sessionId"] = g.NodeID, appKey, s.ID()
 	for _, k := range exclude {
 		delete(m, k)
 	}
@@ -336,19 +315,22 @@ func overwrite(req, reply map[string]any, mc MethodConfig) map[string]any {
 
 func hookURL(a App, method string) string { return strings.TrimRight(a.URL, "/") + "/" + method }
 
-func statusText(r restclient.Response) string {
-	if r.Status == 0 {
-		if r.Err != nil {
-			return "nothing (" + r.Err.Error() + ")"
-		}
-		return "nothing"
+// refusal is how a client is told of a backend's refusal: the status, or
+// that none came; never the backend's URL or the error's details, which
+// the log keeps.
+func refusal(r restclient.Response) string {
+	switch {
+	case r.Status == 0:
+		return "backend did not answer"
+	case r.Err != nil:
+		return fmt.Sprintf("backend answered %d with a reply that could not be read whole", r.Status)
 	}
-	return fmt.Sprint(r.Status)
+	return fmt.Sprintf("backend answered %d", r.Status)
 }
 
 // Sender delivers queued events to their app's backend: network errors,
 // timeouts and 5xx are retried, other statuses are final.
-func (g *Gateway) Sender() eventq.Sender {
+func (g *Hooks) Sender() eventq.Sender {
 	return func(ctx context.Context, e *eventq.Event) (bool, error) {
 		app, ok := g.Apps.ByKey(e.App)
 		if !ok || app.URL == "" {
@@ -359,7 +341,10 @@ func (g *Gateway) Sender() eventq.Sender {
 		case resp.Status >= 200 && resp.Status <= 299:
 			return false, nil
 		case resp.Status == 0 || resp.Status >= 500:
-			return true, fmt.Errorf("%s: backend answered %s", e.Method, statusText(resp))
+			if resp.Err != nil {
+				return true, fmt.Errorf("%s: %w", e.Method, resp.Err)
+			}
+			return true, fmt.Errorf("%s: backend answered %d", e.Method, resp.Status)
 		}
 		return false, fmt.Errorf("%s: backend answered %d", e.Method, resp.Status)
 	}
