@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"sync"
 	"time"
-
 )
 
 // Transport carries a session's frames to its client: the WebSocket pushes
