@@ -196,6 +196,10 @@ var actionByMessage = func() map[string]*Action {
 	return m
 }()
 
+// Connection is the connection frame's row: its Method is the connect
+// hook's.
+var Connection = actionByMessage["connection"]
+
 // ActionOf finds a client message's row.
 func ActionOf(message string) (*Action, bool) {
 	a, ok := actionByMessage[message]

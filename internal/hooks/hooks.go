@@ -70,18 +70,18 @@ func (g *Hooks) Connect(ctx context.Context, s client.Session, req map[string]an
 	}
 	app, ok := g.Apps.ByKey(key)
 	if !ok {
-		return nil, fmt.Errorf("unknown appKey %q", key)
+		return nil, errors.New("unknown appKey") // not echoed: client input
 	}
 	hs := &hookSession{app: app}
 	s.SetValue(sessionKey{}, hs)
 
-	if g.hooked(hs, "connect") {
+	if method := client.Connection.Method; g.hooked(hs, method) {
 		body := g.body(s, key, req, nil)
-		resp := g.call(ctx, app, "connect", body)
+		resp := g.call(ctx, app, method, body)
 		if !ok2xx(resp) {
-			g.log().Warn("backend refused", "app", hs.app.Name, "method", "connect", "status", resp.Status, "err", resp.Err)
-			g.failed(s, hs, "connect: "+refusal(resp))
-			return nil, errors.New("connect: " + refusal(resp))
+			g.log().Warn("backend refused", "app", hs.app.Name, "method", method, "status", resp.Status, "err", resp.Err)
+			g.failed(s, hs, method+": "+refusal(resp))
+			return nil, errors.New(method + ": " + refusal(resp))
 		}
 		var reply map[string]any
 		if len(resp.Body) > 0 && json.Unmarshal(resp.Body, &reply) == nil {
@@ -89,12 +89,13 @@ func (g *Hooks) Connect(ctx context.Context, s client.Session, req map[string]an
 				b, _ := json.Marshal(raw)
 				rc, err := ParseRestClientConfig(b)
 				if err != nil {
+					g.log().Warn("backend's restClientConfig refused", "app", hs.app.Name, "err", err)
 					g.failed(s, hs, err.Error())
-					return nil, fmt.Errorf("connect: backend's %v", err)
+					return nil, errors.New(method + ": the backend's reply has an invalid restClientConfig")
 				}
 				hs.rest = rc
 			}
-			req = overwrite(req, reply, hs.rest.For("connect"))
+			req = overwrite(req, reply, hs.rest.For(method))
 		}
 	}
 	cfg, err := g.Next.Connect(ctx, s, req)
