@@ -221,7 +221,9 @@ func TestClientGetsMethodAndStatusOnly(t *testing.T) {
 // no answer to act on: the connection is refused, not taken truncated.
 func TestOversizedConnectReplyRefuses(t *testing.T) {
 	b := newRecorder(t)
-	b.reply = func(string) []byte { return []byte(`{"restClientConfig":{},"pad":"` + strings.Repeat("x", 2048) + `"}`) }
+	b.reply = func(string) []byte {
+		return []byte(`{"restClientConfig":{},"pad":"` + strings.Repeat("x", 2048) + `"}`)
+	}
 	o := restclient.DefaultOptions()
 	o.MaxResponseBody = 1024
 	h, _ := newHooks(t, b.srv.URL+"/A", o)
