@@ -56,8 +56,8 @@ func TestWebSDKInChromium(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(stdout), "\n")
 			var out struct {
-				Mode, Status, SendData, Disconnect, SessionID, Error, Chromium string
-				OK                                                             bool
+				Mode, Status, SendData, Disconnect, SessionID, Error, Chromium, ShimRefusal string
+				OK                                                                          bool
 			}
 			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &out); err != nil {
 				fail("websdk.mjs printed no JSON outcome: %v", err)
@@ -67,6 +67,9 @@ func TestWebSDKInChromium(t *testing.T) {
 			}
 			if out.Mode != mode || out.Status != "ESTABLISHED" || out.SendData != "ACCEPTED" || out.Disconnect != "DISCONNECTED" {
 				fail("Web SDK in Chromium over %s: want status ESTABLISHED, sendData ACCEPTED, disconnect DISCONNECTED; got %+v", mode, out)
+			}
+			if mode == "http-shim" && out.ShimRefusal != "fail,pong" {
+				fail("over the shim, a refused frame then a ping brought %q, want fail,pong: the connection must go on", out.ShimRefusal)
 			}
 			t.Logf("Chromium %s, Web SDK over %s: session %s %s, sendData %s", out.Chromium, mode, out.SessionID, out.Status, out.SendData)
 		})

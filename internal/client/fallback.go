@@ -311,6 +311,10 @@ type response struct {
 	Code int    `json:"code"`
 	Msg  string `json:"msg"`
 	UTID int64  `json:"utid"`
+	// A refused frame's `fail`, as the WebSocket would have sent it: the
+	// browser shim hands it to the page as that frame.
+	APIMethod string `json:"apiMethod,omitempty"`
+	Info      string `json:"info,omitempty"`
 }
 
 // utid reads the optional correlation id.
@@ -382,7 +386,8 @@ func (h *Hub) httpSend(w http.ResponseWriter, r *http.Request, p *fallbackParams
 	}
 	if ref := h.handle(r.Context(), b.s, data); ref != nil {
 		// Refused before it ran: a retry with the same utid may run.
-		writeJSON(w, http.StatusBadRequest, response{Type: "response", Code: -1, Msg: ref.message + ": " + ref.info, UTID: id})
+		writeJSON(w, http.StatusBadRequest, response{Type: "response", Code: -1, Msg: ref.message + ": " + ref.info, UTID: id,
+			APIMethod: ref.message, Info: ref.info})
 		return
 	}
 	resp, _ := json.Marshal(response{Type: "response", Code: 0, Msg: "ok", UTID: id})

@@ -427,6 +427,22 @@
 					await delay(backoff(attempt)); // then the same utid: run once however often it is sent
 					continue;
 				}
+				if (res.status === 400) {
+					// A frame rtcgate refused before it ran: the page gets
+					// the `fail` a WebSocket would have brought, and the
+					// connection goes on.
+					var refused = null;
+					try {
+						refused = JSON.parse(res.text);
+					} catch (e) {
+						refused = null;
+					}
+					if (refused && refused.apiMethod) {
+						this._fire(new MessageEvent('message', {origin: this._origin,
+							data: JSON.stringify({message: 'fail', data: [{apiMethod: refused.apiMethod, info: refused.info}]})}));
+						return true;
+					}
+				}
 				if (res.status === 413) {
 					this._fail(1009, res.text.trim());
 				} else if (res.status === 409) {
