@@ -26,8 +26,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // ---- private PKI ----
@@ -547,170 +545,78 @@ func TestKeepAliveReuse(t *testing.T) {
 	}
 }
 
-// ---- async ----
+// ---- closing ----
 
-func TestAsyncBoundedFIFO(t *testing.T) {
-	var inflight, maxInflight atomic.Int32
-	arrivals := make(chan int, 16)
-	release := make(chan struct{})
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		n := inflight.Add(1)
-		for {
-			m := maxInflight.Load()
-			if n <= m || maxInflight.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		i, _ := strconv.Atoi(string(b))
-		arrivals <- i
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		inflight.Add(-1)
-		w.Write(b)
-	}))
-	defer s.Close()
-
-	var logs testutil.SyncBuffer
-	o := opts()
-	o.MaxAsync, o.MaxQueued = 2, 3
-	o.Log = slog.New(slog.NewTextHandler(&logs, nil))
-	c := newClient(t, o)
-
-	results := make(chan Response, 16)
-	submit := func(i int) error {
-		return c.Async(Request{URL: s.URL, Body: []byte(strconv.Itoa(i))}, func(r Response) { results <- r })
-	}
-	next := func() int {
-		t.Helper()
-		select {
-		case i := <-arrivals:
-			return i
-		case <-time.After(5 * time.Second):
-			t.Fatal("no arrival")
-			return -1
-		}
-	}
-
-	for i := range 2 {
-		if err := submit(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	first := map[int]bool{next(): true, next(): true}
-	if !first[0] || !first[1] {
-		t.Fatalf("first arrivals %v", first)
-	}
-	for i := 2; i < 5; i++ {
-		if err := submit(i); err != nil {
-			t.Fatalf("submit %d: %v", i, err)
-		}
-	}
-	for i := 5; i < 7; i++ {
-		if err := submit(i); !errors.Is(err, ErrQueueFull) {
-			t.Fatalf("overflow %d: %v", i, err)
-		}
-	}
-	// Nothing beyond MaxAsync reached the server.
-	select {
-	case i := <-arrivals:
-		t.Fatalf("request %d arrived while 2 were in flight", i)
-	default:
-	}
-	// Release one at a time: each release lets exactly the next queued
-	// request through, proving FIFO.
-	for want := 2; want < 5; want++ {
-		release <- struct{}{}
-		if got := next(); got != want {
-			t.Fatalf("arrival %d, want %d", got, want)
-		}
-	}
-	for range 2 {
-		release <- struct{}{}
-	}
-	seen := map[string]bool{}
-	for range 5 {
-		select {
-		case r := <-results:
-			if r.Status != 200 || r.Err != nil {
-				t.Fatalf("result %+v", r)
-			}
-			seen[string(r.Body)] = true
-		case <-time.After(5 * time.Second):
-			t.Fatal("missing result")
-		}
-	}
-	if len(seen) != 5 {
-		t.Fatalf("results %v", seen)
-	}
-	if m := maxInflight.Load(); m != 2 {
-		t.Fatalf("max in flight %d, want 2", m)
-	}
-	if n := strings.Count(logs.String(), "queueing requests"); n != 1 {
-		t.Fatalf("%d queueing warnings, want 1 per burst:\n%s", n, logs.String())
-	}
-	if strings.Count(logs.String(), "queue full") != 1 {
-		t.Fatalf("overflow not logged:\n%s", logs.String())
-	}
-}
-
-func TestCloseDrainsAndLeavesNoGoroutines(t *testing.T) {
+func TestCloseWaitsForInFlightAndLeavesNoGoroutines(t *testing.T) {
 	base := runtime.NumGoroutine()
+	arrived := make(chan struct{}, 4)
+	release := make(chan struct{})
 	var served atomic.Int32
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
 		served.Add(1)
 		okHandler(w, r)
 	}))
-	c, err := New(func() Options { o := opts(); o.MaxAsync = 4; return o }())
+	c, err := New(opts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var done atomic.Int32
-	for range 20 {
-		if err := c.Async(Request{URL: s.URL}, func(r Response) {
-			if r.Status == 200 {
-				done.Add(1)
-			}
-		}); err != nil {
-			t.Fatal(err)
+	results := make(chan Response, 4)
+	for range 4 {
+		go func() { results <- c.Do(context.Background(), Request{URL: s.URL}) }()
+	}
+	for range 4 {
+		<-arrived
+	}
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	// Close refuses new requests at once, while the four are still held.
+	// (The probe's context is cancelled: one made before Close got there
+	// fails at once instead of reaching the held backend.)
+	probe, cancelProbe := context.WithCancel(context.Background())
+	cancelProbe()
+	waitFor(t, "Close to refuse new requests", func() bool {
+		return errors.Is(c.Do(probe, Request{URL: s.URL}).Err, ErrClosed)
+	})
+	select {
+	case <-closed:
+		t.Fatal("Close returned with requests in flight")
+	default:
+	}
+	close(release)
+	<-closed
+	for range 4 {
+		if r := <-results; r.Status != 200 || r.Err != nil {
+			t.Fatalf("in-flight request: %+v", r)
 		}
 	}
-	c.Close() // drains: all 20 are sent
-	if done.Load() != 20 || served.Load() != 20 {
-		t.Fatalf("done %d served %d", done.Load(), served.Load())
-	}
-	if err := c.Async(Request{URL: s.URL}, nil); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Async after Close: %v", err)
-	}
-	if r := c.Do(context.Background(), Request{URL: s.URL}); !errors.Is(r.Err, ErrClosed) {
-		t.Fatalf("Do after Close: %+v", r)
+	if served.Load() != 4 {
+		t.Fatalf("served %d", served.Load())
 	}
 	c.Close() // idempotent
 	s.Close()
 	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
 }
 
-func TestShutdownDeadlineFailsQueued(t *testing.T) {
+func TestShutdownDeadlineCancelsInFlight(t *testing.T) {
 	base := runtime.NumGoroutine()
-	started := make(chan struct{}, 1)
+	started := make(chan struct{}, 2)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		<-r.Context().Done() // stuck backend
 	}))
 	o := opts()
-	o.MaxAsync, o.Timeout = 1, 30*time.Second
+	o.Timeout = 30 * time.Second
 	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := make(chan Response, 4)
-	for range 3 {
-		if err := c.Async(Request{URL: s.URL}, func(r Response) { results <- r }); err != nil {
-			t.Fatal(err)
-		}
+	results := make(chan Response, 2)
+	for range 2 {
+		go func() { results <- c.Do(context.Background(), Request{URL: s.URL}) }()
 	}
+	<-started
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -721,18 +627,11 @@ func TestShutdownDeadlineFailsQueued(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Shutdown took %v", d)
 	}
-	closed := 0
-	for range 3 {
-		r := <-results // all three callbacks already ran
-		if r.Status != 0 || r.Err == nil {
+	for range 2 {
+		r := <-results // both already returned: Shutdown waited for them
+		if r.Status != 0 || !errors.Is(r.Err, context.Canceled) {
 			t.Fatalf("result %+v", r)
 		}
-		if errors.Is(r.Err, ErrClosed) {
-			closed++
-		}
-	}
-	if closed != 2 {
-		t.Fatalf("%d queued requests failed with ErrClosed, want 2", closed)
 	}
 	s.Close()
 	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
