@@ -47,10 +47,10 @@ var (
 	// ErrBodyTooLarge means the reply body exceeded MaxResponseBody; Status
 	// and the first MaxResponseBody bytes are still reported.
 	ErrBodyTooLarge = errors.New("restclient: response body too large")
-	// ErrAuthConflict means a request asked for both Basic auth and signing,
-	// which both need the Authorization header; we refuse rather than
-	// silently dropping one of them.
-	ErrAuthConflict = errors.New("restclient: BasicUser and Secret both need the Authorization header")
+	// ErrAuthConflict means a request carried credentials both in its URL
+	// (http://user:pass@host/) and in BasicUser/BasicPassword; we refuse
+	// rather than silently dropping one of them.
+	ErrAuthConflict = errors.New("restclient: credentials both in the URL and in BasicUser/BasicPassword")
 )
 
 // Options configures a Client. Zero numeric fields take the defaults above.
@@ -89,6 +89,12 @@ func DefaultOptions() Options {
 // Request is one POST to a backend. Header is copied, never modified; the
 // Content-Type, Authorization and signature headers set by the client
 // override same-named entries in it.
+//
+// Credentials go as Authorization: Basic; they come from BasicUser and
+// BasicPassword or from the URL's user information (not both:
+// ErrAuthConflict). With Options.Secret such a request is signed by the
+// X-Rtcgate headers alone (SignV1); one without credentials gets
+// Authorization: WCS as well (Sign).
 type Request struct {
 	URL           string
 	Body          []byte
@@ -313,23 +319,37 @@ func (c *Client) do(ctx context.Context, r Request) Response {
 }
 
 func (c *Client) send(ctx context.Context, r Request) Response {
-	if r.BasicUser != "" && c.o.Secret != "" {
-		return Response{Err: ErrAuthConflict}
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
 		return Response{Err: fmt.Errorf("restclient: bad request URL %q: %w", redact(r.URL), unwrapURLError(err))}
 	}
+	user, password := r.BasicUser, r.BasicPassword
+	basic := user != ""
+	if req.URL.User != nil {
+		if user != "" || password != "" {
+			return Response{Err: ErrAuthConflict}
+		}
+		// The URL's credentials, sent as net/http would send them, but
+		// set here so that signing knows Authorization is taken.
+		user = req.URL.User.Username()
+		password, _ = req.URL.User.Password()
+		req.URL.User = nil
+		basic = true
+	}
 	for k, v := range r.Header {
 		req.Header[k] = append([]string(nil), v...)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if r.BasicUser != "" {
-		req.SetBasicAuth(r.BasicUser, r.BasicPassword)
+	if basic {
+		req.SetBasicAuth(user, password)
 	}
-	if c.o.Secret != "" {
+	switch {
+	case c.o.Secret == "":
+	case basic:
+		SignV1(c.o.Secret, req.Header, r.Body, time.Now())
+	default:
 		Sign(c.o.Secret, req.Header, r.Body, time.Now())
 	}
 	hr, err := c.hc.Do(req)

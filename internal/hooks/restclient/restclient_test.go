@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -454,10 +457,6 @@ func TestSigning(t *testing.T) {
 	if resp := c.Do(context.Background(), Request{URL: s.URL, Body: body}); resp.Status != 200 {
 		t.Fatalf("signed request rejected: %+v %v", resp, verr.Load())
 	}
-	// Basic auth and WCS signing both want Authorization.
-	if resp := c.Do(context.Background(), Request{URL: s.URL, BasicUser: "a"}); !errors.Is(resp.Err, ErrAuthConflict) || resp.Status != 0 {
-		t.Fatalf("conflict: %+v", resp)
-	}
 
 	// Exact header forms.
 	now := time.Unix(1700000000, 0)
@@ -521,6 +520,167 @@ func TestSigning(t *testing.T) {
 }
 
 type errBox struct{ err error }
+
+// hookSeen is what a backend saw of one request.
+type hookSeen struct {
+	auth, user, password string
+	basic                bool
+	verifyErr            error
+}
+
+// verifyingBackend checks both the Basic credentials and the signature of
+// every request, as a backend of an app with credentials under hooks-secret
+// does, and answers 401 unless both are right.
+func verifyingBackend(t *testing.T, secret, user, password string) (*httptest.Server, <-chan hookSeen) {
+	seen := make(chan hookSeen, 16)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var h hookSeen
+		h.auth = r.Header.Get("Authorization")
+		h.user, h.password, h.basic = r.BasicAuth()
+		h.verifyErr = Verify(secret, r.Header, b, time.Minute, time.Now())
+		seen <- h
+		if h.verifyErr != nil || !h.basic || h.user != user || h.password != password {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(s.Close)
+	return s, seen
+}
+
+// TestBasicAuthWithSecret: an app's credentials and hooks-secret together:
+// Basic auth in Authorization, the signature in the X-Rtcgate headers, and
+// the backend verifies both.
+func TestBasicAuthWithSecret(t *testing.T) {
+	const secret = "k3y"
+	s, seen := verifyingBackend(t, secret, "app", "s3cr3t")
+	o := opts()
+	o.Secret = secret
+	c := newClient(t, o)
+	body := []byte(`{"method":"connect"}`)
+	resp := c.Do(context.Background(), Request{URL: s.URL + "/connect", Body: body, BasicUser: "app", BasicPassword: "s3cr3t"})
+	h := <-seen
+	if resp.Status != 200 || resp.Err != nil {
+		t.Fatalf("resp %+v, backend saw %+v", resp, h)
+	}
+	if !strings.HasPrefix(h.auth, "Basic ") || h.verifyErr != nil {
+		t.Fatalf("backend saw %+v", h)
+	}
+
+	// Credentials in the URL are sent the same way, and signed the same way.
+	u := strings.Replace(s.URL, "http://", "http://app:s3cr3t@", 1) + "/connect"
+	if resp := c.Do(context.Background(), Request{URL: u, Body: body}); resp.Status != 200 {
+		t.Fatalf("URL credentials: %+v, backend saw %+v", resp, <-seen)
+	}
+	<-seen
+
+	// The wrong password is the backend's to refuse; the signature is still
+	// right.
+	resp = c.Do(context.Background(), Request{URL: s.URL, Body: body, BasicUser: "app", BasicPassword: "nope"})
+	if h := <-seen; resp.Status != 401 || h.verifyErr != nil || h.password != "nope" {
+		t.Fatalf("wrong password: %+v, backend saw %+v", resp, h)
+	}
+
+	// Credentials both in the URL and in the request: refused, nothing sent.
+	resp = c.Do(context.Background(), Request{URL: u, Body: body, BasicUser: "app", BasicPassword: "s3cr3t"})
+	if !errors.Is(resp.Err, ErrAuthConflict) || resp.Status != 0 {
+		t.Fatalf("conflict: %+v", resp)
+	}
+	select {
+	case h := <-seen:
+		t.Fatalf("a conflicting request reached the backend: %+v", h)
+	default:
+	}
+}
+
+// TestSignatureWithoutCredentialsUnchanged: a signed request without
+// credentials carries exactly what it did before credentials and a secret
+// could be combined: Authorization WCS over the body, and the v1 headers.
+func TestSignatureWithoutCredentialsUnchanged(t *testing.T) {
+	const secret = "k3y"
+	type got struct {
+		h    http.Header
+		body []byte
+	}
+	seen := make(chan got, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen <- got{r.Header.Clone(), b}
+	}))
+	defer s.Close()
+	o := opts()
+	o.Secret = secret
+	c := newClient(t, o)
+	body := []byte(`{"method":"ConnectionStatusEvent"}`)
+	if resp := c.Do(context.Background(), Request{URL: s.URL, Body: body}); resp.Status != 200 {
+		t.Fatalf("resp %+v", resp)
+	}
+	g := <-seen
+	ts, err := strconv.ParseInt(g.h.Get(HeaderTimestamp), 10, 64)
+	if err != nil {
+		t.Fatalf("timestamp %q", g.h.Get(HeaderTimestamp))
+	}
+	want := http.Header{}
+	Sign(secret, want, body, time.Unix(ts, 0))
+	for _, k := range []string{"Authorization", HeaderTimestamp, HeaderSignature} {
+		if g.h.Get(k) != want.Get(k) || len(g.h.Values(k)) != 1 {
+			t.Errorf("%s = %q, want %q", k, g.h.Values(k), want.Get(k))
+		}
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	if g.h.Get("Authorization") != "WCS "+base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+		t.Errorf("Authorization = %q", g.h.Get("Authorization"))
+	}
+}
+
+// TestVerifyBasicOrWCS: Verify accepts the v1 signature with either the WCS
+// signature or Basic credentials in Authorization, and nothing else.
+func TestVerifyBasicOrWCS(t *testing.T) {
+	const secret = "k3y"
+	now := time.Unix(1700000000, 0)
+	body := []byte(`{"method":"connect"}`)
+	basic := func() http.Header {
+		req, _ := http.NewRequest(http.MethodPost, "http://backend/", nil)
+		req.SetBasicAuth("app", "pw")
+		SignV1(secret, req.Header, body, now)
+		return req.Header
+	}
+	if h := basic(); h.Get(HeaderTimestamp) == "" || h.Get(HeaderSignature) == "" || !strings.HasPrefix(h.Get("Authorization"), "Basic ") {
+		t.Fatalf("SignV1 headers %v", h)
+	}
+	if err := Verify(secret, basic(), body, time.Minute, now); err != nil {
+		t.Fatalf("Basic + v1: %v", err)
+	}
+	h := basic()
+	h.Set(HeaderSignature, "v1="+strings.Repeat("0", 64))
+	if err := Verify(secret, h, body, time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Basic + bad v1: %v", err)
+	}
+	if err := Verify(secret, basic(), []byte(`{"method":"call"}`), time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Basic + tampered body: %v", err)
+	}
+	if err := Verify(secret, basic(), body, time.Minute, now.Add(time.Hour)); !errors.Is(err, ErrStaleTimestamp) {
+		t.Fatalf("Basic + stale: %v", err)
+	}
+	h = basic()
+	h.Del(HeaderSignature)
+	if err := Verify(secret, h, body, time.Minute, now); !errors.Is(err, ErrMissingSignature) {
+		t.Fatalf("Basic without v1: %v", err)
+	}
+	h = basic()
+	h.Set("Authorization", "Bearer abc")
+	if err := Verify(secret, h, body, time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Bearer: %v", err)
+	}
+	h = basic()
+	h.Del("Authorization")
+	if err := Verify(secret, h, body, time.Minute, now); !errors.Is(err, ErrMissingSignature) {
+		t.Fatalf("no Authorization: %v", err)
+	}
+}
 
 // ---- keep-alive ----
 
