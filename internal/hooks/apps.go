@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -57,7 +58,13 @@ const DefaultApp = "defaultApp"
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// Validate checks an app's fields.
+// Validate checks an app's fields, and refuses credentials that could not
+// be sent as they were meant: a password without a user (Basic auth would
+// send none of it), credentials on an app without a URL (it sends no
+// hooks), credentials both in the URL's user information and in user and
+// password (one would be dropped), and a user with a ':' (Basic auth splits
+// user and password at the first one). Credentials and hooks-secret work
+// together (restclient signs in the X-Rtcgate headers then).
 func (a *App) Validate() error {
 	if !namePattern.MatchString(a.Name) {
 		return fmt.Errorf("app name %q: 1-64 letters, digits, '_', '.', '-'", a.Name)
@@ -65,11 +72,29 @@ func (a *App) Validate() error {
 	if !namePattern.MatchString(a.Key) {
 		return fmt.Errorf("app key %q: 1-64 letters, digits, '_', '.', '-'", a.Key)
 	}
+	var inURL *url.Userinfo
 	if a.URL != "" {
 		u, err := url.Parse(a.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("app %s: URL %q is not an http(s) URL", a.Name, a.URL)
+		if err != nil {
+			// Not even parsed: nothing of it is printed, it may hold a password.
+			return fmt.Errorf("app %s: url is not an http(s) URL", a.Name)
 		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("app %s: URL %q is not an http(s) URL", a.Name, u.Redacted())
+		}
+		inURL = u.User
+	}
+	switch {
+	case a.URL == "" && (a.User != "" || a.Password != ""):
+		return fmt.Errorf("app %s: user and password need a url (an app without one sends no hooks)", a.Name)
+	case inURL != nil && (a.User != "" || a.Password != ""):
+		return fmt.Errorf("app %s: credentials both in the url and in user/password: keep one", a.Name)
+	case a.Password != "" && a.User == "":
+		return fmt.Errorf("app %s: a password needs a user", a.Name)
+	case inURL != nil && inURL.Username() == "":
+		return fmt.Errorf("app %s: the url's user information has no user", a.Name)
+	case strings.Contains(a.User, ":"):
+		return fmt.Errorf("app %s: user must not contain ':' (Basic auth splits user and password there)", a.Name)
 	}
 	for _, m := range a.Methods {
 		if !knownMethod[m] {
@@ -77,6 +102,19 @@ func (a *App) Validate() error {
 		}
 	}
 	return nil
+}
+
+// RedactedURL is the app's URL for printing and logging: a password in it
+// (http://user:pass@host/) is masked.
+func (a *App) RedactedURL() string {
+	if a.URL == "" {
+		return ""
+	}
+	u, err := url.Parse(a.URL)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return u.Redacted()
 }
 
 // Apps is the registry of apps. Changes made at runtime are written to a

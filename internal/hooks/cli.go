@@ -14,7 +14,7 @@ func (r *Apps) RegisterCLI(reg *cli.Registry) {
 	reg.Handle("show apps", "", "list the apps", func(_ context.Context, _ []string, w io.Writer) {
 		fmt.Fprintf(w, "%-20s %-20s %-40s %s\n", "Name", "Key", "URL", "Methods")
 		for _, a := range r.List() {
-			url := a.URL
+			url := a.RedactedURL() // never a password
 			if url == "" {
 				url = "(built-in: no REST hooks)"
 			}
