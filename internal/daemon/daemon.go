@@ -148,6 +148,10 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	}
 	apps, err := hooks.NewApps(appConfigs, cfg.StateFile)
 	if err != nil {
+		var serr *hooks.StateFileError
+		if errors.As(err, &serr) {
+			return nil, &config.Error{Key: "state-file", Msg: err.Error()}
+		}
 		return nil, &config.Error{Key: "apps", Msg: err.Error()}
 	}
 	d.Apps = apps
