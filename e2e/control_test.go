@@ -463,7 +463,7 @@ func TestAppsAndAppKey(t *testing.T) {
 		return out
 	}
 	contains(t, "show apps", ctl("show", "apps"), "EchoApp", "echoKey", "defaultApp")
-	if got := ctl("add", "app", "-p", "pw", "Other", "otherKey", "http://127.0.0.1:9/Other"); got != "App Other added\n" {
+	if got := ctl("add", "app", "-u", "alice", "-p", "pw", "Other", "otherKey", "http://127.0.0.1:9/Other"); got != "App Other added\n" {
 		t.Fatalf("add app = %q", got)
 	}
 

@@ -218,10 +218,9 @@ func runQueueChild(backendURL string, sessions, events, workers, retries, idle, 
 		return rep
 	}
 	// As the daemon: restclient's defaults (hooks-* defaults are the same
-	// timeouts), MaxAsync = hooks-max-async, MaxIdlePerHost left alone
-	// unless -q-idle-per-host says otherwise.
+	// timeouts); hooks-max-async is the queue's worker count below.
+	// MaxIdlePerHost is left alone unless -q-idle-per-host says otherwise.
 	o := restclient.DefaultOptions()
-	o.MaxAsync = workers
 	if idle > 0 {
 		o.MaxIdlePerHost = idle
 	}

@@ -148,6 +148,10 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	}
 	apps, err := hooks.NewApps(appConfigs, cfg.StateFile)
 	if err != nil {
+		var serr *hooks.StateFileError
+		if errors.As(err, &serr) {
+			return nil, &config.Error{Key: "state-file", Msg: err.Error()}
+		}
 		return nil, &config.Error{Key: "apps", Msg: err.Error()}
 	}
 	d.Apps = apps
@@ -393,8 +397,9 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Hooks,
 	o.ConnectTimeout, o.Timeout = cfg.HooksConnectTimeout.D(), cfg.HooksTimeout.D()
 	o.VerifyPeer, o.VerifyHost = cfg.HooksVerifyPeer, cfg.HooksVerifyHost
 	o.CAPath, o.ClientCert, o.ClientKey = cfg.HooksCAPath, cfg.HooksClientCert, cfg.HooksClientKey
-	o.Secret, o.MaxAsync, o.Log = cfg.HooksSecret, cfg.HooksMaxAsync, log
-	// Every event worker may hold a connection: keep that many alive.
+	o.Secret, o.Log = cfg.HooksSecret, log
+	// hooks-max-async is the event queue's worker count (below), and every
+	// worker may hold a connection: keep that many alive.
 	o.MaxIdlePerHost = max(restclient.DefaultMaxIdlePerHost, cfg.HooksMaxAsync)
 	httpClient, err := restclient.New(o)
 	if err != nil {

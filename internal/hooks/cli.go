@@ -11,14 +11,15 @@ import (
 
 // RegisterCLI adds Web Call Server's app commands.
 func (r *Apps) RegisterCLI(reg *cli.Registry) {
-	reg.Handle("show apps", "", "list the apps", func(_ context.Context, _ []string, w io.Writer) {
-		fmt.Fprintf(w, "%-20s %-20s %-40s %s\n", "Name", "Key", "URL", "Methods")
-		for _, a := range r.List() {
-			url := a.URL
+	reg.Handle("show apps", "", "list the apps and where each comes from (config, runtime, built-in)", func(_ context.Context, _ []string, w io.Writer) {
+		fmt.Fprintf(w, "%-20s %-20s %-40s %-7s %s\n", "Name", "Key", "URL", "Methods", "Source")
+		apps, origins := r.listOrigins()
+		for i, a := range apps {
+			url := a.RedactedURL() // never a password
 			if url == "" {
-				url = "(built-in: no REST hooks)"
+				url = "(no REST hooks)"
 			}
-			fmt.Fprintf(w, "%-20s %-20s %-40s %d\n", a.Name, a.Key, url, len(a.Methods))
+			fmt.Fprintf(w, "%-20s %-20s %-40s %-7d %s\n", a.Name, a.Key, url, len(a.Methods), origins[i])
 		}
 	})
 	reg.Handle("show rest-methods", "", "list the REST methods an app may enable", func(_ context.Context, _ []string, w io.Writer) {
@@ -67,16 +68,18 @@ func (r *Apps) RegisterCLI(reg *cli.Registry) {
 				}
 			})
 		}
-		report(w, err, "App %s updated", first(rest))
+		report(w, err, "App %s updated%s", first(rest), r.untilRestart(first(rest)))
 	})
-	reg.Handle("remove app", "NAME", "remove an app", func(_ context.Context, args []string, w io.Writer) {
+	reg.Handle("remove app", "NAME", "remove an app (not defaultApp)", func(_ context.Context, args []string, w io.Writer) {
 		var err error
+		note := ""
 		if len(args) != 1 {
 			err = fmt.Errorf("usage: remove app NAME")
 		} else {
+			note = r.untilRestart(args[0])
 			err = r.Remove(args[0])
 		}
-		report(w, err, "App %s removed", first(args))
+		report(w, err, "App %s removed%s", first(args), note)
 	})
 	for _, c := range []struct {
 		cmd  string
@@ -97,9 +100,22 @@ func (r *Apps) RegisterCLI(reg *cli.Registry) {
 			default:
 				err = fmt.Errorf("usage: %s [-a] KEY [METHOD]", c.cmd)
 			}
-			report(w, err, "REST methods %s for %s", c.verb, first(args))
+			note := ""
+			if a, ok := r.ByKey(first(args)); ok {
+				note = r.untilRestart(a.Name)
+			}
+			report(w, err, "REST methods %s for %s%s", c.verb, first(args), note)
 		})
 	}
+}
+
+// untilRestart is the note a runtime change of an app of the configuration
+// file gets: the file wins again at the next start.
+func (r *Apps) untilRestart(name string) string {
+	if r.Origin(name) != OriginConfig {
+		return ""
+	}
+	return " until the next start: app " + name + " is in the configuration file, which applies again then"
 }
 
 // appFlags reads -u and -p; the rest are the positional arguments.

@@ -3,12 +3,10 @@
 // Web Call Server does with its REST hooks.
 //
 // The knobs follow OpenSIPS rest_client (connection_timeout, curl_timeout,
-// max_async_transfers, ssl_verifypeer, ssl_verifyhost, ssl_capath) because
-// operators already know them, with two deliberate differences: requests
-// beyond max_async_transfers wait in a bounded FIFO instead of turning into
-// blocking transfers (the caller's goroutine is usually a signalling loop that
-// must not stall), and a full FIFO is reported to the caller as ErrQueueFull
-// instead of being dropped silently.
+// ssl_verifypeer, ssl_verifyhost, ssl_capath) because operators already know
+// them. Requests are synchronous (Do); asynchronous delivery, with its order,
+// retries and bound, is the event queue's job (package eventq), whose
+// workers call Do.
 //
 // A Response always carries Status 0 when no HTTP reply arrived (connection
 // refused, timeout, reset, TLS failure), matching what WCS records then.
@@ -30,7 +28,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -39,28 +36,21 @@ const (
 	DefaultConnectTimeout  = 2 * time.Second
 	DefaultTimeout         = 5 * time.Second
 	DefaultMaxIdlePerHost  = 16
-	DefaultMaxAsync        = 32
-	DefaultMaxQueued       = 10000
 	DefaultMaxResponseBody = 1 << 20 // 1 MiB: hook replies are small JSON; more is a misbehaving backend
 )
 
-// Errors reported in Response.Err or returned by Async. They are sentinels so
-// callers can tell "backend said no" from "we refused to send".
+// Errors reported in Response.Err. They are sentinels so callers can tell
+// "backend said no" from "we refused to send".
 var (
-	// ErrQueueFull means MaxAsync transfers are running and MaxQueued more are
-	// waiting; the request was not accepted and done will not be called.
-	ErrQueueFull = errors.New("restclient: async queue full")
-	// ErrClosed means the client was closed; for Async it is returned
-	// directly, for requests that were queued but abandoned by Shutdown it is
-	// delivered to done so that no accepted request vanishes unnoticed.
+	// ErrClosed means the client was closed before the request was made.
 	ErrClosed = errors.New("restclient: client closed")
 	// ErrBodyTooLarge means the reply body exceeded MaxResponseBody; Status
 	// and the first MaxResponseBody bytes are still reported.
 	ErrBodyTooLarge = errors.New("restclient: response body too large")
-	// ErrAuthConflict means a request asked for both Basic auth and signing,
-	// which both need the Authorization header; we refuse rather than
-	// silently dropping one of them.
-	ErrAuthConflict = errors.New("restclient: BasicUser and Secret both need the Authorization header")
+	// ErrAuthConflict means a request carried credentials both in its URL
+	// (http://user:pass@host/) and in BasicUser/BasicPassword; we refuse
+	// rather than silently dropping one of them.
+	ErrAuthConflict = errors.New("restclient: credentials both in the URL and in BasicUser/BasicPassword")
 )
 
 // Options configures a Client. Zero numeric fields take the defaults above.
@@ -77,8 +67,6 @@ type Options struct {
 	ClientCert     string        // PEM certificate file for mutual TLS; needs ClientKey
 	ClientKey      string        // PEM private key file for mutual TLS; needs ClientCert
 	MaxIdlePerHost int           // keep-alive connections kept per backend; default 16
-	MaxAsync       int           // concurrent asynchronous transfers = worker goroutines (max_async_transfers); default 32
-	MaxQueued      int           // async requests waiting beyond MaxAsync before ErrQueueFull; default 10000
 	// MaxResponseBody bounds how much of a reply is read; default 1 MiB.
 	MaxResponseBody int64
 	Secret          string // when set, every request is signed (see Sign)
@@ -94,8 +82,6 @@ func DefaultOptions() Options {
 		VerifyPeer:      true,
 		VerifyHost:      true,
 		MaxIdlePerHost:  DefaultMaxIdlePerHost,
-		MaxAsync:        DefaultMaxAsync,
-		MaxQueued:       DefaultMaxQueued,
 		MaxResponseBody: DefaultMaxResponseBody,
 	}
 }
@@ -103,6 +89,12 @@ func DefaultOptions() Options {
 // Request is one POST to a backend. Header is copied, never modified; the
 // Content-Type, Authorization and signature headers set by the client
 // override same-named entries in it.
+//
+// Credentials go as Authorization: Basic; they come from BasicUser and
+// BasicPassword or from the URL's user information (not both:
+// ErrAuthConflict). With Options.Secret such a request is signed by the
+// X-Rtcgate headers alone (SignV1); one without credentials gets
+// Authorization: WCS as well (Sign).
 type Request struct {
 	URL           string
 	Body          []byte
@@ -121,33 +113,21 @@ type Response struct {
 	Err      error
 }
 
-type job struct {
-	req  Request
-	done func(Response)
-}
-
 // Client sends requests to backends. It is safe for concurrent use.
 type Client struct {
-	o    Options
-	hc   *http.Client
-	tr   *http.Transport
-	log  *slog.Logger
-	jobs chan job
+	o   Options
+	hc  *http.Client
+	tr  *http.Transport
+	log *slog.Logger
 
-	mu     sync.RWMutex // guards closed against Async sending on a closed channel
-	closed bool
-
-	busy       atomic.Int32 // workers currently running a transfer
-	burst      atomic.Bool  // a "queueing" warning was logged and the queue has not drained since
-	fullLogged atomic.Bool  // likewise for the "queue full" error
-	aborted    atomic.Bool  // Shutdown's deadline passed: fail the rest of the queue
-	baseCtx    context.Context
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	once       sync.Once
+	mu       sync.RWMutex // guards closed against a Do starting while Shutdown waits
+	closed   bool
+	inflight sync.WaitGroup // requests being made by Do
+	baseCtx  context.Context
+	cancel   context.CancelFunc // cancels the requests in flight (Shutdown's deadline)
 }
 
-// New validates o, builds the transport and starts MaxAsync workers. Errors
+// New validates o and builds the transport. Errors
 // name the offending option, because they surface at config load time where
 // the operator needs to know which line to fix.
 func New(o Options) (*Client, error) {
@@ -159,12 +139,6 @@ func New(o Options) (*Client, error) {
 	}
 	if o.MaxIdlePerHost <= 0 {
 		o.MaxIdlePerHost = DefaultMaxIdlePerHost
-	}
-	if o.MaxAsync <= 0 {
-		o.MaxAsync = DefaultMaxAsync
-	}
-	if o.MaxQueued <= 0 {
-		o.MaxQueued = DefaultMaxQueued
 	}
 	if o.MaxResponseBody <= 0 {
 		o.MaxResponseBody = DefaultMaxResponseBody
@@ -202,16 +176,7 @@ func New(o Options) (*Client, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{
-		o: o, hc: hc, tr: tr, log: log,
-		jobs:    make(chan job, o.MaxQueued),
-		baseCtx: ctx, cancel: cancel,
-	}
-	c.wg.Add(o.MaxAsync)
-	for range o.MaxAsync {
-		go c.worker()
-	}
-	return c, nil
+	return &Client{o: o, hc: hc, tr: tr, log: log, baseCtx: ctx, cancel: cancel}, nil
 }
 
 func tlsConfig(o Options) (*tls.Config, error) {
@@ -317,16 +282,23 @@ func addCAs(pool *x509.CertPool, path string) error {
 }
 
 // Do POSTs r synchronously with Content-Type application/json. The request
-// is bounded by Options.Timeout and by ctx, whichever ends first.
+// is bounded by Options.Timeout and by ctx, whichever ends first (and by
+// Shutdown's deadline).
 func (c *Client) Do(ctx context.Context, r Request) Response {
 	c.mu.RLock()
-	closed := c.closed
-	c.mu.RUnlock()
-	if closed {
+	if c.closed {
+		c.mu.RUnlock()
 		// After Close the idle pool is gone; a new request would leave
 		// connection goroutines behind.
 		return Response{Err: ErrClosed}
 	}
+	c.inflight.Add(1)
+	c.mu.RUnlock()
+	defer c.inflight.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.baseCtx, cancel)
+	defer stop()
 	return c.do(ctx, r)
 }
 
@@ -347,23 +319,37 @@ func (c *Client) do(ctx context.Context, r Request) Response {
 }
 
 func (c *Client) send(ctx context.Context, r Request) Response {
-	if r.BasicUser != "" && c.o.Secret != "" {
-		return Response{Err: ErrAuthConflict}
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
 		return Response{Err: fmt.Errorf("restclient: bad request URL %q: %w", redact(r.URL), unwrapURLError(err))}
 	}
+	user, password := r.BasicUser, r.BasicPassword
+	basic := user != ""
+	if req.URL.User != nil {
+		if user != "" || password != "" {
+			return Response{Err: ErrAuthConflict}
+		}
+		// The URL's credentials, sent as net/http would send them, but
+		// set here so that signing knows Authorization is taken.
+		user = req.URL.User.Username()
+		password, _ = req.URL.User.Password()
+		req.URL.User = nil
+		basic = true
+	}
 	for k, v := range r.Header {
 		req.Header[k] = append([]string(nil), v...)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if r.BasicUser != "" {
-		req.SetBasicAuth(r.BasicUser, r.BasicPassword)
+	if basic {
+		req.SetBasicAuth(user, password)
 	}
-	if c.o.Secret != "" {
+	switch {
+	case c.o.Secret == "":
+	case basic:
+		SignV1(c.o.Secret, req.Header, r.Body, time.Now())
+	default:
 		Sign(c.o.Secret, req.Header, r.Body, time.Now())
 	}
 	hr, err := c.hc.Do(req)
@@ -409,88 +395,29 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
-// Async queues r and returns at once; done is called exactly once, on a
-// worker goroutine, with the outcome (it should not block for long, since it
-// holds one of the MaxAsync transfer slots). At most MaxAsync transfers run
-// at once; later requests wait in FIFO order, up to MaxQueued of them. When
-// the queue is full Async returns ErrQueueFull and done is never called;
-// after Close it returns ErrClosed. done may be nil.
-func (c *Client) Async(r Request, done func(Response)) error {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed {
-		return ErrClosed
-	}
-	select {
-	case c.jobs <- job{req: r, done: done}:
-	default:
-		// The caller gets the error for every request; the log line is once
-		// per burst so an overload does not also become a log storm.
-		if c.fullLogged.CompareAndSwap(false, true) {
-			c.log.Error("restclient: async queue full, rejecting requests", "url", redact(r.URL),
-				"max_async", c.o.MaxAsync, "max_queued", c.o.MaxQueued)
-		}
-		return ErrQueueFull
-	}
-	// Warn once per burst, not per request: under a slow backend a warning
-	// per event would flood the log exactly when it is needed most.
-	if int(c.busy.Load()) >= c.o.MaxAsync && c.burst.CompareAndSwap(false, true) {
-		c.log.Warn("restclient: all async transfers busy, queueing requests",
-			"max_async", c.o.MaxAsync, "queued", len(c.jobs), "max_queued", c.o.MaxQueued)
-	}
-	return nil
-}
-
-func (c *Client) worker() {
-	defer c.wg.Done()
-	for j := range c.jobs {
-		var resp Response
-		if c.aborted.Load() {
-			resp = Response{Err: ErrClosed}
-		} else {
-			c.busy.Add(1)
-			resp = c.do(c.baseCtx, j.req)
-			c.busy.Add(-1)
-		}
-		if len(c.jobs) == 0 {
-			// Queue drained: the next backlog is a new burst.
-			c.burst.Store(false)
-			c.fullLogged.Store(false)
-		}
-		if j.done != nil {
-			j.done(resp)
-		}
-	}
-}
-
-// Close is Shutdown without a deadline: it stops accepting requests, sends
-// everything already queued, waits for the workers to exit and closes idle
-// connections. Queued requests are sent rather than dropped because they are
-// call events the backend relies on; each is still bounded by Timeout.
+// Close is Shutdown without a deadline: it refuses new requests (ErrClosed),
+// waits for the requests in flight (each bounded by Timeout) and closes idle
+// connections.
 func (c *Client) Close() {
 	_ = c.Shutdown(context.Background())
 }
 
-// Shutdown is Close with a deadline: if ctx ends before the queue drains,
-// in-flight transfers are cancelled and every remaining queued request's done
-// is called with ErrClosed (never silently dropped). It returns ctx.Err() in
-// that case. When Shutdown returns, no goroutine of the client is left. It is
-// safe to call more than once and concurrently.
+// Shutdown is Close with a deadline: if ctx ends before the requests in
+// flight finish, they are cancelled (their callers get Status 0 and the
+// error) and Shutdown returns ctx.Err(). When Shutdown returns, no request
+// of the client is running. It is safe to call more than once and
+// concurrently.
 func (c *Client) Shutdown(ctx context.Context) error {
-	c.once.Do(func() {
-		c.mu.Lock()
-		c.closed = true
-		close(c.jobs)
-		c.mu.Unlock()
-	})
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	finished := make(chan struct{})
-	go func() { c.wg.Wait(); close(finished) }()
+	go func() { c.inflight.Wait(); close(finished) }()
 	var err error
 	select {
 	case <-finished:
 	case <-ctx.Done():
 		err = ctx.Err()
-		c.aborted.Store(true)
 		c.cancel()
 		<-finished
 	}

@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -26,8 +29,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // ---- private PKI ----
@@ -456,10 +457,6 @@ func TestSigning(t *testing.T) {
 	if resp := c.Do(context.Background(), Request{URL: s.URL, Body: body}); resp.Status != 200 {
 		t.Fatalf("signed request rejected: %+v %v", resp, verr.Load())
 	}
-	// Basic auth and WCS signing both want Authorization.
-	if resp := c.Do(context.Background(), Request{URL: s.URL, BasicUser: "a"}); !errors.Is(resp.Err, ErrAuthConflict) || resp.Status != 0 {
-		t.Fatalf("conflict: %+v", resp)
-	}
 
 	// Exact header forms.
 	now := time.Unix(1700000000, 0)
@@ -524,6 +521,167 @@ func TestSigning(t *testing.T) {
 
 type errBox struct{ err error }
 
+// hookSeen is what a backend saw of one request.
+type hookSeen struct {
+	auth, user, password string
+	basic                bool
+	verifyErr            error
+}
+
+// verifyingBackend checks both the Basic credentials and the signature of
+// every request, as a backend of an app with credentials under hooks-secret
+// does, and answers 401 unless both are right.
+func verifyingBackend(t *testing.T, secret, user, password string) (*httptest.Server, <-chan hookSeen) {
+	seen := make(chan hookSeen, 16)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var h hookSeen
+		h.auth = r.Header.Get("Authorization")
+		h.user, h.password, h.basic = r.BasicAuth()
+		h.verifyErr = Verify(secret, r.Header, b, time.Minute, time.Now())
+		seen <- h
+		if h.verifyErr != nil || !h.basic || h.user != user || h.password != password {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(s.Close)
+	return s, seen
+}
+
+// TestBasicAuthWithSecret: an app's credentials and hooks-secret together:
+// Basic auth in Authorization, the signature in the X-Rtcgate headers, and
+// the backend verifies both.
+func TestBasicAuthWithSecret(t *testing.T) {
+	const secret = "k3y"
+	s, seen := verifyingBackend(t, secret, "app", "s3cr3t")
+	o := opts()
+	o.Secret = secret
+	c := newClient(t, o)
+	body := []byte(`{"method":"connect"}`)
+	resp := c.Do(context.Background(), Request{URL: s.URL + "/connect", Body: body, BasicUser: "app", BasicPassword: "s3cr3t"})
+	h := <-seen
+	if resp.Status != 200 || resp.Err != nil {
+		t.Fatalf("resp %+v, backend saw %+v", resp, h)
+	}
+	if !strings.HasPrefix(h.auth, "Basic ") || h.verifyErr != nil {
+		t.Fatalf("backend saw %+v", h)
+	}
+
+	// Credentials in the URL are sent the same way, and signed the same way.
+	u := strings.Replace(s.URL, "http://", "http://app:s3cr3t@", 1) + "/connect"
+	if resp := c.Do(context.Background(), Request{URL: u, Body: body}); resp.Status != 200 {
+		t.Fatalf("URL credentials: %+v, backend saw %+v", resp, <-seen)
+	}
+	<-seen
+
+	// The wrong password is the backend's to refuse; the signature is still
+	// right.
+	resp = c.Do(context.Background(), Request{URL: s.URL, Body: body, BasicUser: "app", BasicPassword: "nope"})
+	if h := <-seen; resp.Status != 401 || h.verifyErr != nil || h.password != "nope" {
+		t.Fatalf("wrong password: %+v, backend saw %+v", resp, h)
+	}
+
+	// Credentials both in the URL and in the request: refused, nothing sent.
+	resp = c.Do(context.Background(), Request{URL: u, Body: body, BasicUser: "app", BasicPassword: "s3cr3t"})
+	if !errors.Is(resp.Err, ErrAuthConflict) || resp.Status != 0 {
+		t.Fatalf("conflict: %+v", resp)
+	}
+	select {
+	case h := <-seen:
+		t.Fatalf("a conflicting request reached the backend: %+v", h)
+	default:
+	}
+}
+
+// TestSignatureWithoutCredentialsUnchanged: a signed request without
+// credentials carries exactly what it did before credentials and a secret
+// could be combined: Authorization WCS over the body, and the v1 headers.
+func TestSignatureWithoutCredentialsUnchanged(t *testing.T) {
+	const secret = "k3y"
+	type got struct {
+		h    http.Header
+		body []byte
+	}
+	seen := make(chan got, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen <- got{r.Header.Clone(), b}
+	}))
+	defer s.Close()
+	o := opts()
+	o.Secret = secret
+	c := newClient(t, o)
+	body := []byte(`{"method":"ConnectionStatusEvent"}`)
+	if resp := c.Do(context.Background(), Request{URL: s.URL, Body: body}); resp.Status != 200 {
+		t.Fatalf("resp %+v", resp)
+	}
+	g := <-seen
+	ts, err := strconv.ParseInt(g.h.Get(HeaderTimestamp), 10, 64)
+	if err != nil {
+		t.Fatalf("timestamp %q", g.h.Get(HeaderTimestamp))
+	}
+	want := http.Header{}
+	Sign(secret, want, body, time.Unix(ts, 0))
+	for _, k := range []string{"Authorization", HeaderTimestamp, HeaderSignature} {
+		if g.h.Get(k) != want.Get(k) || len(g.h.Values(k)) != 1 {
+			t.Errorf("%s = %q, want %q", k, g.h.Values(k), want.Get(k))
+		}
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	if g.h.Get("Authorization") != "WCS "+base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+		t.Errorf("Authorization = %q", g.h.Get("Authorization"))
+	}
+}
+
+// TestVerifyBasicOrWCS: Verify accepts the v1 signature with either the WCS
+// signature or Basic credentials in Authorization, and nothing else.
+func TestVerifyBasicOrWCS(t *testing.T) {
+	const secret = "k3y"
+	now := time.Unix(1700000000, 0)
+	body := []byte(`{"method":"connect"}`)
+	basic := func() http.Header {
+		req, _ := http.NewRequest(http.MethodPost, "http://backend/", nil)
+		req.SetBasicAuth("app", "pw")
+		SignV1(secret, req.Header, body, now)
+		return req.Header
+	}
+	if h := basic(); h.Get(HeaderTimestamp) == "" || h.Get(HeaderSignature) == "" || !strings.HasPrefix(h.Get("Authorization"), "Basic ") {
+		t.Fatalf("SignV1 headers %v", h)
+	}
+	if err := Verify(secret, basic(), body, time.Minute, now); err != nil {
+		t.Fatalf("Basic + v1: %v", err)
+	}
+	h := basic()
+	h.Set(HeaderSignature, "v1="+strings.Repeat("0", 64))
+	if err := Verify(secret, h, body, time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Basic + bad v1: %v", err)
+	}
+	if err := Verify(secret, basic(), []byte(`{"method":"call"}`), time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Basic + tampered body: %v", err)
+	}
+	if err := Verify(secret, basic(), body, time.Minute, now.Add(time.Hour)); !errors.Is(err, ErrStaleTimestamp) {
+		t.Fatalf("Basic + stale: %v", err)
+	}
+	h = basic()
+	h.Del(HeaderSignature)
+	if err := Verify(secret, h, body, time.Minute, now); !errors.Is(err, ErrMissingSignature) {
+		t.Fatalf("Basic without v1: %v", err)
+	}
+	h = basic()
+	h.Set("Authorization", "Bearer abc")
+	if err := Verify(secret, h, body, time.Minute, now); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Bearer: %v", err)
+	}
+	h = basic()
+	h.Del("Authorization")
+	if err := Verify(secret, h, body, time.Minute, now); !errors.Is(err, ErrMissingSignature) {
+		t.Fatalf("no Authorization: %v", err)
+	}
+}
+
 // ---- keep-alive ----
 
 func TestKeepAliveReuse(t *testing.T) {
@@ -547,170 +705,78 @@ func TestKeepAliveReuse(t *testing.T) {
 	}
 }
 
-// ---- async ----
+// ---- closing ----
 
-func TestAsyncBoundedFIFO(t *testing.T) {
-	var inflight, maxInflight atomic.Int32
-	arrivals := make(chan int, 16)
-	release := make(chan struct{})
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		n := inflight.Add(1)
-		for {
-			m := maxInflight.Load()
-			if n <= m || maxInflight.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		i, _ := strconv.Atoi(string(b))
-		arrivals <- i
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		inflight.Add(-1)
-		w.Write(b)
-	}))
-	defer s.Close()
-
-	var logs testutil.SyncBuffer
-	o := opts()
-	o.MaxAsync, o.MaxQueued = 2, 3
-	o.Log = slog.New(slog.NewTextHandler(&logs, nil))
-	c := newClient(t, o)
-
-	results := make(chan Response, 16)
-	submit := func(i int) error {
-		return c.Async(Request{URL: s.URL, Body: []byte(strconv.Itoa(i))}, func(r Response) { results <- r })
-	}
-	next := func() int {
-		t.Helper()
-		select {
-		case i := <-arrivals:
-			return i
-		case <-time.After(5 * time.Second):
-			t.Fatal("no arrival")
-			return -1
-		}
-	}
-
-	for i := range 2 {
-		if err := submit(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	first := map[int]bool{next(): true, next(): true}
-	if !first[0] || !first[1] {
-		t.Fatalf("first arrivals %v", first)
-	}
-	for i := 2; i < 5; i++ {
-		if err := submit(i); err != nil {
-			t.Fatalf("submit %d: %v", i, err)
-		}
-	}
-	for i := 5; i < 7; i++ {
-		if err := submit(i); !errors.Is(err, ErrQueueFull) {
-			t.Fatalf("overflow %d: %v", i, err)
-		}
-	}
-	// Nothing beyond MaxAsync reached the server.
-	select {
-	case i := <-arrivals:
-		t.Fatalf("request %d arrived while 2 were in flight", i)
-	default:
-	}
-	// Release one at a time: each release lets exactly the next queued
-	// request through, proving FIFO.
-	for want := 2; want < 5; want++ {
-		release <- struct{}{}
-		if got := next(); got != want {
-			t.Fatalf("arrival %d, want %d", got, want)
-		}
-	}
-	for range 2 {
-		release <- struct{}{}
-	}
-	seen := map[string]bool{}
-	for range 5 {
-		select {
-		case r := <-results:
-			if r.Status != 200 || r.Err != nil {
-				t.Fatalf("result %+v", r)
-			}
-			seen[string(r.Body)] = true
-		case <-time.After(5 * time.Second):
-			t.Fatal("missing result")
-		}
-	}
-	if len(seen) != 5 {
-		t.Fatalf("results %v", seen)
-	}
-	if m := maxInflight.Load(); m != 2 {
-		t.Fatalf("max in flight %d, want 2", m)
-	}
-	if n := strings.Count(logs.String(), "queueing requests"); n != 1 {
-		t.Fatalf("%d queueing warnings, want 1 per burst:\n%s", n, logs.String())
-	}
-	if strings.Count(logs.String(), "queue full") != 1 {
-		t.Fatalf("overflow not logged:\n%s", logs.String())
-	}
-}
-
-func TestCloseDrainsAndLeavesNoGoroutines(t *testing.T) {
+func TestCloseWaitsForInFlightAndLeavesNoGoroutines(t *testing.T) {
 	base := runtime.NumGoroutine()
+	arrived := make(chan struct{}, 4)
+	release := make(chan struct{})
 	var served atomic.Int32
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
 		served.Add(1)
 		okHandler(w, r)
 	}))
-	c, err := New(func() Options { o := opts(); o.MaxAsync = 4; return o }())
+	c, err := New(opts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var done atomic.Int32
-	for range 20 {
-		if err := c.Async(Request{URL: s.URL}, func(r Response) {
-			if r.Status == 200 {
-				done.Add(1)
-			}
-		}); err != nil {
-			t.Fatal(err)
+	results := make(chan Response, 4)
+	for range 4 {
+		go func() { results <- c.Do(context.Background(), Request{URL: s.URL}) }()
+	}
+	for range 4 {
+		<-arrived
+	}
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	// Close refuses new requests at once, while the four are still held.
+	// (The probe's context is cancelled: one made before Close got there
+	// fails at once instead of reaching the held backend.)
+	probe, cancelProbe := context.WithCancel(context.Background())
+	cancelProbe()
+	waitFor(t, "Close to refuse new requests", func() bool {
+		return errors.Is(c.Do(probe, Request{URL: s.URL}).Err, ErrClosed)
+	})
+	select {
+	case <-closed:
+		t.Fatal("Close returned with requests in flight")
+	default:
+	}
+	close(release)
+	<-closed
+	for range 4 {
+		if r := <-results; r.Status != 200 || r.Err != nil {
+			t.Fatalf("in-flight request: %+v", r)
 		}
 	}
-	c.Close() // drains: all 20 are sent
-	if done.Load() != 20 || served.Load() != 20 {
-		t.Fatalf("done %d served %d", done.Load(), served.Load())
-	}
-	if err := c.Async(Request{URL: s.URL}, nil); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Async after Close: %v", err)
-	}
-	if r := c.Do(context.Background(), Request{URL: s.URL}); !errors.Is(r.Err, ErrClosed) {
-		t.Fatalf("Do after Close: %+v", r)
+	if served.Load() != 4 {
+		t.Fatalf("served %d", served.Load())
 	}
 	c.Close() // idempotent
 	s.Close()
 	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
 }
 
-func TestShutdownDeadlineFailsQueued(t *testing.T) {
+func TestShutdownDeadlineCancelsInFlight(t *testing.T) {
 	base := runtime.NumGoroutine()
-	started := make(chan struct{}, 1)
+	started := make(chan struct{}, 2)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		<-r.Context().Done() // stuck backend
 	}))
 	o := opts()
-	o.MaxAsync, o.Timeout = 1, 30*time.Second
+	o.Timeout = 30 * time.Second
 	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := make(chan Response, 4)
-	for range 3 {
-		if err := c.Async(Request{URL: s.URL}, func(r Response) { results <- r }); err != nil {
-			t.Fatal(err)
-		}
+	results := make(chan Response, 2)
+	for range 2 {
+		go func() { results <- c.Do(context.Background(), Request{URL: s.URL}) }()
 	}
+	<-started
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -721,18 +787,11 @@ func TestShutdownDeadlineFailsQueued(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Shutdown took %v", d)
 	}
-	closed := 0
-	for range 3 {
-		r := <-results // all three callbacks already ran
-		if r.Status != 0 || r.Err == nil {
+	for range 2 {
+		r := <-results // both already returned: Shutdown waited for them
+		if r.Status != 0 || !errors.Is(r.Err, context.Canceled) {
 			t.Fatalf("result %+v", r)
 		}
-		if errors.Is(r.Err, ErrClosed) {
-			closed++
-		}
-	}
-	if closed != 2 {
-		t.Fatalf("%d queued requests failed with ErrClosed, want 2", closed)
 	}
 	s.Close()
 	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })

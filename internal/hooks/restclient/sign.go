@@ -27,6 +27,13 @@ import (
 //     skew rejects replays. The "v1=" prefix leaves room for a new scheme;
 //     Verify accepts a comma-separated list and any matching v1 value, so
 //     secrets can be rotated by sending two signatures.
+//
+// A request to an app with credentials carries them as
+// Authorization: Basic, so it cannot carry the WCS signature too: it is
+// signed by the X-Rtcgate headers alone (SignV1). Those are on every signed
+// request, so a backend that checks them verifies every request the same
+// way, with or without credentials; Verify does exactly that, and checks the
+// WCS signature as well when Authorization carries one.
 const (
 	HeaderTimestamp = "X-Rtcgate-Timestamp"
 	HeaderSignature = "X-Rtcgate-Signature"
@@ -54,16 +61,24 @@ func mac(secret string, parts ...[]byte) []byte {
 // headers on h for body at time now. Exported so tests and tools can produce
 // requests a backend will accept.
 func Sign(secret string, h http.Header, body []byte, now time.Time) {
-	ts := strconv.FormatInt(now.Unix(), 10)
 	h.Set("Authorization", AuthScheme+" "+base64.StdEncoding.EncodeToString(mac(secret, body)))
+	SignV1(secret, h, body, now)
+}
+
+// SignV1 sets only X-Rtcgate-Timestamp and X-Rtcgate-Signature, leaving
+// Authorization to the request's Basic credentials.
+func SignV1(secret string, h http.Header, body []byte, now time.Time) {
+	ts := strconv.FormatInt(now.Unix(), 10)
 	h.Set(HeaderTimestamp, ts)
 	h.Set(HeaderSignature, "v1="+hex.EncodeToString(mac(secret, []byte(ts), []byte("."), body)))
 }
 
-// Verify checks a request signed by Sign: the timestamp must be within
-// maxSkew of now in either direction (DefaultMaxSkew when maxSkew <= 0), and
-// both the timestamped v1 signature and the WCS Authorization signature must
-// match body. Comparisons are constant-time.
+// Verify checks a request signed by Sign or SignV1: the timestamp must be
+// within maxSkew of now in either direction (DefaultMaxSkew when maxSkew <=
+// 0) and the timestamped v1 signature must match body. Authorization must
+// be there: either the WCS body signature, which must match body too, or
+// Basic credentials (an app with a user and password), which Verify leaves
+// to the caller to check (Request.BasicAuth). Comparisons are constant-time.
 func Verify(secret string, h http.Header, body []byte, maxSkew time.Duration, now time.Time) error {
 	if maxSkew <= 0 {
 		maxSkew = DefaultMaxSkew
@@ -96,8 +111,11 @@ func Verify(secret string, h http.Header, body []byte, maxSkew time.Duration, no
 		return ErrBadSignature
 	}
 	scheme, v, found := strings.Cut(auth, " ")
+	if found && strings.EqualFold(scheme, "Basic") {
+		return nil // signed by v1 alone; the credentials are the caller's to check
+	}
 	if !found || !strings.EqualFold(scheme, AuthScheme) {
-		return fmt.Errorf("%w: Authorization is not %s", ErrBadSignature, AuthScheme)
+		return fmt.Errorf("%w: Authorization is neither %s nor Basic", ErrBadSignature, AuthScheme)
 	}
 	got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
 	if err != nil || !hmac.Equal(got, mac(secret, body)) {
