@@ -22,6 +22,8 @@ var wantListeners = []string{"listen-http", "listen-cli", "listen-client"}
 // wanted level is set over the CLI once they are read.
 func rtcgateArgs(cfg *config) []string {
 	return append(rtcgatechild.ServeArgs("", cfg.clientAddr),
+		// One loopback address brings every session: no per-address limits.
+		"--client-max-sessions-per-ip", "0", "--client-new-sessions-per-ip", "0",
 		"--client-max-connections", strconv.Itoa(max(100000, cfg.sessions+1000)),
 		"--client-keepalive", cfg.keepalive.String(),
 		"--log-level", "6",

@@ -36,6 +36,8 @@ func app(backendURL string) rtcgatechild.App {
 func rtcgateArgs(env *runEnv, cfgPath string) []string {
 	cfg := env.cfg
 	args := append(rtcgatechild.ServeArgs(cfgPath, "127.0.0.1:0"),
+		// One loopback address brings every session: no per-address limits.
+		"--client-max-sessions-per-ip", "0", "--client-new-sessions-per-ip", "0",
 		"--client-max-connections", "1000000",
 		"--client-keepalive", "0s",
 		"--client-idle-timeout", cfg.idleTimeout.String(),

@@ -42,6 +42,8 @@ func rtcgateArgs(env *runEnv, cfgPath string) []string {
 	args := append(rtcgatechild.ServeArgs(cfgPath, "127.0.0.1:0"),
 		"--log-level", strconv.Itoa(cfg.logLevel),
 		"--listen-sip", "127.0.0.1:0",
+		// One loopback address brings every session: no per-address limits.
+		"--client-max-sessions-per-ip", "0", "--client-new-sessions-per-ip", "0",
 		"--client-max-connections", strconv.Itoa(cfg.users+100),
 		"--sip-max-accounts", strconv.Itoa(cfg.users+100),
 		"--node-id", "sipbench",

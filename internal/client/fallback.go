@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -194,8 +195,8 @@ func (h *Hub) bound(w http.ResponseWriter, r *http.Request, k bindingKey) *bindi
 		httpText(w, http.StatusBadRequest, "unknown connection: open it first (action=open)")
 		return nil
 	}
-	if b.ip != remoteIP(r) {
-		h.log.Debug("http fallback: connectionId used from another address", "ip", remoteIP(r))
+	if ip := h.clientIP(r); b.ip != ip {
+		h.log.Debug("http fallback: connectionId used from another address", "ip", ip)
 		httpText(w, http.StatusForbidden, "this connectionId belongs to another client")
 		return nil
 	}
@@ -238,7 +239,7 @@ func (h *Hub) writeWelcome(w http.ResponseWriter, s *session) {
 // authToken (and ack) to the session a client resumes. Opening a bound
 // connectionId again from its address is answered with the same session.
 func (h *Hub) httpOpen(w http.ResponseWriter, r *http.Request, p *fallbackParams, k bindingKey) {
-	ip := remoteIP(r)
+	ip := h.clientIP(r)
 	sid, token, ack := p.get("sessionId"), p.get("authToken"), p.get("ack")
 	lock := h.fallback.openLock(k)
 	lock.Lock()
@@ -290,6 +291,10 @@ func (h *Hub) httpOpen(w http.ResponseWriter, r *http.Request, p *fallbackParams
 	} else {
 		var err error
 		if s, err = h.open(ip); err != nil {
+			if errors.Is(err, ErrTooManyFromAddress) {
+				httpText(w, http.StatusTooManyRequests, "too many sessions from this address: try again later")
+				return
+			}
 			httpText(w, http.StatusServiceUnavailable, "too many connections (client-max-connections): try again later")
 			return
 		}

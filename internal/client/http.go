@@ -2,11 +2,14 @@ package client
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // The HTTP fallback is jWebSocket's REST API (action=open|login|send|sync|
@@ -140,10 +143,21 @@ func (h *Hub) readParams(w http.ResponseWriter, r *http.Request) (*fallbackParam
 		return p, 0, ""
 	}
 	limit := int64(3*h.maxFrame() + 64<<10)
+	// The body must come within client-read-timeout: a client that trickles
+	// it holds a descriptor and a goroutine. The deadline is lifted after,
+	// so that a long-polling sync is not cut by it.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(h.opts.ReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	rc.SetReadDeadline(time.Time{})
 	if err != nil {
-		if _, tooLarge := err.(*http.MaxBytesError); tooLarge {
+		var ne net.Error
+		switch {
+		case errors.As(err, new(*http.MaxBytesError)):
 			return nil, http.StatusRequestEntityTooLarge, "request body too large (client-max-frame)"
+		case errors.As(err, &ne) && ne.Timeout():
+			w.Header().Set("Connection", "close")
+			return nil, http.StatusRequestTimeout, "request body not received within client-read-timeout"
 		}
 		return nil, http.StatusBadRequest, "could not read the request body"
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -22,8 +23,17 @@ type Options struct {
 	MaxConnections int           // sessions at once
 	Strategy       string        // at MaxConnections: "reject" new ones, or "close" the oldest idle
 	MaxPending     int           // frames queued for one client before it counts as dead
-	Origins        []string      // allowed Origin patterns; empty: the listener's host and localhost
-	Log            *slog.Logger
+	// MaxPendingBytes bounds the bytes of those frames (0: 8 MiB).
+	MaxPendingBytes int
+	// ReadTimeout bounds reading a request's headers or body (0: 10 s).
+	ReadTimeout time.Duration
+	// SessionsPerIP and NewSessionsPerSecond bound one client address
+	// (0: no limit); TrustedProxies' X-Forwarded-For names the client.
+	SessionsPerIP        int
+	NewSessionsPerSecond int
+	TrustedProxies       []netip.Prefix
+	Origins              []string // allowed Origin patterns; empty: the listener's host and localhost
+	Log                  *slog.Logger
 }
 
 // ErrTooMany is a new connection over client-max-connections (reject).
@@ -40,6 +50,7 @@ type Hub struct {
 	sessions map[string]*session
 	closed   bool
 	fallback *bindings  // HTTP fallback connections
+	peers    *peers     // per-address limits
 	ready    *readiness // idle WebSockets, read only when bytes arrive
 
 	sessionsGauge prometheus.Gauge
@@ -57,7 +68,14 @@ func NewHub(opts Options, handler Handler) *Hub {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 1000
 	}
+	if opts.MaxPendingBytes <= 0 {
+		opts.MaxPendingBytes = 8 << 20
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 10 * time.Second
+	}
 	h := &Hub{opts: opts, handler: handler, log: opts.Log, sessions: map[string]*session{}, fallback: newBindings(),
+		peers:         newPeers(opts.SessionsPerIP, opts.NewSessionsPerSecond),
 		sessionsGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rtcgate_client_sessions", Help: "Client sessions, attached or waiting for a resume."}),
 		framesIn:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_received_total", Help: "Frames received from clients."}),
 		framesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_sent_total", Help: "Frames queued for clients."}),
@@ -103,15 +121,22 @@ func (h *Hub) open(remoteIP string) (*session, error) {
 		return nil, ErrTooMany
 	}
 	var victim *session
+	if err := h.peers.take(remoteIP, now); err != nil {
+		h.mu.Unlock()
+		h.rejected.Inc()
+		return nil, err
+	}
 	if h.opts.MaxConnections > 0 && len(h.sessions) >= h.opts.MaxConnections {
 		if h.opts.Strategy != "close" {
 			h.mu.Unlock()
+			h.peers.release(remoteIP)
 			h.rejected.Inc()
 			return nil, ErrTooMany
 		}
 		victim = h.oldestIdleLocked()
 		if victim == nil {
 			h.mu.Unlock()
+			h.peers.release(remoteIP)
 			h.rejected.Inc()
 			return nil, ErrTooMany
 		}
@@ -150,6 +175,7 @@ func (h *Hub) remove(s *session, reason string) {
 	if !ok {
 		return
 	}
+	h.peers.release(s.remoteIP)
 	h.sessionsGauge.Dec()
 	h.closedTotal.WithLabelValues(reasonLabel(reason)).Inc()
 	h.log.Debug("client session closed", "reason", reason)
@@ -284,6 +310,7 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 		all = append(all, s)
 	}
 	h.mu.Unlock()
+	h.peers.sweep(now)
 	for _, s := range all {
 		s.mu.Lock()
 		transport, idleFor, established := s.transport, now.Sub(s.lastActive), s.established

@@ -39,6 +39,7 @@ type session struct {
 	established bool
 	nextSeq     uint64   // the number of the next frame queued; the first is 1
 	outbox      []queued // frames after acked, in order
+	outboxBytes int      // their bytes
 	acked       uint64   // the client has every frame up to this one
 	wake        chan struct{}
 	transport   Transport // nil while detached
@@ -143,6 +144,12 @@ func (s *session) queue(b []byte) bool {
 		s.Close("client too slow: over client-max-pending frames unread")
 		return false
 	}
+	if s.outboxBytes+len(b) > s.hub.opts.MaxPendingBytes {
+		s.mu.Unlock()
+		s.Close("client too slow: over client-max-pending-bytes unread")
+		return false
+	}
+	s.outboxBytes += len(b)
 	s.outbox = append(s.outbox, queued{seq: s.nextSeq, data: b})
 	s.nextSeq++
 	s.signal()
@@ -188,6 +195,7 @@ func (s *session) ack(seq uint64) {
 	s.acked = seq
 	i := 0
 	for i < len(s.outbox) && s.outbox[i].seq <= seq {
+		s.outboxBytes -= len(s.outbox[i].data)
 		i++
 	}
 	n := copy(s.outbox, s.outbox[i:])

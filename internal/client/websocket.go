@@ -48,7 +48,11 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			c.Close(closeUnknownSession, "unknown session or wrong authToken")
 			return
 		}
-	} else if s, err = h.open(remoteIP(r)); err != nil {
+	} else if s, err = h.open(h.clientIP(r)); err != nil {
+		if errors.Is(err, ErrTooManyFromAddress) {
+			c.Close(websocket.StatusTryAgainLater, "too many sessions from this address")
+			return
+		}
 		c.Close(websocket.StatusTryAgainLater, "too many connections (client-max-connections)")
 		return
 	}
@@ -171,13 +175,6 @@ func (w *wsConn) flush() {
 			s.ack(f.seq)
 		}
 	}
-}
-
-func remoteIP(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
 }
 
 // smallBuffers hands coder/websocket a hijacked connection with small

@@ -61,6 +61,11 @@ type Config struct {
 	ClientAllowedOrigins  StringList `yaml:"client-allowed-origins"`
 	ClientMaxFrame        int        `yaml:"client-max-frame"`
 	ClientMaxPending      int        `yaml:"client-max-pending"`
+	ClientMaxPendingBytes int        `yaml:"client-max-pending-bytes"`
+	ClientReadTimeout     Duration   `yaml:"client-read-timeout"`
+	ClientSessionsPerIP   int        `yaml:"client-max-sessions-per-ip"`
+	ClientNewSessionsRate int        `yaml:"client-new-sessions-per-ip"`
+	ClientTrustedProxies  StringList `yaml:"client-trusted-proxies"`
 
 	Apps      []AppConfig `yaml:"apps"`
 	StateFile string      `yaml:"state-file"`
@@ -92,6 +97,10 @@ type Config struct {
 	SIPTimeout         Duration `yaml:"sip-timeout"`
 	SIPRingTimeout     Duration `yaml:"sip-ring-timeout"`
 	SIPMaxAccounts     int      `yaml:"sip-max-accounts"`
+	SIPMaxConnections  int      `yaml:"sip-max-connections"`
+	SIPMaxConnsPerIP   int      `yaml:"sip-max-connections-per-ip"`
+	SIPTCPIdleTimeout  Duration `yaml:"sip-tcp-idle-timeout"`
+	FDReserve          int      `yaml:"fd-reserve"`
 	SIPTLSCA           string   `yaml:"sip-tls-ca"`
 	SIPTLSVerify       bool     `yaml:"sip-tls-verify"`
 

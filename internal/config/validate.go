@@ -99,6 +99,31 @@ func (c *Config) Validate() error {
 	if c.ClientMaxPending < 16 {
 		return keyErr("client-max-pending", "%d: want at least 16", c.ClientMaxPending)
 	}
+	if c.ClientMaxPendingBytes < 2*c.ClientMaxFrame {
+		return keyErr("client-max-pending-bytes", "%d: want at least twice client-max-frame (%d)", c.ClientMaxPendingBytes, 2*c.ClientMaxFrame)
+	}
+	if c.ClientReadTimeout <= 0 {
+		return keyErr("client-read-timeout", "must be positive")
+	}
+	if c.ClientSessionsPerIP < 0 || c.ClientNewSessionsRate < 0 {
+		return keyErr("client-max-sessions-per-ip", "client-max-sessions-per-ip and client-new-sessions-per-ip must not be negative (0: no limit)")
+	}
+	for _, p := range c.ClientTrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return keyErr("client-trusted-proxies", "%q: want an address or a CIDR", p)
+			}
+		}
+	}
+	if c.SIPMaxConnections < 1 || c.SIPMaxConnsPerIP < 0 {
+		return keyErr("sip-max-connections", "sip-max-connections must be at least 1, sip-max-connections-per-ip 0 (no limit) or more")
+	}
+	if c.SIPTCPIdleTimeout <= 0 {
+		return keyErr("sip-tcp-idle-timeout", "must be positive")
+	}
+	if c.FDReserve < 0 {
+		return keyErr("fd-reserve", "must not be negative")
+	}
 	if c.HooksConnectTimeout <= 0 || c.HooksTimeout <= 0 {
 		return keyErr("hooks-timeout", "hooks-connect-timeout and hooks-timeout must be positive")
 	}

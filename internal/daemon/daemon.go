@@ -33,6 +33,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/logging"
 	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/metrics"
+	"github.com/rtcgate/rtcgate/internal/netguard"
 	"github.com/rtcgate/rtcgate/internal/ng"
 	"github.com/rtcgate/rtcgate/internal/sipua"
 	"github.com/rtcgate/rtcgate/internal/stats"
@@ -75,6 +76,10 @@ type Daemon struct {
 	hookEvents *eventq.Queue
 	hookStore  eventq.Store
 	client     *client.Server
+
+	fds            *netguard.Budget  // descriptors kept for media, ng and hooks
+	guards         *netguard.Metrics // the guarded listeners' counters
+	trustedProxies []netip.Prefix
 
 	ngConn  *net.UDPConn
 	cancel  context.CancelFunc
@@ -179,12 +184,22 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		d.Metrics.MustRegister(d.sipGateway.Collectors()...)
 	}
 
+	proxies, err := client.ParseProxies(cfg.ClientTrustedProxies)
+	if err != nil {
+		return nil, &config.Error{Key: "client-trusted-proxies", Msg: err.Error()}
+	}
+	d.trustedProxies = proxies
 	d.Clients = client.NewHub(client.Options{
 		MaxFrame: cfg.ClientMaxFrame, IdleTimeout: cfg.ClientIdleTimeout.D(), Keepalive: cfg.ClientKeepalive.D(),
 		SyncWait: cfg.ClientSyncWait.D(), MaxConnections: cfg.ClientMaxConnections, Strategy: cfg.ClientOnMaxConnection,
-		MaxPending: cfg.ClientMaxPending, Origins: cfg.ClientAllowedOrigins,
+		MaxPending: cfg.ClientMaxPending, MaxPendingBytes: cfg.ClientMaxPendingBytes, Origins: cfg.ClientAllowedOrigins,
+		ReadTimeout: cfg.ClientReadTimeout.D(), SessionsPerIP: cfg.ClientSessionsPerIP,
+		NewSessionsPerSecond: cfg.ClientNewSessionsRate, TrustedProxies: proxies,
 		Log: logs.Logger("client", "Client sessions: WebSocket and HTTP fallback"),
 	}, gw)
+	d.fds = &netguard.Budget{Reserve: cfg.FDReserve}
+	d.guards = netguard.NewMetrics()
+	d.Metrics.MustRegister(d.guards.Collectors()...)
 	d.client = client.NewServer(d.Clients)
 	d.Metrics.MustRegister(d.Clients.Collectors()...)
 	return d, nil
@@ -250,6 +265,14 @@ func (d *Daemon) Start() error {
 			closeNG()
 			return &BindError{Key: l.key, Addr: addr, Err: err}
 		}
+		if !l.control {
+			// A client listener: sockets within twice the sessions (a
+			// fallback session holds a sync and a send) plus room for
+			// handshakes, four times the sessions allowed per address
+			// from one address, none within fd-reserve of the limit.
+			ln = netguard.Listen(ln, netguard.Options{Name: l.key, MaxConns: 2*cfg.ClientMaxConnections + 256,
+				MaxPerIP: 4 * cfg.ClientSessionsPerIP, Exempt: d.trustedProxy, Budget: d.fds, Metrics: d.guards, Log: d.Log})
+		}
 		if l.control {
 			ln = netutil.LimitListener(ln, cfg.ControlMaxConnections)
 		}
@@ -263,6 +286,10 @@ func (d *Daemon) Start() error {
 			RegisterExpires: cfg.SIPRegisterExpires.D(), RequestTimeout: cfg.SIPTimeout.D(),
 			RingTimeout: cfg.SIPRingTimeout.D(), MaxAccounts: cfg.SIPMaxAccounts, Log: d.sipGateway.Log,
 			TLSCAFile: cfg.SIPTLSCA, TLSSkipVerify: !cfg.SIPTLSVerify,
+			GuardTCP: func(ln net.Listener) net.Listener {
+				return netguard.Listen(ln, netguard.Options{Name: "listen-sip", MaxConns: cfg.SIPMaxConnections,
+					MaxPerIP: cfg.SIPMaxConnsPerIP, IdleTimeout: cfg.SIPTCPIdleTimeout.D(), Budget: d.fds, Metrics: d.guards, Log: d.Log})
+			},
 		})
 		if err != nil {
 			for _, o := range opened {
@@ -303,6 +330,17 @@ func (d *Daemon) Start() error {
 	}
 	d.Log.Info("rtcgate started", "version", version.String(), "interfaces", []string(cfg.Interface))
 	return nil
+}
+
+// trustedProxy: a client-trusted-proxies address, exempt from the client
+// listener's per-address cap (a load balancer carries many clients).
+func (d *Daemon) trustedProxy(a netip.Addr) bool {
+	for _, p := range d.trustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Failed delivers the error of a listener that stopped by itself.

@@ -42,6 +42,7 @@ package sipua
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -79,6 +80,9 @@ type Config struct {
 	// TLSKeepalive is the interval of the CRLF keep-alives on the TLS
 	// connections Accounts registered or placed calls over (default 30 s).
 	TLSKeepalive time.Duration
+	// GuardTCP, when set, wraps the TCP listener before it serves: the
+	// daemon's caps, idle timeout and accept back-off (netguard).
+	GuardTCP func(net.Listener) net.Listener
 }
 
 // AccountConfig is one client's SIP identity: the connection's sip* fields.

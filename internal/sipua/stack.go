@@ -217,6 +217,9 @@ func (s *Stack) bind(listen string) error {
 			lastErr = fmt.Errorf("sipua: listen tcp %s: %w", net.JoinHostPort(host, strconv.Itoa(uport)), err)
 			continue
 		}
+		if s.cfg.GuardTCP != nil {
+			tcp = s.cfg.GuardTCP(tcp)
+		}
 		s.udp, s.tcp, s.addr = udp, tcp, udp.LocalAddr().String()
 		ua := udp.LocalAddr().(*net.UDPAddr)
 		la := sip.Addr{IP: ua.IP, Port: ua.Port, Hostname: ua.IP.String()}
