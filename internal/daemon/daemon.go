@@ -271,7 +271,7 @@ func (d *Daemon) Start() error {
 			// handshakes, four times the sessions allowed per address
 			// from one address, none within fd-reserve of the limit.
 			ln = netguard.Listen(ln, netguard.Options{Name: l.key, MaxConns: 2*cfg.ClientMaxConnections + 256,
-				MaxPerIP: 4 * cfg.ClientSessionsPerIP, Exempt: d.trustedProxy, Budget: d.fds, Metrics: d.guards, Log: d.Log})
+				MaxPerIP: 4 * cfg.ClientSessionsPerIP, Exempt: d.trustedProxy, Budget: d.fds, Keep: 1, Metrics: d.guards, Log: d.Log})
 		}
 		if l.control {
 			ln = netutil.LimitListener(ln, cfg.ControlMaxConnections)
@@ -288,7 +288,7 @@ func (d *Daemon) Start() error {
 			TLSCAFile: cfg.SIPTLSCA, TLSSkipVerify: !cfg.SIPTLSVerify,
 			GuardTCP: func(ln net.Listener) net.Listener {
 				return netguard.Listen(ln, netguard.Options{Name: "listen-sip", MaxConns: cfg.SIPMaxConnections,
-					MaxPerIP: cfg.SIPMaxConnsPerIP, IdleTimeout: cfg.SIPTCPIdleTimeout.D(), Budget: d.fds, Metrics: d.guards, Log: d.Log})
+					MaxPerIP: cfg.SIPMaxConnsPerIP, IdleTimeout: cfg.SIPTCPIdleTimeout.D(), Budget: d.fds, Keep: 2, Metrics: d.guards, Log: d.Log})
 			},
 		})
 		if err != nil {

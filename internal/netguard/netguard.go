@@ -35,6 +35,10 @@ type Options struct {
 	// long (its reads end with io.EOF); 0: never.
 	IdleTimeout time.Duration
 	Budget      *Budget // nil: descriptors are not checked
+	// Keep is how many of the budget's reserves this listener leaves free
+	// (default 1): a listener of lower priority keeps more, so that it is
+	// refused first and the others still get theirs.
+	Keep int
 	Metrics     *Metrics
 	Log         *slog.Logger
 }
@@ -156,7 +160,7 @@ func (l *Listener) logAcceptError(err error) {
 
 // admit takes c within the caps, or says why not.
 func (l *Listener) admit(c net.Conn) (net.Conn, string) {
-	if l.o.Budget != nil && l.o.Budget.Near() {
+	if l.o.Budget != nil && l.o.Budget.Near(max(l.o.Keep, 1)) {
 		return nil, "descriptors"
 	}
 	if l.o.MaxConns > 0 && l.open.Load() >= int64(l.o.MaxConns) {
@@ -247,8 +251,9 @@ func (c *conn) SyscallConn() (syscall.RawConn, error) {
 
 // Budget keeps a reserve of descriptors for what must never fail for want
 // of one (media ports, ng, the hook client): guarded listeners refuse new
-// connections once the process's open descriptors come within Reserve of
-// its limit.
+// connections once the process's open descriptors come within Keep
+// reserves of its limit. A reserve is Reserve descriptors, at most a
+// quarter of the limit.
 type Budget struct {
 	Reserve int
 
@@ -261,8 +266,9 @@ type Budget struct {
 // refresh is how long a descriptor count is trusted.
 const refresh = 100 * time.Millisecond
 
-// Near reports whether open descriptors are within Reserve of the limit.
-func (b *Budget) Near() bool {
+// Near reports whether open descriptors are within keep reserves of the
+// limit.
+func (b *Budget) Near(keep int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
@@ -276,7 +282,8 @@ func (b *Budget) Near() bool {
 	} else {
 		b.open++ // the connection about to be accepted
 	}
-	return b.limit > 0 && b.open >= b.limit-b.Reserve
+	reserve := min(b.Reserve, b.limit/4)
+	return b.limit > 0 && b.open >= b.limit-keep*reserve
 }
 
 // countFDs counts the process's open descriptors.
