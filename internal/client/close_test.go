@@ -2,12 +2,16 @@ package client
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
 // endApp records why sessions ended.
@@ -175,4 +179,32 @@ func TestServerCloseEchoKeepsSession(t *testing.T) {
 		default:
 		}
 	})
+}
+
+// TestInvalidUTF8ClosesWith1007: a text frame that is not UTF-8 closes the
+// WebSocket with 1007; it is counted, not logged, and the session waits
+// for a resume as after any transport the server dropped.
+func TestInvalidUTF8ClosesWith1007(t *testing.T) {
+	var log testutil.SyncBuffer
+	app := newEndApp()
+	h, addr := wsServer(t, Options{IdleTimeout: time.Hour,
+		Log: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}, app)
+	c, s, ud := connected(t, h, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bad := []byte(`{"message":"sendData","data":[{"operationId":"op","payload":"` + "\xff\xfe" + `"}]}`)
+	if err := c.Write(ctx, websocket.MessageText, bad); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := c.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("after invalid UTF-8: frame %q, err %v; want close 1007", b, err)
+	}
+	if v := counterValue(t, h.invalidUTF8); v != 1 {
+		t.Fatalf("rtcgate_client_frames_invalid_utf8_total = %v, want 1", v)
+	}
+	stillAlive(t, h, s, app, addr, ud)
+	if strings.Contains(strings.ToLower(log.String()), "utf") {
+		t.Fatalf("the frame was logged:\n%s", log.String())
+	}
 }

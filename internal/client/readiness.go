@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/coder/websocket"
@@ -92,6 +93,12 @@ func (w *wsConn) read() {
 		}
 		if typ != websocket.MessageText {
 			w.s.Fail("unknown", "binary frames are not part of the protocol")
+		} else if !utf8.Valid(data) {
+			// RFC 6455 8.1: the connection fails with 1007; the session
+			// waits for a resume, as after a frame over client-max-frame.
+			w.h.invalidUTF8.Inc()
+			w.close(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
 		} else {
 			w.s.handleFrame(ctx, w, data)
 		}
