@@ -59,7 +59,8 @@ func testHookBackendOutage(t *testing.T, restart bool) {
 	os.WriteFile(cfgFile, []byte("apps:\n  - name: Outage\n    key: outageKey\n    url: http://"+b.addr+"/Outage\n"+
 		"    methods: [ConnectionStatusEvent]\n"), 0o600)
 	args := append(append([]string(nil), ephemeral...), "--config", cfgFile,
-		// A closed WebSocket's session ends (DISCONNECTED) after this.
+		// A WebSocket dropped without a close frame (CloseNow) leaves its
+		// session waiting this long for a resume: DISCONNECTED then.
 		"--client-idle-timeout", "1s",
 		// 30 s of backoff from 100 ms is 10 attempts or so; the default 8
 		// would dead-letter. 50 leaves room for the restart, which grants a

@@ -30,6 +30,7 @@ type backend struct {
 type hook struct {
 	Method string
 	Body   map[string]any
+	At     time.Time // when the backend received it
 }
 
 func newBackend(t *testing.T) *backend {
@@ -40,7 +41,7 @@ func newBackend(t *testing.T) *backend {
 		json.Unmarshal(raw, &body)
 		method := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
 		b.mu.Lock()
-		b.hooks = append(b.hooks, hook{method, body})
+		b.hooks = append(b.hooks, hook{method, body, time.Now()})
 		refuse, reply := b.refuse, b.reply
 		b.mu.Unlock()
 		b.arrived <- struct{}{}

@@ -221,8 +221,9 @@ func (p *rtpPeer) echo(t *testing.T, sdp string) {
 // through rtcgate's relay both ways.
 func TestSIPSeedFlows(t *testing.T) {
 	uas := testpeer.StartSipp(t, "uas_echo")
-	// A dropped WebSocket ends the session after client-idle-timeout.
-	e := newSIPEnv(t, map[string]string{"echo": uas.Addr}, "--client-idle-timeout", "1s")
+	// client-idle-timeout stays at its 60 s: the close frame at the end must
+	// end the session by itself.
+	e := newSIPEnv(t, map[string]string{"echo": uas.Addr})
 
 	c := e.connect(t, "alice", testpeer.DefaultUsers["alice"], true)
 	c.expect(t, "registered", nil)
@@ -268,8 +269,8 @@ func TestSIPSeedFlows(t *testing.T) {
 	}
 	e.b.mu.Unlock()
 
-	// Disconnecting (for good: the idle timeout passes) unregisters;
-	// DISCONNECTED comes last.
+	// Disconnecting with a close frame ends the session at once (no wait
+	// for a resume): it unregisters; DISCONNECTED comes last.
 	c.ws.Close(websocket.StatusNormalClosure, "")
 	flow = append(flow, "RegistrationStatusEvent:UNREGISTERED", "ConnectionStatusEvent:DISCONNECTED")
 	e.b.waitFor(t, c.id, flow...)

@@ -38,9 +38,11 @@ const require = createRequire(import.meta.url);
 //   permissions more permissions for rtcgate's origin
 //   init        a value the page gets as window.e2eCall before it loads
 //   watch(page, origin, note)      set up more page listeners
+//   after(page, outcome, note)     act on the page once its outcome is in
+//                                  (e.g. close it), before check
 //   check(outcome, note)           refine the page's outcome
 export async function runPage({ name, addr, page: pageFile, query = '', overallMs, base = {}, extraArgs = [],
-	permissions = [], init, watch, check }) {
+	permissions = [], init, watch, after, check }) {
 	const origin = `http://${addr}`;
 	const logs = [];
 	const note = (line) => logs.push(line);
@@ -128,6 +130,7 @@ export async function runPage({ name, addr, page: pageFile, query = '', overallM
 		// The page bounds each of its steps; overallMs bounds this wait too.
 		const outcome = await page.evaluate(() => window.e2eResult);
 		outcome.chromium = browser.version();
+		if (after && outcome.ok) await after(page, outcome, note);
 		if (check) check(outcome, note);
 		return outcome;
 	};

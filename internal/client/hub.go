@@ -58,6 +58,7 @@ type Hub struct {
 	framesOut     prometheus.Counter
 	closedTotal   *prometheus.CounterVec
 	rejected      prometheus.Counter
+	invalidUTF8   prometheus.Counter
 }
 
 // NewHub builds the session core over handler.
@@ -81,6 +82,7 @@ func NewHub(opts Options, handler Handler) *Hub {
 		framesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_sent_total", Help: "Frames queued for clients."}),
 		closedTotal:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rtcgate_client_sessions_closed_total", Help: "Client sessions ended, by reason."}, []string{"reason"}),
 		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_connections_rejected_total", Help: "Connections refused at client-max-connections."}),
+		invalidUTF8:   prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_invalid_utf8_total", Help: "WebSocket text frames that were not UTF-8, each closing its WebSocket with 1007."}),
 	}
 	if rd, err := newReadiness(); err != nil {
 		// Without epoll every WebSocket keeps a reading goroutine: slower
@@ -95,7 +97,7 @@ func NewHub(opts Options, handler Handler) *Hub {
 
 // Collectors are the hub's metrics.
 func (h *Hub) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{h.sessionsGauge, h.framesIn, h.framesOut, h.closedTotal, h.rejected}
+	return []prometheus.Collector{h.sessionsGauge, h.framesIn, h.framesOut, h.closedTotal, h.rejected, h.invalidUTF8}
 }
 
 // session finds a session by id.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/coder/websocket"
@@ -41,13 +42,30 @@ type wsConn struct {
 	key      uint64          // slot | generation<<32 in the readiness set
 	reading  atomic.Bool
 	released atomic.Bool
+	closing  atomic.Bool // rtcgate sent a close frame: the peer's is only its echo
 }
 
 // close ends the WebSocket with a close frame and lets the session wait for
 // a resume.
 func (w *wsConn) close(code websocket.StatusCode, reason string) {
+	w.closing.Store(true) // before the frame leaves: the echo may come at once
 	w.Conn.Close(code, reason)
 	w.done()
+}
+
+// ended is the end of reading: the connection is dropped, and the session
+// with it when the client said goodbye. A close frame the client started
+// (any code: 1000, 1001 from a closing tab, 1005 with none) ends the
+// session now; a transport lost without one (EOF, reset) leaves it waiting
+// client-idle-timeout for a resume. So does a close frame that only echoes
+// one of rtcgate's (keep-alive timeout, resumed elsewhere), and one from a
+// connection the session has left already.
+func (w *wsConn) ended(err error) {
+	byClient := websocket.CloseStatus(err) != -1 && !w.closing.Load() && w.s.current(w.gen)
+	w.closeNow()
+	if byClient {
+		w.s.Close("closed by client")
+	}
 }
 
 // closeNow ends the WebSocket without a handshake.
@@ -77,11 +95,17 @@ func (w *wsConn) read() {
 	for {
 		typ, data, err := w.Conn.Read(ctx)
 		if err != nil {
-			w.closeNow()
+			w.ended(err)
 			return
 		}
 		if typ != websocket.MessageText {
 			w.s.Fail("unknown", "binary frames are not part of the protocol")
+		} else if !utf8.Valid(data) {
+			// RFC 6455 8.1: the connection fails with 1007; the session
+			// waits for a resume, as after a frame over client-max-frame.
+			w.h.invalidUTF8.Inc()
+			w.close(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
 		} else {
 			w.handleFrame(ctx, data)
 		}

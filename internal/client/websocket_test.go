@@ -248,7 +248,7 @@ func TestResumeOverWebSocket(t *testing.T) {
 	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
 	ud := next(t, c, "getUserData")
 	s := (<-app.established).(*session)
-	c.Close(websocket.StatusNormalClosure, "bye")
+	c.CloseNow() // the transport drops: no close frame
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		s.mu.Lock()
 		detached := s.transport == nil
@@ -282,7 +282,7 @@ func TestIdleTimeoutEndsDetachedSession(t *testing.T) {
 	c := dial(t, "ws://"+addr+"/", nil)
 	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
 	next(t, c, "getUserData")
-	c.Close(websocket.StatusNormalClosure, "")
+	c.CloseNow() // lost without a close frame: the session waits client-idle-timeout
 	for deadline := time.Now().Add(10 * time.Second); h.Len() != 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("detached session outlived client-idle-timeout")
