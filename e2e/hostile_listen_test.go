@@ -133,3 +133,38 @@ func TestIdleSIPConnectionsClose(t *testing.T) {
 		t.Errorf("idle connections closed after %v, want about 1s", d)
 	}
 }
+
+// TestOneAddressCannotTakeEverySession: a flood of HTTP fallback opens from
+// one address gets its burst and then 429, never client-max-connections;
+// a user at another address still connects, over HTTP and WebSocket.
+func TestOneAddressCannotTakeEverySession(t *testing.T) {
+	r := start(t, append(ephemeral, "--client-max-connections", "500")...)
+	base := "http://" + r.addr(t, "listen-client") + "/http"
+	from := func(ip string) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext}}
+	}
+	open := func(hc *http.Client, i int) int {
+		resp, err := hc.Post(fmt.Sprintf("%s?action=open&connectionId=flood-%016d", base, i), "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	attacker := from("127.0.0.1")
+	counts := map[int]int{}
+	for i := 0; i < 600; i++ {
+		counts[open(attacker, i)]++
+	}
+	if counts[200] > 60 || counts[429] < 500 || counts[503] != 0 {
+		t.Fatalf("600 opens from one address: %v; want a burst of about 40, then 429, never 503", counts)
+	}
+	if code := open(from("127.0.0.2"), 1_000_000); code != 200 {
+		t.Fatalf("a user at another address: %d", code)
+	}
+	ws := dialWS(t, "ws://"+r.addr(t, "listen-client")+"/", from("127.0.0.3"))
+	if reply := wsExchange(t, ws, `{"message":"connection","data":[{"appKey":"defaultApp"}]}`); !strings.Contains(reply, "getUserData") {
+		t.Fatalf("a WebSocket user at another address: %.200s", reply)
+	}
+}
