@@ -38,9 +38,9 @@ type Options struct {
 	// Keep is how many of the budget's reserves this listener leaves free
 	// (default 1): a listener of lower priority keeps more, so that it is
 	// refused first and the others still get theirs.
-	Keep int
-	Metrics     *Metrics
-	Log         *slog.Logger
+	Keep    int
+	Metrics *Metrics
+	Log     *slog.Logger
 }
 
 // Metrics are the guarded listeners' counters, one set for all of them.
