@@ -7,37 +7,8 @@ import (
 	"testing"
 
 	"github.com/rtcgate/rtcgate/internal/client"
+	"github.com/rtcgate/rtcgate/internal/client/clienttest"
 )
-
-// fakeSession is a client.Session for the gateway alone.
-type fakeSession struct {
-	mu     sync.Mutex
-	cfg    map[string]any
-	values map[any]any
-	frames []string
-}
-
-func (s *fakeSession) ID() string     { return "s1" }
-func (s *fakeSession) AppKey() string { return "k" }
-func (s *fakeSession) Config() map[string]any {
-	return s.cfg
-}
-func (s *fakeSession) Value(key any) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.values[key]
-}
-func (s *fakeSession) SetValue(key, v any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.values[key] = v
-}
-func (s *fakeSession) Send(message string, _ ...any) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.frames = append(s.frames, message)
-	return true
-}
 
 // fakeNotifier records the gateway's domain events.
 type fakeNotifier struct {
@@ -62,7 +33,7 @@ func (n *fakeNotifier) Ask(_ context.Context, _ client.Session, e client.Event) 
 func TestGatewayReportsDomainEvents(t *testing.T) {
 	n := &fakeNotifier{}
 	g := &Gateway{Notify: n}
-	s := &fakeSession{cfg: map[string]any{}, values: map[any]any{}}
+	s := &clienttest.Session{SessionID: "s1", Cfg: map[string]any{}}
 	a, _ := client.ActionOf("hangup")
 	if err := g.Handle(context.Background(), s, a, json.RawMessage(`{"callId":"c"}`)); err == nil || err.Error() != "not connected" {
 		t.Fatalf("an action before Established: %v", err)
@@ -86,8 +57,8 @@ func TestGatewayReportsDomainEvents(t *testing.T) {
 	if len(n.events) != 1 || n.events[0].Name != client.DataStatusEvent || n.events[0].Data["status"] != "ACCEPTED" {
 		t.Errorf("events %+v, want DataStatusEvent ACCEPTED", n.events)
 	}
-	if len(s.frames) != 0 {
-		t.Errorf("the gateway wrote frames itself: %v", s.frames)
+	if f := s.Sent(); len(f) != 0 {
+		t.Errorf("the gateway wrote frames itself: %v", f)
 	}
 }
 

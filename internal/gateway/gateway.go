@@ -194,20 +194,20 @@ func (g *Gateway) Handle(ctx context.Context, s client.Session, a *client.Action
 	return a.Call(ctx, g, s, data)
 }
 
-// callOf finds a session's call by the client's callId.
-func callOf(s client.Session, id string) (*call, error) {
+// onCall runs do on the session's call named by the client's callId.
+func onCall(s client.Session, id string, do func(*call) error) error {
 	ua := agentOf(s)
 	if ua == nil {
-		return nil, errors.New("not connected")
+		return errors.New("not connected")
 	}
 	if id == "" {
-		return nil, errors.New("callId missing")
+		return errors.New("callId missing")
 	}
 	c := ua.call(id)
 	if c == nil {
-		return nil, errors.New("no such call")
+		return errors.New("no such call")
 	}
-	return c, nil
+	return do(c)
 }
 
 // Call places a call.
@@ -217,56 +217,32 @@ func (g *Gateway) Call(_ context.Context, s client.Session, r *client.CallReques
 
 // Answer answers an incoming call.
 func (g *Gateway) Answer(_ context.Context, s client.Session, r *client.AnswerRequest) error {
-	c, err := callOf(s, r.CallID)
-	if err != nil {
-		return err
-	}
-	return c.answer(r)
+	return onCall(s, r.CallID, func(c *call) error { return c.answer(r) })
 }
 
 // Hangup ends a call.
 func (g *Gateway) Hangup(_ context.Context, s client.Session, r *client.CallRef) error {
-	c, err := callOf(s, r.CallID)
-	if err != nil {
-		return err
-	}
-	return c.hangup()
+	return onCall(s, r.CallID, (*call).hangup)
 }
 
 // Hold puts a call on hold.
 func (g *Gateway) Hold(ctx context.Context, s client.Session, r *client.CallRef) error {
-	c, err := callOf(s, r.CallID)
-	if err != nil {
-		return err
-	}
-	return c.hold(ctx, true)
+	return onCall(s, r.CallID, func(c *call) error { return c.hold(ctx, true) })
 }
 
 // Unhold resumes a held call.
 func (g *Gateway) Unhold(ctx context.Context, s client.Session, r *client.CallRef) error {
-	c, err := callOf(s, r.CallID)
-	if err != nil {
-		return err
-	}
-	return c.hold(ctx, false)
+	return onCall(s, r.CallID, func(c *call) error { return c.hold(ctx, false) })
 }
 
 // Transfer transfers a call (REFER).
 func (g *Gateway) Transfer(_ context.Context, s client.Session, r *client.TransferRequest) error {
-	c, err := callOf(s, r.CallID)
-	if err != nil {
-		return err
-	}
-	return c.transfer(r)
+	return onCall(s, r.CallID, func(c *call) error { return c.transfer(r) })
 }
 
 // SendDTMF sends digits in a call.
 func (g *Gateway) SendDTMF(ctx context.Context, s client.Session, r *client.DTMFRequest) error {
-	c, err := callOf(s, r.CallID)
-	if err != nil {
-		return err
-	}
-	return c.sendDTMF(ctx, r)
+	return onCall(s, r.CallID, func(c *call) error { return c.sendDTMF(ctx, r) })
 }
 
 // SendMessage sends a SIP MESSAGE.

@@ -13,44 +13,13 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/internal/client"
+	"github.com/rtcgate/rtcgate/internal/client/clienttest"
 	"github.com/rtcgate/rtcgate/internal/hooks/eventq"
 	"github.com/rtcgate/rtcgate/internal/hooks/restclient"
 )
 
-// fakeSession is a client.Session that records the frames it is sent.
-type fakeSession struct {
-	mu     sync.Mutex
-	values map[any]any
-	frames []string // message names, in order
-	data   [][]any
-}
-
-func newFakeSession() *fakeSession { return &fakeSession{values: map[any]any{}} }
-
-func (s *fakeSession) ID() string             { return "session-1" }
-func (s *fakeSession) AppKey() string         { return "k" }
-func (s *fakeSession) Config() map[string]any { return map[string]any{} }
-func (s *fakeSession) Value(key any) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.values[key]
-}
-func (s *fakeSession) SetValue(key, v any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.values[key] = v
-}
-func (s *fakeSession) Send(message string, data ...any) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.frames = append(s.frames, message)
-	s.data = append(s.data, data)
-	return true
-}
-func (s *fakeSession) sent() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.frames...)
+func newFakeSession() *clienttest.Session {
+	return &clienttest.Session{SessionID: "session-1", Key: "k"}
 }
 
 // fakeNext is the Handler behind the hooks: it records the actions that
@@ -177,11 +146,11 @@ func TestRefusalStopsEveryAction(t *testing.T) {
 		b.mu.Lock()
 		refused = a.Method
 		b.mu.Unlock()
-		before := len(s.sent())
+		before := len(s.Sent())
 		err := h.Handle(context.Background(), s, a, json.RawMessage(`{"callId":"c","operationId":"op"}`))
 		want := a.Method + ": backend answered 403"
 		if a.Refused != nil {
-			frames := s.sent()[before:]
+			frames := s.Sent()[before:]
 			if err != nil || len(frames) != 1 || frames[0] != "DataStatusEvent" {
 				t.Errorf("%s refused: err %v, frames %v; want DataStatusEvent", a.Message, err, frames)
 			}
@@ -257,7 +226,7 @@ func TestDataStatusEventIsPosted(t *testing.T) {
 			t.Fatalf("backend got no %s", w)
 		}
 	}
-	if f := s.sent(); len(f) != 1 || f[0] != "DataStatusEvent" || len(next.ran) != 1 {
+	if f := s.Sent(); len(f) != 1 || f[0] != "DataStatusEvent" || len(next.ran) != 1 {
 		t.Fatalf("client frames %v, next ran %v", f, next.ran)
 	}
 }
