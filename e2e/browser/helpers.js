@@ -56,3 +56,17 @@ function statusWaiter(obj, statuses, record, what, log) {
 		});
 	};
 }
+
+// settle is a page's outcome, window.e2eResult: what run resolved to with
+// ok true, or result with ok false and the error. It never rejects.
+function settle(run, result, log) {
+	return run.then(function (r) {
+		r.ok = true;
+		return r;
+	}, function (err) {
+		result.ok = false;
+		result.error = String((err && err.message) || err);
+		log('FAILED: ' + result.error);
+		return result;
+	});
+}
