@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// attack is one hostile load or fault, bounded in count and time.
+type attack struct {
+	name   string
+	what   string   // what it does, for the log
+	args   []string // rtcgate's flags for it
+	nofile int      // rtcgate's descriptor limit during it (0: as started)
+	// run attacks t and returns what was sent, for the table; the attack's
+	// own connections are closed when it returns.
+	run func(ctx context.Context, t *target) (string, error)
+}
+
+var attacks = []attack{
+	{name: "sip-flood", what: "1 100 idle TCP connections to the SIP port from 20 addresses, rtcgate at 1 024 descriptors, held 10 s",
+		nofile: 1024, args: []string{"--fd-reserve", "200"}, run: sipFlood},
+	{name: "slow-body", what: "300 POSTs to /http announcing 1 MB and sending a byte every 2 s, for up to 20 s", run: slowBody},
+	{name: "big-frames", what: "150 frames of 1 MB with an unknown message name, over /http send", run: bigFrames},
+	{name: "open-flood", what: "10 200 action=open from one address", run: openFlood},
+}
+
+func attackNames() []string {
+	var out []string
+	for _, a := range attacks {
+		out = append(out, a.name)
+	}
+	return out
+}
+
+func attackByName(name string) attack {
+	for _, a := range attacks {
+		if a.name == name {
+			return a
+		}
+	}
+	panic("unknown attack " + name)
+}
+
+// from dials from a loopback address of the attacker's.
+func from(i int) *net.Dialer {
+	return &net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%20))}}
+}
+
+func sipFlood(ctx context.Context, t *target) (string, error) {
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	failed := 0
+	for i := 0; i < 1100 && ctx.Err() == nil; i++ {
+		c, err := from(i).DialContext(ctx, "tcp", t.addr("listen-sip"))
+		if err != nil {
+			failed++
+			continue
+		}
+		conns = append(conns, c)
+	}
+	select {
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+	}
+	// How many rtcgate kept: a kept connection is still open now.
+	kept := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != nil && isTimeout(err) {
+			kept++
+		}
+	}
+	return fmt.Sprintf("1 100 connections: %d opened, %d kept by rtcgate after 10 s, %d refused at connect", len(conns), kept, failed), nil
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+func randomID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func slowBody(ctx context.Context, t *target) (string, error) {
+	var wg sync.WaitGroup
+	var answered408, other, cut atomic.Int64
+	for i := 0; i < 300; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := from(i).DialContext(ctx, "tcp", t.addr("listen-client"))
+			if err != nil {
+				cut.Add(1)
+				return
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "POST /http?action=open&connectionId=%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\n", randomID())
+			// Trickle in the background; the answer ends it.
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for j := 0; j < 10; j++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(2 * time.Second):
+					}
+					if _, err := c.Write([]byte("x")); err != nil {
+						return
+					}
+				}
+			}()
+			c.SetReadDeadline(time.Now().Add(25 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			switch {
+			case err != nil:
+				cut.Add(1)
+			case resp.StatusCode == http.StatusRequestTimeout:
+				answered408.Add(1)
+			default:
+				other.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	return fmt.Sprintf("300 trickled bodies: %d answered 408, %d cut, %d other", answered408.Load(), cut.Load(), other.Load()), nil
+}
+
+func bigFrames(ctx context.Context, t *target) (string, error) {
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	base := "http://" + t.addr("listen-client") + "/http?connectionId=" + randomID()
+	post := func(action, body string) (int, int, error) {
+		resp, err := hc.Post(base+"&action="+action, "text/plain", strings.NewReader(body))
+		if err != nil {
+			return 0, 0, err
+		}
+		defer resp.Body.Close()
+		n := 0
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			n += len(sc.Bytes())
+		}
+		return resp.StatusCode, n, nil
+	}
+	if code, _, err := post("open", ""); err != nil || code != 200 {
+		return "", fmt.Errorf("open: %d %v", code, err)
+	}
+	if code, _, err := post("send", `{"message":"connection","data":[{"appKey":"defaultApp"}]}`); err != nil || code != 200 {
+		return "", fmt.Errorf("connection: %d %v", code, err)
+	}
+	frame := `{"message":"` + strings.Repeat("<", 1<<20-64) + `","data":[]}`
+	codes := map[int]int{}
+	largest := 0
+	for i := 0; i < 150 && ctx.Err() == nil; i++ {
+		code, n, err := post("send", frame)
+		if err != nil {
+			return "", err
+		}
+		codes[code]++
+		largest = max(largest, n)
+	}
+	return fmt.Sprintf("150 × 1 MB: answers %v, the largest %d bytes", codes, largest), nil
+}
+
+func openFlood(ctx context.Context, t *target) (string, error) {
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64,
+		DialContext: from(0).DialContext}}
+	codes := map[int]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				u := "http://" + t.addr("listen-client") + "/http?" + url.Values{"action": {"open"}, "connectionId": {fmt.Sprintf("flood%027d", i)}}.Encode()
+				code := 0
+				if resp, err := hc.Post(u, "text/plain", nil); err == nil {
+					code = resp.StatusCode
+					resp.Body.Close()
+				}
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			}
+		}()
+	}
+	deadline := time.After(30 * time.Second)
+	for i := 0; i < 10200; i++ {
+		select {
+		case jobs <- i:
+			continue
+		case <-deadline:
+		case <-ctx.Done():
+		}
+		break
+	}
+	close(jobs)
+	wg.Wait()
+	var parts []string
+	for code, n := range codes {
+		parts = append(parts, fmt.Sprintf("%d×%d", n, code))
+	}
+	sort.Strings(parts)
+	return "10 200 opens from one address: " + strings.Join(parts, " "), nil
+}
