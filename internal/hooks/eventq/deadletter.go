@@ -44,12 +44,21 @@ type DeadLetters struct {
 	replaying sync.Mutex // one Replay at a time
 
 	mu      sync.Mutex
-	list    []DeadLetter // in ID order
-	bytes   int64        // approximate bytes kept (size of each)
+	list    []deadEntry // in ID order, with tombstones
+	live    int         // entries not gone
+	bytes   int64       // approximate bytes kept (size of each)
 	closed  bool
 	dropped atomic.Uint64
 	removed atomic.Uint64 // removed by an operator
 	replays atomic.Uint64 // replayed by an operator
+}
+
+// deadEntry is a dead letter in the list; a removed one stays as a
+// tombstone until the list is compacted, so that removing many (a replay)
+// does not shift the list for each.
+type deadEntry struct {
+	DeadLetter
+	gone bool
 }
 
 // OpenDiskDeadLetters opens the dead letters of the Disk queue in dir (the
@@ -89,7 +98,8 @@ func NewDeadLetters(store Store, maxBytes int64) (*DeadLetters, error) {
 	}
 	dl := &DeadLetters{store: store, maxBytes: maxBytes}
 	for _, e := range pend {
-		dl.list = append(dl.list, info(e))
+		dl.list = append(dl.list, deadEntry{DeadLetter: info(e)})
+		dl.live++
 		dl.bytes += size(e)
 	}
 	dl.mu.Lock()
@@ -133,40 +143,61 @@ func (dl *DeadLetters) Add(e *Event, reason error) error {
 	}
 	sz := size(c)
 	dl.mu.Lock()
-	defer dl.mu.Unlock()
 	if dl.closed {
+		dl.mu.Unlock()
 		return ErrClosed
 	}
 	if sz > dl.maxBytes {
+		dl.mu.Unlock()
 		dl.dropped.Add(1)
 		return nil
 	}
 	if err := dl.evictLocked(sz); err != nil {
+		dl.mu.Unlock()
 		return err
 	}
-	// Under dl.mu: the list stays in ID order. A Disk Append waits for its
-	// group commit; dead letters are rare enough for that.
+	dl.bytes += sz // reserved while the store appends
+	dl.mu.Unlock()
+	// Outside dl.mu, so that a Disk's group commit syncs the dead letters
+	// of many workers at once (a long outage ends in many).
+	var err error
 	for {
-		err := dl.store.Append(c)
-		if errors.Is(err, ErrFull) && len(dl.list) > 0 {
-			if err := dl.dropOldestLocked(); err != nil {
-				return err
-			}
-			continue
+		err = dl.store.Append(c)
+		if !errors.Is(err, ErrFull) {
+			break
 		}
+		dl.mu.Lock()
+		if dl.live == 0 {
+			dl.mu.Unlock()
+			break
+		}
+		err = dl.dropOldestLocked()
+		dl.mu.Unlock()
 		if err != nil {
-			return err
+			break
 		}
-		break
 	}
-	dl.list = append(dl.list, info(c))
-	dl.bytes += sz
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if err != nil {
+		dl.bytes -= sz
+		return err
+	}
+	// Concurrent Adds may finish out of ID order: insert in place.
+	i := len(dl.list)
+	dl.list = append(dl.list, deadEntry{})
+	for i > 0 && dl.list[i-1].ID > c.ID {
+		dl.list[i] = dl.list[i-1]
+		i--
+	}
+	dl.list[i] = deadEntry{DeadLetter: info(c)}
+	dl.live++
 	return nil
 }
 
 // evictLocked drops the oldest dead letters until room more bytes fit.
 func (dl *DeadLetters) evictLocked(room int64) error {
-	for len(dl.list) > 0 && dl.bytes+room > dl.maxBytes {
+	for dl.live > 0 && dl.bytes+room > dl.maxBytes {
 		if err := dl.dropOldestLocked(); err != nil {
 			return err
 		}
@@ -174,12 +205,17 @@ func (dl *DeadLetters) evictLocked(room int64) error {
 	return nil
 }
 
+// dropOldestLocked drops the oldest dead letter; there is one (live > 0).
 func (dl *DeadLetters) dropOldestLocked() error {
+	for dl.list[0].gone {
+		dl.list = dl.list[1:]
+	}
 	old := dl.list[0]
 	if err := dl.store.Ack(old.ID); err != nil {
 		return err
 	}
 	dl.list = dl.list[1:]
+	dl.live--
 	dl.bytes -= old.size()
 	dl.dropped.Add(1)
 	return nil
@@ -192,7 +228,7 @@ func (dl *DeadLetters) get(id uint64) (DeadLetter, bool) {
 	if !ok {
 		return DeadLetter{}, false
 	}
-	return dl.list[i], true
+	return dl.list[i].DeadLetter, true
 }
 
 func (dl *DeadLetters) indexLocked(id uint64) (int, bool) {
@@ -205,7 +241,7 @@ func (dl *DeadLetters) indexLocked(id uint64) (int, bool) {
 			hi = m
 		}
 	}
-	return lo, lo < len(dl.list) && dl.list[lo].ID == id
+	return lo, lo < len(dl.list) && dl.list[lo].ID == id && !dl.list[lo].gone
 }
 
 // remove forgets one dead letter (replayed, or removed by an operator).
@@ -220,7 +256,17 @@ func (dl *DeadLetters) remove(id uint64, replayed bool) error {
 		return err
 	}
 	dl.bytes -= dl.list[i].size()
-	dl.list = append(dl.list[:i], dl.list[i+1:]...)
+	dl.list[i].gone = true
+	dl.live--
+	if gone := len(dl.list) - dl.live; gone > 64 && gone > dl.live {
+		kept := make([]deadEntry, 0, dl.live)
+		for _, e := range dl.list {
+			if !e.gone {
+				kept = append(kept, e)
+			}
+		}
+		dl.list = kept
+	}
 	if replayed {
 		dl.replays.Add(1)
 	} else {
@@ -249,7 +295,13 @@ func (dl *DeadLetters) Remove(match func(DeadLetter) bool) (int, error) {
 func (dl *DeadLetters) List() []DeadLetter {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	return append([]DeadLetter(nil), dl.list...)
+	out := make([]DeadLetter, 0, dl.live)
+	for _, e := range dl.list {
+		if !e.gone {
+			out = append(out, e.DeadLetter)
+		}
+	}
+	return out
 }
 
 // DeadLetterStats are the dead letters' figures, for metrics and `list
@@ -266,7 +318,7 @@ type DeadLetterStats struct {
 func (dl *DeadLetters) Stats() DeadLetterStats {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	return DeadLetterStats{Kept: len(dl.list), Bytes: dl.bytes, Dropped: dl.dropped.Load(),
+	return DeadLetterStats{Kept: dl.live, Bytes: dl.bytes, Dropped: dl.dropped.Load(),
 		Replayed: dl.replays.Load(), Removed: dl.removed.Load()}
 }
 

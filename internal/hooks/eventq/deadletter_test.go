@@ -365,3 +365,73 @@ func TestDeadRecordRoundTrip(t *testing.T) {
 		t.Errorf("after a torn tail: %+v", kept)
 	}
 }
+
+// TestReplayManyInOrder: a long outage ends in many dead letters at once;
+// on disk they are kept by many workers in parallel (group commit), and a
+// replay of thousands queues them quickly, each session's in order.
+func TestReplayManyInOrder(t *testing.T) {
+	const keys, per = 300, 10
+	dir := t.TempDir()
+	var refuse atomic.Bool
+	refuse.Store(true)
+	rec := newRecorder(func(e *Event) (bool, error) {
+		if refuse.Load() {
+			return false, errors.New("backend answered 400")
+		}
+		return false, nil
+	})
+	st := openDisk(t, dir, 64<<20)
+	defer st.Close()
+	dl, err := OpenDiskDeadLetters(dir, 64<<20, 5*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	q, err := New(Options{Store: st, Send: rec.send, Workers: 32, DeadLetters: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeQ(t, q)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for k := range keys {
+		wg.Go(func() {
+			for i := range per {
+				if err := q.Enqueue(fmt.Sprint("s", k), "app", "m", []byte(fmt.Sprint(i))); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, 30*time.Second, "all dead-lettered", func() bool { return dl.Stats().Kept == keys*per })
+	dead := time.Since(start)
+	refuse.Store(false)
+	start = time.Now()
+	n, err := q.Replay(nil)
+	queued := time.Since(start)
+	if err != nil || n != keys*per {
+		t.Fatalf("Replay = %d, %v", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if left := q.Drain(ctx); left != 0 {
+		t.Fatalf("%d undelivered", left)
+	}
+	t.Logf("%d events: queued and dead-lettered in %v, replayed (queued) in %v, delivered %v later", keys*per, dead.Round(time.Millisecond),
+		queued.Round(time.Millisecond), (time.Since(start) - queued).Round(time.Millisecond))
+	want := make([]string, per)
+	for i := range want {
+		want[i] = fmt.Sprint(i)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for k := range keys {
+		if got := strings.Join(rec.got[fmt.Sprint("s", k)], " "); got != strings.Join(want, " ") {
+			t.Fatalf("session s%d replayed as %q", k, got)
+		}
+	}
+	if s := dl.Stats(); s.Kept != 0 || s.Replayed != keys*per || len(dl.List()) != 0 {
+		t.Errorf("after the replay: %+v", s)
+	}
+}

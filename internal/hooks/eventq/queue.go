@@ -323,14 +323,15 @@ func (q *Queue) Oldest() time.Time {
 // DeadLetters returns the dead-letter store of Options (nil when none).
 func (q *Queue) DeadLetters() *DeadLetters { return q.o.DeadLetters }
 
-// Replay queues again, in the order they were given up on, the kept dead
-// letters that match (nil: all), each with a fresh budget, and removes
-// them from the dead letters. Among one session's events that is the order
-// they were first queued in; a replayed event goes behind whatever its
-// session has queued since. It stops at the first event the queue refuses
-// (full, closed) and returns how many were queued, with that error; the
-// rest stay dead letters. A crash midway may queue an event twice (at
-// least once), never lose one.
+// Replay queues again the kept dead letters that match (nil: all), each
+// with a fresh budget, and removes them from the dead letters. A session's
+// are queued in the order they were given up on, which is the order they
+// were first queued in; a replayed event goes behind whatever its session
+// has queued since. Different sessions are queued in parallel, so that a
+// Disk store's group commit syncs many at once. On the first event the
+// queue refuses (full, closed) it stops and returns how many were queued,
+// with that error; the rest stay dead letters. A crash midway may queue an
+// event twice (at least once), never lose one.
 func (q *Queue) Replay(match func(DeadLetter) bool) (int, error) {
 	dl := q.o.DeadLetters
 	if dl == nil {
@@ -342,23 +343,63 @@ func (q *Queue) Replay(match func(DeadLetter) bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	var keys []string
+	byKey := map[string][]*Event{}
 	for _, e := range evs {
 		info, ok := dl.get(e.ID)
 		if !ok || (match != nil && !match(info)) {
 			continue
 		}
-		if err := q.Enqueue(e.Key, e.App, e.Method, e.Body); err != nil {
-			return n, err
+		if byKey[e.Key] == nil {
+			keys = append(keys, e.Key)
 		}
-		n++
-		if err := dl.remove(e.ID, true); err != nil {
-			// Queued but still listed: a second replay would queue it again.
-			return n, err
-		}
+		byKey[e.Key] = append(byKey[e.Key], e)
 	}
-	return n, nil
+	var (
+		n     atomic.Int64
+		mu    sync.Mutex
+		first error
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	failed := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+	}
+	stopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
+	for range min(len(keys), replayParallel) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(keys) && !stopped(); i = int(next.Add(1)) - 1 {
+				for _, e := range byKey[keys[i]] {
+					if err := q.Enqueue(e.Key, e.App, e.Method, e.Body); err != nil {
+						failed(err)
+						break
+					}
+					n.Add(1)
+					if err := dl.remove(e.ID, true); err != nil {
+						// Queued but still listed: a second replay would
+						// queue it again.
+						failed(err)
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(n.Load()), first
 }
+
+// replayParallel is how many sessions Replay queues at once: as many
+// appenders as trigger a Disk sync without waiting for its tick.
+const replayParallel = groupWaiters
 
 // Stats returns the cumulative counters.
 func (q *Queue) Stats() Stats {
