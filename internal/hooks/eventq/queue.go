@@ -1,8 +1,9 @@
 // Package eventq delivers rtcgate's status events (ConnectionStatusEvent,
 // CallStatusEvent, …) to app backends: in order per ordering key (the
 // session id), at least once, with exponential backoff on retryable
-// failures, and never dropped silently: an event that cannot be delivered
-// goes to a dead-letter callback. Pending events live in a Store so that a
+// failures for a time budget (RetryTime), and never dropped silently: an
+// event that cannot be delivered goes to a dead-letter callback and is kept
+// (DeadLetters) for an operator to Replay. Pending events live in a Store so that a
 // durable implementation (Disk, or Redis later) carries them across a
 // restart.
 //
