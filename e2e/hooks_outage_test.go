@@ -26,7 +26,7 @@ import (
 // budget (8 attempts with backoff from 100 ms doubling up to 10 s: given up
 // within 6–13 s). The issue's figure, a backend down 60 s, is
 //
-//	go test -race -count=1 -run 'TestHookBackendOutage' -outage 60s ./e2e/
+//	go test -race -count=1 -run 'TestHookBackendOutage' ./e2e/ -outage 60s
 //
 // (a soak run, not part of `make test`).
 var outage = flag.Duration("outage", 15*time.Second, "how long the backend is down in TestHookBackendOutage*")
