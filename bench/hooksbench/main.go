@@ -138,7 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.idleTimeout, "client-idle-timeout", 100*time.Millisecond, "rtcgate's --client-idle-timeout: a closed session's DISCONNECTED is queued after it")
 	fs.IntVar(&cfg.queueMaxBytes, "hooks-queue-max-bytes", 64<<20, "rtcgate's --hooks-queue-max-bytes (the Memory store holds this/512 events)")
 	fs.IntVar(&cfg.hooksMaxAsync, "hooks-max-async", 32, "rtcgate's --hooks-max-async: events sent at once (queue workers)")
-	fs.IntVar(&cfg.hooksRetries, "hooks-retries", 8, "rtcgate's --hooks-retries")
+	fs.IntVar(&cfg.hooksRetries, "hooks-retries", 0, "rtcgate's --hooks-retries (0: no cap, hooks-retry-time decides)")
 	fs.IntVar(&cfg.qSessions, "q-sessions", 1000, "(a) queue: N sessions (ordering keys)")
 	fs.IntVar(&cfg.qEvents, "q-events", 100, "(a) queue: M events per session")
 	fs.IntVar(&cfg.qIdlePerHost, "q-idle-per-host", 0, "(a) queue: restclient MaxIdlePerHost; 0: its default, as rtcgate uses it")
@@ -177,8 +177,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-client-idle-timeout must be in (0, 1m]")
 	case cfg.queueMaxBytes < 1<<16:
 		return nil, errors.New("-hooks-queue-max-bytes must be at least 65536")
-	case cfg.hooksMaxAsync < 1 || cfg.hooksMaxAsync > 4096 || cfg.hooksRetries < 1:
-		return nil, errors.New("-hooks-max-async must be in 1..4096, -hooks-retries at least 1")
+	case cfg.hooksMaxAsync < 1 || cfg.hooksMaxAsync > 4096 || cfg.hooksRetries < 0:
+		return nil, errors.New("-hooks-max-async must be in 1..4096, -hooks-retries 0 or more")
 	case cfg.qSessions < 1 || cfg.qSessions > 1000000 || cfg.qEvents < 1 || cfg.qEvents > 1000000:
 		return nil, errors.New("-q-sessions and -q-events must be in 1..1000000")
 	case int64(cfg.qSessions)*int64(cfg.qEvents) > 20000000:

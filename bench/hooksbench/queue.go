@@ -189,7 +189,7 @@ func queueChildMain(args []string) int {
 	sessions := fs.Int("sessions", 1000, "sessions (ordering keys)")
 	events := fs.Int("events", 100, "events per session")
 	workers := fs.Int("workers", 32, "hooks-max-async")
-	retries := fs.Int("retries", 8, "hooks-retries")
+	retries := fs.Int("retries", 0, "hooks-retries (0: no cap)")
 	idle := fs.Int("idle-per-host", 0, "restclient MaxIdlePerHost (0: its default)")
 	maxBytes := fs.Int("max-bytes", 64<<20, "hooks-queue-max-bytes")
 	store := fs.String("store", "memory", "memory or disk")

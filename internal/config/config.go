@@ -85,6 +85,9 @@ type Config struct {
 	HooksRetries        int      `yaml:"hooks-retries"`
 	HooksMaxBackoff     Duration `yaml:"hooks-max-backoff"`
 
+	HooksRetryTime          Duration `yaml:"hooks-retry-time"`
+	HooksDeadLetterMaxBytes int      `yaml:"hooks-dead-letter-max-bytes"`
+
 	WebRTC        bool   `yaml:"webrtc"`
 	WebRTCAddress string `yaml:"webrtc-address"`
 	WebRTCPortMin int    `yaml:"webrtc-port-min"`

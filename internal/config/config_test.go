@@ -135,7 +135,9 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"bad client address", "listen-client: 'x:y'\n", nil, nil, "listen-client", "bad port"},
 		{"hooks timeout", "hooks-timeout: 0\n", nil, nil, "hooks-timeout", "positive"},
 		{"hooks async", "hooks-max-async: 0\n", nil, nil, "hooks-max-async", "at least 1"},
-		{"hooks retries", "hooks-retries: 0\n", nil, nil, "hooks-retries", "at least 1"},
+		{"hooks retries", "hooks-retries: -1\n", nil, nil, "hooks-retries", "0 (no cap) or more"},
+		{"hooks retry time", "hooks-retry-time: 0\n", nil, nil, "hooks-retry-time", "at least 1s"},
+		{"hooks dead letters", "hooks-dead-letter-max-bytes: 100\n", nil, nil, "hooks-dead-letter-max-bytes", "at least 65536"},
 		{"hooks queue bytes", "hooks-queue-max-bytes: 10\n", nil, nil, "hooks-queue-max-bytes", "at least 65536"},
 		{"hooks backoff", "hooks-max-backoff: 1ms\n", nil, nil, "hooks-max-backoff", "at least 100ms"},
 		{"webrtc address", "webrtc-address: 0.0.0.0\n", nil, nil, "webrtc-address", "IP address of this host"},
@@ -271,4 +273,19 @@ func FuzzLoadYAML(f *testing.F) {
 			t.Fatalf("Load returned an invalid configuration")
 		}
 	})
+}
+
+// TestHooksRetryDefaults: status events are retried by time (10 minutes,
+// enough for a backend's restart or deploy), with no count cap, and dead
+// letters are kept within 16 MiB.
+func TestHooksRetryDefaults(t *testing.T) {
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"hooks-retry-time": "10m0s", "hooks-retries": "0", "hooks-dead-letter-max-bytes": "16777216"} {
+		if got := c.Get(key); got != want {
+			t.Errorf("default %s = %q, want %q", key, got, want)
+		}
+	}
 }

@@ -130,8 +130,14 @@ func (c *Config) Validate() error {
 	if c.HooksMaxAsync < 1 {
 		return keyErr("hooks-max-async", "%d: want at least 1", c.HooksMaxAsync)
 	}
-	if c.HooksRetries < 1 {
-		return keyErr("hooks-retries", "%d: want at least 1", c.HooksRetries)
+	if c.HooksRetries < 0 {
+		return keyErr("hooks-retries", "%d: want 0 (no cap) or more", c.HooksRetries)
+	}
+	if c.HooksRetryTime < Duration(time.Second) {
+		return keyErr("hooks-retry-time", "%s: want at least 1s", c.HooksRetryTime)
+	}
+	if c.HooksDeadLetterMaxBytes < 1<<16 {
+		return keyErr("hooks-dead-letter-max-bytes", "%d: want at least 65536", c.HooksDeadLetterMaxBytes)
 	}
 	if c.HooksMaxBackoff < Duration(100*time.Millisecond) {
 		return keyErr("hooks-max-backoff", "%s: want at least 100ms", c.HooksMaxBackoff)

@@ -75,6 +75,7 @@ type Daemon struct {
 	hookHTTP   *restclient.Client
 	hookEvents *eventq.Queue
 	hookStore  eventq.Store
+	hookDead   *eventq.DeadLetters
 	client     *client.Server
 
 	fds            *netguard.Budget  // descriptors kept for media, ng and hooks
@@ -374,6 +375,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	// Status events still queued get until the deadline; a durable queue
 	// keeps the rest for the next start.
 	err = errors.Join(err, d.hookEvents.Close(ctx), d.hookStore.Close())
+	err = errors.Join(err, d.hookDead.Close())
 	d.hookHTTP.Close()
 	d.Media.Close()
 	if d.cancel != nil {
@@ -450,8 +452,14 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Hooks,
 			return nil, &config.Error{Key: "hooks-queue-dir", Msg: err.Error()}
 		}
 		d.hookStore = disk
+		dead, err := eventq.OpenDiskDeadLetters(cfg.HooksQueueDir, int64(cfg.HooksDeadLetterMaxBytes), 5*time.Millisecond)
+		if err != nil {
+			return nil, &config.Error{Key: "hooks-queue-dir", Msg: err.Error()}
+		}
+		d.hookDead = dead
 	} else {
 		d.hookStore = eventq.NewMemory(cfg.HooksQueueMaxBytes / 512)
+		d.hookDead = eventq.NewMemoryDeadLetters(int64(cfg.HooksDeadLetterMaxBytes))
 	}
 	nodeID := cfg.NodeID
 	if nodeID == "" {
@@ -462,6 +470,7 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Hooks,
 	q, err := eventq.New(eventq.Options{
 		Store: d.hookStore, Send: gw.Sender(), Workers: cfg.HooksMaxAsync, MaxAttempts: cfg.HooksRetries, Log: log,
 		BackoffMax: cfg.HooksMaxBackoff.D(),
+		RetryTime:  cfg.HooksRetryTime.D(), DeadLetters: d.hookDead,
 		DeadLetter: func(e *eventq.Event, err error) {
 			// The dead-letter log: one line per event given up. Not the
 			// body: it may carry SIP credentials.
@@ -475,5 +484,8 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Hooks,
 	d.hookEvents = q
 	gw.Events = q
 	d.Metrics.MustRegister(gw.Collectors()...)
+	d.Metrics.MustRegister(gw.QueueCollectors()...)
+	gw.RegisterQueueCLI(d.CLI)
+	gw.RegisterTotals(d.Stats)
 	return gw, nil
 }

@@ -28,6 +28,14 @@ import (
 //	append: 0x01 | id (uint64 LE) | enqueued unix ns (int64 LE) |
 //	        key, app, method, body (each uvarint length + bytes)
 //	ack:    0x02 | id (uint64 LE)
+//	dead:   0x03 | the append fields | dead-lettered unix ns (int64 LE) |
+//	        attempts (uvarint) | reason (uvarint length + bytes)
+//
+// A dead record is an event given up on, with when, after how many attempts
+// and why: the dead-letter store (DeadLetters) is a Disk of its own in the
+// queue directory's "dead" subdirectory, whose events are dead records
+// (any Event with DeadAt set is written as one), acked when an operator
+// replays or removes them, or when the dead-letter bound evicts them.
 //
 // The header's next ID keeps IDs increasing across restarts even after every
 // segment holding events was deleted. Pending = appended − acked; an event
@@ -42,6 +50,7 @@ const (
 	frameHeader  = 8
 	recAppend    = 1
 	recAck       = 2
+	recDead      = 3
 	maxRecord    = 64 << 20
 	minSegBytes  = 4 << 10
 	maxSegBytes  = 64 << 20
@@ -195,7 +204,7 @@ func (d *Disk) load() error {
 		d.nextID = max(d.nextID, binary.LittleEndian.Uint64(data[8:16]))
 		good := scanRecords(data, func(off int64, p []byte) bool {
 			switch p[0] {
-			case recAppend:
+			case recAppend, recDead:
 				id := binary.LittleEndian.Uint64(p[1:9])
 				d.setEntry(id, &diskEntry{seg: seg, off: off, size: int64(frameHeader + len(p))})
 			case recAck:
@@ -246,21 +255,40 @@ func validPayload(p []byte) bool {
 	switch {
 	case len(p) == 9 && p[0] == recAck:
 		return true
-	case len(p) >= 17 && p[0] == recAppend:
+	case len(p) >= 17 && isEvent(p[0]):
 		_, err := decodeAppend(p)
 		return err == nil
 	}
 	return false
 }
 
+// isEvent reports whether a record type carries an event (append, dead).
+func isEvent(t byte) bool { return t == recAppend || t == recDead }
+
+// encodeAppend encodes e as an append record, or as a dead record when e
+// has DeadAt set.
 func encodeAppend(id uint64, e *Event) []byte {
-	p := make([]byte, 0, 17+4*binary.MaxVarintLen32+len(e.Key)+len(e.App)+len(e.Method)+len(e.Body))
+	dead := !e.DeadAt.IsZero()
+	n := 17 + 4*binary.MaxVarintLen32 + len(e.Key) + len(e.App) + len(e.Method) + len(e.Body)
+	if dead {
+		n += 8 + 2*binary.MaxVarintLen32 + len(e.Reason)
+	}
+	p := make([]byte, 0, n)
 	p = append(p, recAppend)
+	if dead {
+		p[0] = recDead
+	}
 	p = binary.LittleEndian.AppendUint64(p, id)
 	p = binary.LittleEndian.AppendUint64(p, uint64(e.Enqueued.UnixNano()))
 	for _, s := range [][]byte{[]byte(e.Key), []byte(e.App), []byte(e.Method), e.Body} {
 		p = binary.AppendUvarint(p, uint64(len(s)))
 		p = append(p, s...)
+	}
+	if dead {
+		p = binary.LittleEndian.AppendUint64(p, uint64(e.DeadAt.UnixNano()))
+		p = binary.AppendUvarint(p, uint64(max(e.Attempts, 0)))
+		p = binary.AppendUvarint(p, uint64(len(e.Reason)))
+		p = append(p, e.Reason...)
 	}
 	return p
 }
@@ -268,7 +296,7 @@ func encodeAppend(id uint64, e *Event) []byte {
 var errBadRecord = errors.New("eventq: bad record")
 
 func decodeAppend(p []byte) (*Event, error) {
-	if len(p) < 17 || p[0] != recAppend {
+	if len(p) < 17 || !isEvent(p[0]) {
 		return nil, errBadRecord
 	}
 	e := &Event{
@@ -284,6 +312,25 @@ func decodeAppend(p []byte) (*Event, error) {
 		}
 		fields[i] = rest[k : k+int(n)]
 		rest = rest[k+int(n):]
+	}
+	if p[0] == recDead {
+		if len(rest) < 8 {
+			return nil, errBadRecord
+		}
+		e.DeadAt = time.Unix(0, int64(binary.LittleEndian.Uint64(rest)))
+		rest = rest[8:]
+		a, k := binary.Uvarint(rest)
+		if k <= 0 || a > 1<<31 {
+			return nil, errBadRecord
+		}
+		e.Attempts = int(a)
+		rest = rest[k:]
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n != uint64(len(rest)-k) {
+			return nil, errBadRecord
+		}
+		e.Reason = string(rest[k:])
+		rest = nil
 	}
 	if len(rest) != 0 {
 		return nil, errBadRecord
@@ -408,7 +455,7 @@ func (d *Disk) compact(relocate bool) {
 	}
 	var moves []move
 	scanRecords(data, func(off int64, p []byte) bool {
-		if p[0] != recAppend {
+		if !isEvent(p[0]) {
 			return true
 		}
 		id := binary.LittleEndian.Uint64(p[1:9])
@@ -541,7 +588,7 @@ func (d *Disk) Pending() ([]*Event, error) {
 			return nil, err
 		}
 		scanRecords(data, func(off int64, p []byte) bool {
-			if p[0] != recAppend {
+			if !isEvent(p[0]) {
 				return true
 			}
 			id := binary.LittleEndian.Uint64(p[1:9])

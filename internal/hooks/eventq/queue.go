@@ -1,8 +1,9 @@
 // Package eventq delivers rtcgate's status events (ConnectionStatusEvent,
 // CallStatusEvent, …) to app backends: in order per ordering key (the
 // session id), at least once, with exponential backoff on retryable
-// failures, and never dropped silently: an event that cannot be delivered
-// goes to a dead-letter callback. Pending events live in a Store so that a
+// failures for a time budget (RetryTime), and never dropped silently: an
+// event that cannot be delivered goes to a dead-letter callback and is kept
+// (DeadLetters) for an operator to Replay. Pending events live in a Store so that a
 // durable implementation (Disk, or Redis later) carries them across a
 // restart.
 //
@@ -26,15 +27,22 @@ import (
 )
 
 // Event is one delivery. The queue treats it as opaque except for Key
-// (ordering) and Attempts (retry budget).
+// (ordering), Attempts and Enqueued (retry budget).
 type Event struct {
 	ID       uint64    // assigned by the Store on Append, increasing
 	Key      string    // ordering key: the session id
 	App      string    // app the event is for (lets the Sender pick the URL)
 	Method   string    // event name, e.g. "ConnectionStatusEvent"
 	Body     []byte    // payload, sent as is
-	Attempts int       // delivery attempts so far in this process (not persisted)
+	Attempts int       // delivery attempts so far in this process (not persisted, except in a dead letter)
 	Enqueued time.Time // when Enqueue accepted it
+
+	// A dead letter's: when it was given up on and why (DeadLetters
+	// persists them; zero for a queued event).
+	DeadAt time.Time
+	Reason string
+
+	since time.Time // start of the retry-time budget: Enqueued, or when this process loaded it
 }
 
 // Store keeps pending events. Implementations: Memory (bounded, lost on
@@ -78,8 +86,15 @@ type Options struct {
 	Send  Sender
 	// Workers is the number of keys delivered in parallel (default 8).
 	Workers int
-	// MaxAttempts is the retry budget per event, first attempt included
-	// (default 8).
+	// RetryTime is the retry budget per event in time: an event still
+	// undelivered this long after it was queued (or, for one a restart
+	// loaded, after the restart) is given up on at its next failed
+	// attempt; the last attempt is made at that deadline, however long the
+	// backoff. Time spent waiting behind the key's earlier events counts:
+	// the budget bounds the age of the backlog. Default 10 minutes.
+	RetryTime time.Duration
+	// MaxAttempts caps the attempts per event, first attempt included, on
+	// top of RetryTime; ≤0 means no cap (the default).
 	MaxAttempts int
 	// BackoffMin and BackoffMax bound the exponential backoff between
 	// attempts (defaults 100ms and 30s).
@@ -88,6 +103,9 @@ type Options struct {
 	// budget exhausted), before it is acked from the Store. The daemon
 	// logs it as a JSON line and counts it. Nil logs at Error level.
 	DeadLetter func(e *Event, err error)
+	// DeadLetters, if set, keeps every event given up on (after
+	// DeadLetter) so that an operator can list and replay them (Replay).
+	DeadLetters *DeadLetters
 	// Log receives operational messages (store errors). Nil discards.
 	Log *slog.Logger
 }
@@ -155,8 +173,8 @@ func New(o Options) (*Queue, error) {
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
+	if o.RetryTime <= 0 {
+		o.RetryTime = DefaultRetryTime
 	}
 	if o.BackoffMin <= 0 {
 		o.BackoffMin = 100 * time.Millisecond
@@ -188,8 +206,11 @@ func New(o Options) (*Queue, error) {
 	}
 	q.cond = sync.NewCond(&q.mu)
 	q.ctx, q.cancel = context.WithCancel(context.Background())
+	now := time.Now()
 	for _, e := range pend {
-		e.Attempts = 0 // a restart grants a fresh budget: better late than dead
+		// A restart grants a fresh budget: better late than dead, and the
+		// time rtcgate was down is not the backend's fault.
+		e.Attempts, e.since = 0, now
 		q.add(e)
 	}
 	q.wg.Add(o.Workers + 1)
@@ -211,7 +232,8 @@ func (q *Queue) Enqueue(key, app, method string, body []byte) error {
 	if closed {
 		return ErrClosed
 	}
-	e := &Event{Key: key, App: app, Method: method, Body: body, Enqueued: time.Now()}
+	now := time.Now()
+	e := &Event{Key: key, App: app, Method: method, Body: body, Enqueued: now, since: now}
 	// Append runs outside q.mu so that a Disk store's group commit can
 	// batch concurrent enqueues into one fsync.
 	if err := q.o.Store.Append(e); err != nil {
@@ -283,6 +305,103 @@ func (q *Queue) Depth() int {
 	return q.depth
 }
 
+// Oldest returns when the oldest pending event was queued (the zero time
+// when nothing is pending), for the backlog's age.
+func (q *Queue) Oldest() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var oldest time.Time
+	for _, ks := range q.keys {
+		// A key's events are in ID order, which is the order they were
+		// queued in.
+		if len(ks.q) > 0 && (oldest.IsZero() || ks.q[0].Enqueued.Before(oldest)) {
+			oldest = ks.q[0].Enqueued
+		}
+	}
+	return oldest
+}
+
+// DeadLetters returns the dead-letter store of Options (nil when none).
+func (q *Queue) DeadLetters() *DeadLetters { return q.o.DeadLetters }
+
+// Replay queues again the kept dead letters that match (nil: all), each
+// with a fresh budget, and removes them from the dead letters. A session's
+// are queued in the order they were given up on, which is the order they
+// were first queued in; a replayed event goes behind whatever its session
+// has queued since. Different sessions are queued in parallel, so that a
+// Disk store's group commit syncs many at once. On the first event the
+// queue refuses (full, closed) it stops and returns how many were queued,
+// with that error; the rest stay dead letters. A crash midway may queue an
+// event twice (at least once), never lose one.
+func (q *Queue) Replay(match func(DeadLetter) bool) (int, error) {
+	dl := q.o.DeadLetters
+	if dl == nil {
+		return 0, nil
+	}
+	dl.replaying.Lock()
+	defer dl.replaying.Unlock()
+	evs, err := dl.store.Pending()
+	if err != nil {
+		return 0, err
+	}
+	var keys []string
+	byKey := map[string][]*Event{}
+	for _, e := range evs {
+		info, ok := dl.get(e.ID)
+		if !ok || (match != nil && !match(info)) {
+			continue
+		}
+		if byKey[e.Key] == nil {
+			keys = append(keys, e.Key)
+		}
+		byKey[e.Key] = append(byKey[e.Key], e)
+	}
+	var (
+		n     atomic.Int64
+		mu    sync.Mutex
+		first error
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	failed := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+	}
+	stopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
+	for range min(len(keys), replayParallel) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(keys) && !stopped(); i = int(next.Add(1)) - 1 {
+				for _, e := range byKey[keys[i]] {
+					if err := q.Enqueue(e.Key, e.App, e.Method, e.Body); err != nil {
+						failed(err)
+						break
+					}
+					n.Add(1)
+					if err := dl.remove(e.ID, true); err != nil {
+						// Queued but still listed: a second replay would
+						// queue it again.
+						failed(err)
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(n.Load()), first
+}
+
+// replayParallel is how many sessions Replay queues at once: as many
+// appenders as trigger a Disk sync without waiting for its tick.
+const replayParallel = groupWaiters
+
 // Stats returns the cumulative counters.
 func (q *Queue) Stats() Stats {
 	return Stats{
@@ -342,6 +461,15 @@ func (q *Queue) Close(ctx context.Context) error {
 	return err
 }
 
+// spent reports whether e, which just failed, has used up its budget: its
+// RetryTime since it was queued (or loaded), or MaxAttempts when set.
+func (q *Queue) spent(e *Event, now time.Time) bool {
+	if q.o.MaxAttempts > 0 && e.Attempts >= q.o.MaxAttempts {
+		return true
+	}
+	return !now.Before(e.since.Add(q.o.RetryTime))
+}
+
 // backoffFor returns the wait after the n-th failed attempt: BackoffMin ·
 // 2^(n-1), capped at BackoffMax, with "equal jitter" (a uniform draw in
 // [d/2, d]). Equal rather than full jitter keeps the delay growing from one
@@ -390,9 +518,17 @@ func (q *Queue) worker() {
 			q.mu.Lock()
 			ks.inflight = false
 			return
-		case !retryable || e.Attempts >= q.o.MaxAttempts:
+		case !retryable || q.spent(e, time.Now()):
 			q.dead.Add(1)
 			q.o.DeadLetter(e, err)
+			if dl := q.o.DeadLetters; dl != nil {
+				// Kept before the ack: a crash in between leaves the event
+				// both dead and pending (delivered again), never neither.
+				if derr := dl.Add(e, err); derr != nil {
+					q.storeErrs.Add(1)
+					q.o.Log.Error("eventq: dead letter not kept", "id", e.ID, "key", e.Key, "app", e.App, "method", e.Method, "err", derr)
+				}
+			}
 			done = true
 		}
 		if done {
@@ -407,7 +543,12 @@ func (q *Queue) worker() {
 		ks.inflight = false
 		if !done {
 			q.retries.Add(1)
-			heap.Push(&q.backoff, delayed{at: time.Now().Add(q.backoffFor(e.Attempts)), key: key})
+			// The last attempt is made at the deadline, not after it.
+			at := time.Now().Add(q.backoffFor(e.Attempts))
+			if deadline := e.since.Add(q.o.RetryTime); at.After(deadline) {
+				at = deadline
+			}
+			heap.Push(&q.backoff, delayed{at: at, key: key})
 			select {
 			case q.kick <- struct{}{}:
 			default:
