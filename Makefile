@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 30s
 PKGS     := ./...
 
-.PHONY: run build test test-deps vet fuzz bench clean
+.PHONY: run build test test-deps vet fuzz bench soak clean
 
 run:
 	$(GO) run ./cmd/rtcgate serve
@@ -42,6 +42,11 @@ bench:
 	$(GO) run ./bench/clientbench $(CLIENTBENCHFLAGS)
 	$(GO) run ./bench/hooksbench $(HOOKSBENCHFLAGS)
 	$(GO) run ./bench/sipbench $(SIPBENCHFLAGS)
+
+# The long half of the hostile suite: each attack against a fresh rtcgate,
+# with liveness, RSS, descriptors, log bytes and a call's RTP (README).
+soak:
+	$(GO) run ./bench/attackbench $(SOAKFLAGS)
 
 clean:
 	rm -rf bin
