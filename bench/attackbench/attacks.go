@@ -33,6 +33,9 @@ var attacks = []attack{
 	{name: "slow-body", what: "300 POSTs to /http announcing 1 MB and sending a byte every 2 s, for up to 20 s", run: slowBody},
 	{name: "big-frames", what: "150 frames of 1 MB with an unknown message name, over /http send", run: bigFrames},
 	{name: "open-flood", what: "10 200 action=open from one address", run: openFlood},
+	{name: "ng-cache", what: "30 000 re-offers of one call with a 60 KB SDP, each under a new cookie, within 30 s", run: ngCache},
+	{name: "garbage", what: "unparsable datagrams to the SIP and ng UDP ports for 15 s (at most 1 000 000)", run: garbage},
+	{name: "control-idle", what: "300 idle keep-alive connections and 50 idle echo WebSockets to listen-http, held 10 s", run: controlIdle},
 }
 
 func attackNames() []string {
@@ -222,4 +225,112 @@ func openFlood(ctx context.Context, t *target) (string, error) {
 	}
 	sort.Strings(parts)
 	return "10 200 opens from one address: " + strings.Join(parts, " "), nil
+}
+
+func ngCache(ctx context.Context, t *target) (string, error) {
+	conn, err := net.Dial("udp", t.addr("listen-ng"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	pad := strings.Repeat("a=x-pad:"+strings.Repeat("p", 100)+"\r\n", 550) // ~60 KB
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n" + pad
+	body := fmt.Sprintf("d7:command5:offer7:call-id10:cache-call8:from-tag1:a3:sdp%d:%se", len(sdp), sdp)
+	// Replies are read in the background: the cache holds them whether or
+	// not anyone reads.
+	go func() {
+		buf := make([]byte, 1<<17)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	sent := 0
+	for ; sent < 30000 && time.Now().Before(deadline) && ctx.Err() == nil; sent++ {
+		if _, err := conn.Write([]byte(fmt.Sprintf("c%d %s", sent, body))); err != nil {
+			break
+		}
+		if sent%200 == 199 {
+			time.Sleep(50 * time.Millisecond) // within the socket buffers: every offer runs
+		}
+	}
+	return fmt.Sprintf("%d re-offers of %d bytes", sent, len(body)), nil
+}
+
+func garbage(ctx context.Context, t *target) (string, error) {
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(15 * time.Second)
+	for _, key := range []string{"listen-sip", "listen-ng"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("udp", t.addr(key))
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			junk := []byte("INVITE \x00\xff<script>" + strings.Repeat("garbage ", 150))
+			for i := 0; i < 500000 && ctx.Err() == nil; i++ {
+				if i%1000 == 0 && time.Now().After(deadline) {
+					return
+				}
+				if _, err := conn.Write(junk); err == nil {
+					sent.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return fmt.Sprintf("%d datagrams of 1 KB", sent.Load()), nil
+}
+
+func controlIdle(ctx context.Context, t *target) (string, error) {
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	addr := t.addr("listen-http")
+	for i := 0; i < 300 && ctx.Err() == nil; i++ {
+		c, err := from(i).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			continue
+		}
+		// One request, then the connection stays open and idle.
+		fmt.Fprintf(c, "GET /ping HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		conns = append(conns, c)
+	}
+	ws := 0
+	for i := 0; i < 50 && ctx.Err() == nil; i++ {
+		c, err := from(i).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: echo.rtpengine.com\r\n\r\n", addr)
+		conns = append(conns, c)
+		ws++
+	}
+	select {
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+	}
+	kept := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				if isTimeout(err) {
+					kept++
+				}
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d keep-alive connections and %d echo WebSockets: %d still open after 10 s", len(conns)-ws, ws, kept), nil
 }
