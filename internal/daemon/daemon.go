@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 
 	"github.com/rtcgate/rtcgate/internal/cli"
 	"github.com/rtcgate/rtcgate/internal/client"
@@ -101,6 +100,10 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		MaxMessage: cfg.ControlMaxMessage,
 		Timeout:    cfg.ControlTimeout.D(),
 		Log:        logs.Logger("http", "HTTP, HTTPS, Websockets"),
+
+		AllowedOrigins: cfg.ControlAllowedOrigins, Hosts: cfg.ControlHosts, Token: cfg.ControlToken,
+		MaxConnections: cfg.ControlMaxConnections, IdleTimeout: cfg.ControlIdleTimeout.D(),
+		PressureIdleTimeout: cfg.ControlPressureIdleTimeout.D(),
 	}, d.CLI, d.Metrics, metrics.Handler(d.Metrics))
 
 	if cfg.Pprof {
@@ -246,9 +249,8 @@ func (d *Daemon) Start() error {
 			closeNG()
 			return &BindError{Key: l.key, Addr: addr, Err: err}
 		}
-		if l.control {
-			ln = netutil.LimitListener(ln, cfg.ControlMaxConnections)
-		}
+		// Control listeners are capped by the control server itself
+		// (control-max-connections), which closes quiet connections first.
 		opened = append(opened, listener{l.key, ln, l.serve})
 	}
 
