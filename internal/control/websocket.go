@@ -39,9 +39,19 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.wsOpen.WithLabelValues(name).Inc()
 	defer s.wsOpen.WithLabelValues(name).Dec()
 	c.SetReadLimit(int64(s.opts.MaxMessage))
-	if tc, _ := r.Context().Value(connKey{}).(*trackedConn); tc != nil && s.opts.IdleTimeout > 0 {
+	tc, _ := r.Context().Value(connKey{}).(*trackedConn)
+	if tc != nil && s.opts.IdleTimeout > 0 {
 		// Nothing received (not even a ping) for control-idle-timeout.
 		tc.setOnIdle(func() { c.Close(websocket.StatusGoingAway, "idle for "+s.opts.IdleTimeout.String()) })
+	}
+	// busy marks a message being answered: the connection is not quiet.
+	busy := func(b bool) {
+		if tc != nil {
+			tc.busy.Store(b)
+			if !b {
+				tc.touch()
+			}
+		}
 	}
 
 	ctx := context.Background() // Shutdown closes the connection itself, with "going away"
@@ -51,6 +61,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			s.closeWebSocket(c, name, err)
 			return
 		}
+		busy(true)
 		reply, err := h(ctx, msg)
 		if err != nil {
 			s.requests.WithLabelValues("websocket", name, "error").Inc()
@@ -59,11 +70,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 		s.requests.WithLabelValues("websocket", name, "200").Inc()
 		if reply == nil { // the handler chose not to answer (an ng message without cookie)
+			busy(false)
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 		err = c.Write(wctx, typ, reply)
 		cancel()
+		busy(false)
 		if err != nil {
 			s.closeWebSocket(c, name, err)
 			return
