@@ -394,6 +394,9 @@ func TestControlStarvation(t *testing.T) {
 	wg.Wait()
 	mu.Lock()
 	t.Logf("attacker holds %d connections; rtcgate has %d descriptors (baseline %d)", len(held), fds(), baseline)
+	if len(held) < 600 {
+		t.Fatalf("the attack did not take place: %d of 650 connections held", len(held))
+	}
 	mu.Unlock()
 
 	for name, f := range map[string]func() error{"/ping": ping, "ng ping over HTTP": ngPing, "TCP CLI": cliCmd} {
