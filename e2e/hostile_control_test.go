@@ -430,3 +430,88 @@ func TestControlStarvation(t *testing.T) {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
+
+// csrfPage is the attacker's page: everything a web page can send to the
+// control plane at C.
+const csrfPage = `<!doctype html><script>
+const C = "CONTROL";
+window.results = {};
+(async () => {
+	try { await fetch(C + "/cli", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: "set maxsessions 1"}); results.post = "sent"; } catch (e) { results.post = "error " + e; }
+	results.img = await new Promise((res) => { const i = new Image(); i.onload = () => res("loaded"); i.onerror = () => res("error"); i.src = C + "/cli/set+maxsessions+2"; });
+	try { await fetch(C + "/ng-plain", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: "d7:command4:pinge"}); results.ng = "sent"; } catch (e) { results.ng = "error " + e; }
+	results.ws = await new Promise((res) => {
+		let ws;
+		try { ws = new WebSocket(C.replace("http", "ws"), "cli.rtpengine.com"); } catch (e) { res("throw " + e); return; }
+		ws.onopen = () => ws.send("set maxsessions 3");
+		ws.onmessage = (m) => res("answered " + m.data);
+		ws.onclose = (e) => res("closed " + e.code);
+		setTimeout(() => res("timeout"), 5000);
+	});
+	window.done = true;
+})();
+</script>`
+
+// TestControlCSRFInChromium: a real browser on an attacker's page — a
+// cross-site one, and one reached through a rebound name — cannot change
+// anything on the control plane; every attempt reaches rtcgate and is
+// refused there (counted by reason), not merely blocked by the browser.
+func TestControlCSRFInChromium(t *testing.T) {
+	chromium := needTool(t, "chromium", "chromium")
+	node := needTool(t, "node", "nodejs")
+	npmDeps(t, needTool(t, "npm", "npm"))
+	r := start(t, ephemeral...)
+	_, port := splitHostPort(t, r.addr(t, "listen-http"))
+
+	page := func(control string) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, strings.ReplaceAll(csrfPage, "CONTROL", control))
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		_, p, _ := net.SplitHostPort(ln.Addr().String())
+		return p
+	}
+	for _, c := range []struct{ name, pageURL, reason string }{
+		// localhost and 127.0.0.1 are different sites.
+		{"cross-site", "http://localhost:" + page("http://127.0.0.1:"+port) + "/", "origin"},
+		{"rebound name", "http://rebind.attacker.example:" + page("http://rebind.attacker.example:"+port) + "/", "host"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := refusedCount(t, r, c.reason)
+			stdout, stderr, code := runIn(t, browserDir, time.Minute, []string{"CHROMIUM=" + chromium}, node, "csrf.mjs", c.pageURL)
+			if code != 0 {
+				t.Fatalf("csrf.mjs exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			t.Logf("the page saw: %s", strings.TrimSpace(stdout))
+			if strings.Contains(stdout, "answered") {
+				t.Errorf("the page's WebSocket got an answer: %s", stdout)
+			}
+			if n := refusedCount(t, r, c.reason) - before; n < 4 {
+				t.Errorf("rtcgate refused %v of the page's 4 requests for %s", n, c.reason)
+			}
+			if code, body := rawHTTP(t, r.addr(t, "listen-http"), "GET /cli/list+maxsessions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"); code != 200 || body != "Maximum sessions configured on rtpengine: -1\n" {
+				t.Errorf("after the page: maxsessions %d %q", code, body)
+			}
+		})
+	}
+}
+
+// refusedCount reads rtcgate_control_refused_total{reason} from /metrics.
+func refusedCount(t *testing.T, r *rtcgate, reason string) float64 {
+	t.Helper()
+	_, body := rawHTTP(t, r.addr(t, "listen-http"), "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+	var v float64
+	prefix := `rtcgate_control_refused_total{reason="` + reason + `"} `
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			fmt.Sscan(rest, &v)
+		}
+	}
+	return v
+}
