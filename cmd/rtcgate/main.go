@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -27,7 +28,8 @@ const usage = `rtcgate — SIP calling and messaging for web apps, with an rtpen
 
 Usage:
   rtcgate serve [--config FILE] [--KEY VALUE ...]   run the gateway
-  rtcgate ctl [--url URL] COMMAND ...               run a CLI command (e.g. list totals)
+  rtcgate ctl [--url URL] [--config FILE] COMMAND ...
+                                                    run a CLI command (e.g. list totals)
   rtcgate ng [--url URL] [--json] [--sdp-file F] COMMAND [KEY=VALUE ...]
                                                     send an ng command (e.g. ping, query call-id=X)
   rtcgate version                                   print the version
@@ -119,7 +121,9 @@ func defaultOf(c *config.Config, key string) string {
 func ctl(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rtcgate ctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", envOr("RTCGATE_CTL_URL", cli.DefaultURL), "base URL of rtcgate's listen-http or listen-https (env RTCGATE_CTL_URL)")
+	url := fs.String("url", "", "base URL of rtcgate's listen-http or listen-https (env RTCGATE_CTL_URL; default from --config, else "+cli.DefaultURL+")")
+	configPath := fs.String("config", "", "rtcgate's configuration file: control-token and, without --url, listen-http or listen-https")
+	token := fs.String("token", "", "control-token (prefer env RTCGATE_CONTROL_TOKEN or --config: a flag shows in ps)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -128,12 +132,17 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "usage: rtcgate ctl [--url URL] COMMAND ... (try: rtcgate ctl help)")
+		fmt.Fprintln(stderr, "usage: rtcgate ctl [--url URL] [--config FILE] COMMAND ... (try: rtcgate ctl help)")
+		return 2
+	}
+	base, client, err := controlClient(*url, "RTCGATE_CTL_URL", *configPath, *token)
+	if err != nil {
+		fmt.Fprintf(stderr, "rtcgate ctl: %v\n", err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	out, err := cli.Remote(ctx, nil, *url, strings.Join(fs.Args(), " "))
+	out, err := cli.Remote(ctx, client, base, strings.Join(fs.Args(), " "))
 	if err != nil {
 		fmt.Fprintf(stderr, "rtcgate ctl: %v\n", err)
 		return 1
@@ -155,6 +164,7 @@ func ngClient(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rtcgate ng", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", envOr("RTCGATE_NG_URL", "udp://127.0.0.1:2223"), "udp://host:port (listen-ng) or http(s)://host:port (listen-http) (env RTCGATE_NG_URL)")
+	token := fs.String("token", "", "control-token for http(s) URLs (prefer env RTCGATE_CONTROL_TOKEN)")
 	useJSON := fs.Bool("json", false, "send JSON instead of bencode")
 	sdpFile := fs.String("sdp-file", "", "file whose content is sent as sdp")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the reply")
@@ -182,6 +192,9 @@ func ngClient(args []string, stdout, stderr io.Writer) int {
 		req.Set("sdp", string(b))
 	}
 	client := &ng.Client{URL: *url, Timeout: time.Second, Attempts: 3}
+	if _, hc, err := controlClient(*url, "", "", *token); err == nil && strings.HasPrefix(*url, "http") && hc != http.DefaultClient {
+		client.HTTP = hc // with the control-token
+	}
 	if *useJSON {
 		client.Encoding = ng.JSON
 	}

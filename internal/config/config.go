@@ -112,6 +112,14 @@ type Config struct {
 	ControlMaxConnections int      `yaml:"control-max-connections"`
 	ShutdownTimeout       Duration `yaml:"shutdown-timeout"`
 	Pprof                 bool     `yaml:"pprof"`
+
+	// Who may drive the control plane, and its quiet connections.
+	ControlToken               string     `yaml:"control-token"`
+	ControlAllowedOrigins      StringList `yaml:"control-allowed-origins"`
+	ControlHosts               StringList `yaml:"control-hosts"`
+	ControlCLIAllowRemote      bool       `yaml:"control-cli-allow-remote"`
+	ControlIdleTimeout         Duration   `yaml:"control-idle-timeout"`
+	ControlPressureIdleTimeout Duration   `yaml:"control-pressure-idle-timeout"`
 }
 
 // AppConfig is one backend app (see the hooks package): its REST URL gets a

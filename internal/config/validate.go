@@ -188,6 +188,9 @@ func (c *Config) Validate() error {
 	if c.ControlMaxConnections < 1 {
 		return keyErr("control-max-connections", "%d: want at least 1", c.ControlMaxConnections)
 	}
+	if err := c.validateControlAccess(); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -27,6 +27,16 @@ type Options struct {
 	MaxMessage int           // bytes in an HTTP body, WebSocket message or CLI line
 	Timeout    time.Duration // to read a request's headers and body, or a CLI line
 	Log        *slog.Logger
+
+	// Who may drive the control plane (see guard).
+	AllowedOrigins []string // browser Origins let through; none by default
+	Hosts          []string // Host names served besides loopback and the listener's own address
+	Token          string   // bearer token; required on listeners bound to non-loopback addresses
+
+	// Connections (see limitListener).
+	MaxConnections      int           // open per listener; 0: no cap
+	IdleTimeout         time.Duration // quiet keep-alive HTTP connections and WebSockets are closed; 0: 4×Timeout for HTTP, none for WebSockets
+	PressureIdleTimeout time.Duration // quiet connections are closed after this while over 3/4 of MaxConnections
 }
 
 // MessageHandler answers one WebSocket message of a subprotocol with one
@@ -58,6 +68,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	wsOpen   *prometheus.GaugeVec
+	refused  *prometheus.CounterVec
+	evicted  *prometheus.CounterVec
 }
 
 // New builds the control plane around a CLI registry and registers its
@@ -81,7 +93,15 @@ func New(opts Options, registry *cli.Registry, reg *prometheus.Registry, metrics
 			Help: "Open control-plane WebSocket connections by subprotocol.",
 		}, []string{"subprotocol"}),
 	}
-	reg.MustRegister(s.requests, s.wsOpen)
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtcgate_control_refused_total",
+		Help: "Control-plane HTTP/WebSocket requests refused by reason: host (not this server's), origin (a browser's cross-site request), token.",
+	}, []string{"reason"})
+	s.evicted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtcgate_control_connections_closed_total",
+		Help: "Quiet control-plane connections closed by rtcgate: idle (control-idle-timeout), pressure (over 3/4 of control-max-connections), cap (room for a new connection).",
+	}, []string{"reason"})
+	reg.MustRegister(s.requests, s.wsOpen, s.refused, s.evicted)
 
 	s.mux.HandleFunc("GET /ping", s.handlePing)
 	s.mux.HandleFunc("GET /cli/", s.handleCLIGet)
@@ -144,13 +164,37 @@ func (s *Server) ServeHTTPSListener(ln net.Listener, cfg *tls.Config) error {
 }
 
 func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
+	li := newListenerInfo(ln)
+	ln = s.limit(ln)
+	idle := s.opts.IdleTimeout
+	if idle <= 0 {
+		idle = 4 * s.opts.Timeout
+	}
 	hs := &http.Server{
-		Handler:           s,
+		Handler:           s.guard(li, s),
 		ReadHeaderTimeout: s.opts.Timeout,
-		IdleTimeout:       4 * s.opts.Timeout,
+		IdleTimeout:       idle,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, trackedOf(c))
+		},
+		// A connection running a request is busy; between requests
+		// (and once a WebSocket) it may be closed when quiet.
+		ConnState: func(c net.Conn, st http.ConnState) {
+			tc := trackedOf(c)
+			if tc == nil {
+				return
+			}
+			switch st {
+			case http.StateActive:
+				tc.busy.Store(true)
+			case http.StateIdle, http.StateHijacked:
+				tc.touch()
+				tc.busy.Store(false)
+			}
+		},
 	}
 	if !s.track(hs, nil) {
 		ln.Close()
@@ -167,6 +211,13 @@ func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 		return nil
 	}
 	return err
+}
+
+type connKey struct{}
+
+// limit wraps a listener in the connection cap and idle reaper.
+func (s *Server) limit(ln net.Listener) *limitListener {
+	return newLimitListener(ln, s.opts, func(reason string) { s.evicted.WithLabelValues(reason).Inc() })
 }
 
 // track records a server or listener for Shutdown; false when shutting down.

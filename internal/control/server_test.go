@@ -94,7 +94,7 @@ func TestPingCLIAndNotFound(t *testing.T) {
 	if code, body, _ := get(t, ts.httpURL+"/cli/no+such"); code != 200 || body != "Unknown or incomplete command::no such\n" {
 		t.Errorf("unknown command = %d %q", code, body)
 	}
-	if code := rawStatus(t, ts.httpURL, "GET /cli/bad%zz HTTP/1.1\r\nHost: x\r\n\r\n"); code != 400 {
+	if code := rawStatus(t, ts.httpURL, "GET /cli/bad%zz HTTP/1.1\r\nHost: localhost\r\n\r\n"); code != 400 {
 		t.Errorf("bad escape = %d, want 400", code)
 	}
 	if code, body, _ := get(t, ts.httpURL+"/nothing"); code != 404 || body != "404 page not found\n" {
@@ -166,7 +166,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /cli HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nlist")
+	fmt.Fprintf(conn, "POST /cli HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nlist")
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

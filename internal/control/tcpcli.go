@@ -17,6 +17,7 @@ import (
 // closes the connection — which is how rtpengine-ctl knows the answer is
 // complete.
 func (s *Server) ServeCLIListener(ln net.Listener) error {
+	ln = s.limit(ln)
 	if !s.track(nil, ln) {
 		ln.Close()
 		return nil
@@ -65,8 +66,17 @@ func (s *Server) serveCLIConn(conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(s.opts.Timeout))
 	line, err := readCommandLine(bufio.NewReaderSize(conn, 4096), s.opts.MaxMessage)
+	if tc, ok := conn.(*trackedConn); ok {
+		tc.busy.Store(true) // the command runs: not idle
+	}
 	var out string
 	switch {
+	case err == nil && isHTTPRequestLine(line):
+		// A browser made to POST to the CLI port: its request line is no
+		// command, and nothing it sends after it is run.
+		s.requests.WithLabelValues("tcp-cli", "cli", "400").Inc()
+		s.refused.WithLabelValues("http-on-cli").Inc()
+		return
 	case errors.Is(err, errLineTooLong):
 		out = fmt.Sprintf("Command too long: over %d bytes (control-max-message)\n", s.opts.MaxMessage)
 		s.requests.WithLabelValues("tcp-cli", "cli", "413").Inc()
@@ -89,6 +99,12 @@ func (s *Server) serveCLIConn(conn net.Conn) {
 		_ = conn.SetReadDeadline(time.Now().Add(min(s.opts.Timeout, time.Second)))
 		_, _ = io.Copy(io.Discard, io.LimitReader(conn, int64(s.opts.MaxMessage)+64<<10))
 	}
+}
+
+// isHTTPRequestLine recognises "METHOD /target HTTP/1.1".
+func isHTTPRequestLine(line string) bool {
+	f := strings.Fields(line)
+	return len(f) == 3 && strings.HasPrefix(f[2], "HTTP/")
 }
 
 var errLineTooLong = errors.New("command line too long")

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 
 	"github.com/rtcgate/rtcgate/internal/cli"
 	"github.com/rtcgate/rtcgate/internal/client"
@@ -107,6 +106,10 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		MaxMessage: cfg.ControlMaxMessage,
 		Timeout:    cfg.ControlTimeout.D(),
 		Log:        logs.Logger("http", "HTTP, HTTPS, Websockets"),
+
+		AllowedOrigins: cfg.ControlAllowedOrigins, Hosts: cfg.ControlHosts, Token: cfg.ControlToken,
+		MaxConnections: cfg.ControlMaxConnections, IdleTimeout: cfg.ControlIdleTimeout.D(),
+		PressureIdleTimeout: cfg.ControlPressureIdleTimeout.D(),
 	}, d.CLI, d.Metrics, metrics.Handler(d.Metrics))
 
 	if cfg.Pprof {
@@ -274,9 +277,8 @@ func (d *Daemon) Start() error {
 			ln = netguard.Listen(ln, netguard.Options{Name: l.key, MaxConns: 2*cfg.ClientMaxConnections + 256,
 				MaxPerIP: 4 * cfg.ClientSessionsPerIP, Exempt: d.trustedProxy, Budget: d.fds, Keep: 1, Metrics: d.guards, Log: d.Log})
 		}
-		if l.control {
-			ln = netutil.LimitListener(ln, cfg.ControlMaxConnections)
-		}
+		// Control listeners are capped by the control server itself
+		// (control-max-connections), which closes quiet connections first.
 		opened = append(opened, listener{l.key, ln, l.serve})
 	}
 
