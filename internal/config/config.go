@@ -49,6 +49,8 @@ type Config struct {
 	NGWorkers         int `yaml:"ng-workers"`
 	NGCookieCacheSize int `yaml:"ng-cookie-cache-size"`
 
+	NGCookieCacheBytes int `yaml:"ng-cookie-cache-bytes"`
+
 	ListenClient          string     `yaml:"listen-client"`
 	ListenClientTLS       string     `yaml:"listen-client-tls"`
 	ClientTLSCert         string     `yaml:"client-tls-cert"`

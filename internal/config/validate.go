@@ -154,6 +154,9 @@ func (c *Config) Validate() error {
 	if c.NGCookieCacheSize < 16 {
 		return keyErr("ng-cookie-cache-size", "%d: want at least 16", c.NGCookieCacheSize)
 	}
+	if c.NGCookieCacheBytes < 1<<20 {
+		return keyErr("ng-cookie-cache-bytes", "%d: want at least 1048576 (1 MiB)", c.NGCookieCacheBytes)
+	}
 	if c.ControlMaxConnections < 1 {
 		return keyErr("control-max-connections", "%d: want at least 1", c.ControlMaxConnections)
 	}

@@ -286,7 +286,8 @@ func (d *Daemon) Start() error {
 	if ngConn != nil {
 		d.ngConn = ngConn
 		d.Log.Info("listening", "key", "listen-ng", "addr", ngConn.LocalAddr().String())
-		udp := ng.NewUDPServer(d.NG, d.Log, ng.UDPOptions{Workers: cfg.NGWorkers, CookieCacheSize: cfg.NGCookieCacheSize})
+		udp := ng.NewUDPServer(d.NG, d.Log, ng.UDPOptions{Workers: cfg.NGWorkers, CookieCacheSize: cfg.NGCookieCacheSize,
+			CookieCacheBytes: int64(cfg.NGCookieCacheBytes)})
 		d.serving.Go(func() { udp.Serve(ngConn) })
 	}
 	for _, l := range opened {

@@ -21,11 +21,18 @@ type UDPServer struct {
 	wg      sync.WaitGroup
 }
 
+// DefaultCookieCacheBytes is ng-cookie-cache-bytes' default: 64 MiB.
+const DefaultCookieCacheBytes = 64 << 20
+
 // UDPOptions are the UDP transport's limits.
 type UDPOptions struct {
 	Workers         int           // requests processed at once
 	CookieCacheSize int           // replies remembered for retransmissions
 	CookieLifetime  time.Duration // how long at least (at most twice that)
+
+	// CookieCacheBytes bounds what those replies (with their keys) hold;
+	// the oldest go first. Default DefaultCookieCacheBytes.
+	CookieCacheBytes int64
 }
 
 // NewUDPServer builds the UDP transport over d.
@@ -36,10 +43,13 @@ func NewUDPServer(d *Dispatcher, log *slog.Logger, o UDPOptions) *UDPServer {
 	if o.CookieCacheSize <= 0 {
 		o.CookieCacheSize = 100000
 	}
+	if o.CookieCacheBytes <= 0 {
+		o.CookieCacheBytes = DefaultCookieCacheBytes
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &UDPServer{d: d, log: log, workers: max(o.Workers, 1), cache: newCookieCache(o.CookieLifetime, o.CookieCacheSize), ctx: context.Background()}
+	return &UDPServer{d: d, log: log, workers: max(o.Workers, 1), cache: newCookieCache(o.CookieLifetime, o.CookieCacheSize, o.CookieCacheBytes), ctx: context.Background()}
 }
 
 // Serve answers requests on conn until it is closed.
@@ -78,9 +88,10 @@ func (s *UDPServer) work(conn *net.UDPConn) {
 			s.log.Debug("ng retransmission of a running request dropped", "from", src.String())
 			continue
 		}
-		reply := make([]byte, 0, len(cookie)+1+256)
-		reply = append(append(reply, cookie...), ' ')
-		reply = append(reply, s.d.Process(s.ctx, body, src.String(), src.Addr().Unmap().String())...)
+		out := s.d.Process(s.ctx, body, src.String(), src.Addr().Unmap().String())
+		// Exactly the reply's size: the cache counts what it holds.
+		reply := make([]byte, 0, len(cookie)+1+len(out))
+		reply = append(append(append(reply, cookie...), ' '), out...)
 		s.cache.finish(key, reply)
 		if _, err := conn.WriteToUDPAddrPort(reply, src); err != nil {
 			s.log.Warn("ng reply not sent", "to", src.String(), "err", err)
