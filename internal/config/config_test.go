@@ -125,6 +125,8 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"too many relay threads", "relay-threads: 1000\n", nil, nil, "relay-threads", "0 (one per CPU) to 256"},
 		{"no ng workers", "ng-workers: 0\n", nil, nil, "ng-workers", "1 to 1024"},
 		{"tiny cookie cache", "ng-cookie-cache-size: 3\n", nil, nil, "ng-cookie-cache-size", "at least 16"},
+		{"bad input lines", "log-bad-input-lines: -1\n", nil, nil, "log-bad-input-lines", "0 (none) to 10000"},
+		{"bad input interval", "log-bad-input-interval: 10ms\n", nil, nil, "log-bad-input-interval", "at least 1s"},
 		{"tiny cookie cache bytes", "ng-cookie-cache-bytes: 65536\n", nil, nil, "ng-cookie-cache-bytes", "at least 1048576"},
 		{"client strategy", "client-on-max-connections: drop\n", nil, nil, "client-on-max-connections", "reject or close"},
 		{"client max connections", "client-max-connections: 0\n", nil, nil, "client-max-connections", "at least 1"},

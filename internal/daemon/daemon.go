@@ -95,6 +95,9 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		Live:    config.NewLive(cfg),
 		failed:  make(chan error, 1),
 	}
+	// Refused network input: counted, logged within a budget per subsystem.
+	logs.BadInput().SetLimit(cfg.LogBadInputLines, cfg.LogBadInputInterval.D())
+	d.Metrics.MustRegister(logs.BadInput())
 	d.CLI = cli.New(logs.Logger("control", "Control protocols including SDP exchanges, CLI"))
 	d.CLI.Alias("get", "list")
 	d.Control = control.New(control.Options{
@@ -259,6 +262,7 @@ func (d *Daemon) Start() error {
 			RegisterExpires: cfg.SIPRegisterExpires.D(), RequestTimeout: cfg.SIPTimeout.D(),
 			RingTimeout: cfg.SIPRingTimeout.D(), MaxAccounts: cfg.SIPMaxAccounts, Log: d.sipGateway.Log,
 			TLSCAFile: cfg.SIPTLSCA, TLSSkipVerify: !cfg.SIPTLSVerify,
+			LibLog: d.Logs.BadInput().Wrap(d.sipGateway.Log, "sip", sipua.LogBadInput),
 		})
 		if err != nil {
 			for _, o := range opened {
@@ -287,7 +291,9 @@ func (d *Daemon) Start() error {
 		d.ngConn = ngConn
 		d.Log.Info("listening", "key", "listen-ng", "addr", ngConn.LocalAddr().String())
 		udp := ng.NewUDPServer(d.NG, d.Log, ng.UDPOptions{Workers: cfg.NGWorkers, CookieCacheSize: cfg.NGCookieCacheSize,
-			CookieCacheBytes: int64(cfg.NGCookieCacheBytes)})
+			CookieCacheBytes: int64(cfg.NGCookieCacheBytes),
+			BadInput:         d.Logs.BadInput().Reporter("control", d.Logs.Logger("control", ""))})
+		d.Metrics.MustRegister(udp.Collectors()...)
 		d.serving.Go(func() { udp.Serve(ngConn) })
 	}
 	for _, l := range opened {

@@ -79,6 +79,10 @@ type Config struct {
 	// TLSKeepalive is the interval of the CRLF keep-alives on the TLS
 	// connections Accounts registered or placed calls over (default 30 s).
 	TLSKeepalive time.Duration
+	// LibLog, when set, gets sipgo's own logs instead of Log: sipgo logs
+	// every unparsable message it reads at ERROR with its raw bytes, so
+	// the daemon hands it a counting, rate-limited logger (see LogBadInput).
+	LibLog *slog.Logger
 }
 
 // AccountConfig is one client's SIP identity: the connection's sip* fields.
