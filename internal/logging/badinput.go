@@ -141,7 +141,8 @@ type Classify func(r slog.Record, attrs []slog.Attr) (listener, reason string, o
 // network itself (sipgo logs every unparsable datagram at ERROR with its
 // raw bytes). Its records at Info and above share the subsystem's budget
 // of lines; those that classify as bad input are counted, whatever the
-// log level; string values are cut to MaxExcerpt bytes. Debug records are
+// log level, and logged at WARN (at most) with their listener and reason;
+// string values are cut to MaxExcerpt bytes. Debug records are
 // not limited (debugging is asking for them) but are cut too.
 func (b *BadInput) Wrap(log *slog.Logger, subsystem string, classify Classify) *slog.Logger {
 	return slog.New(&libHandler{b: b, lim: b.limiter(subsystem, log), next: log.Handler(), classify: classify})
@@ -161,9 +162,14 @@ func (h *libHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *libHandler) Handle(ctx context.Context, r slog.Record) error {
+	var bad []slog.Attr
 	if h.classify != nil {
 		if listener, reason, ok := h.classify(r, h.attrs); ok {
 			h.b.total.WithLabelValues(listener, reason).Inc()
+			// What a stranger sends is a warning at most, like the bad
+			// input rtcgate reports itself, and says where and why.
+			r.Level = min(r.Level, slog.LevelWarn)
+			bad = []slog.Attr{slog.String("listener", listener), slog.String("reason", reason)}
 		}
 	}
 	if !h.next.Enabled(ctx, r.Level) {
@@ -172,7 +178,9 @@ func (h *libHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelInfo && !h.lim.Allow() {
 		return nil
 	}
-	return h.next.Handle(ctx, cutRecord(r))
+	out := cutRecord(r)
+	out.AddAttrs(bad...)
+	return h.next.Handle(ctx, out)
 }
 
 func (h *libHandler) WithAttrs(as []slog.Attr) slog.Handler {

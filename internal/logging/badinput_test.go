@@ -188,7 +188,8 @@ func TestWrapLibrary(t *testing.T) {
 		t.Fatalf("%d lines, %d bytes:\n%.3000s", len(recs), len(got), got)
 	}
 	for _, rec := range recs {
-		if len(rec["data"].(string)) > MaxExcerpt+24 || len(rec["error"].(string)) > MaxExcerpt+24 || rec["caller"] != "Transport<UDP>" {
+		if len(rec["data"].(string)) > MaxExcerpt+24 || len(rec["error"].(string)) > MaxExcerpt+24 || rec["caller"] != "Transport<UDP>" ||
+			rec["level"] != "WARN" || rec["listener"] != "listen-sip/udp" || rec["reason"] != "parse" {
 			t.Fatalf("line %v", rec)
 		}
 	}
