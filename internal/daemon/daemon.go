@@ -340,6 +340,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	// keeps the rest for the next start.
 	err = errors.Join(err, d.hookEvents.Close(ctx), d.hookStore.Close())
 	d.hookHTTP.Close()
+	d.Logs.BadInput().Flush() // the lines held back of bad input, counted
 	d.Media.Close()
 	if d.cancel != nil {
 		d.cancel()

@@ -84,6 +84,20 @@ func (b *BadInput) Count(listener, reason string) float64 {
 	return m.GetCounter().GetValue()
 }
 
+// Flush logs every subsystem's "N more suppressed" line now, for lines
+// held back in the current interval (at shutdown: none is lost).
+func (b *BadInput) Flush() {
+	b.mu.Lock()
+	ls := make([]*Limiter, 0, len(b.limiters))
+	for _, l := range b.limiters {
+		ls = append(ls, l)
+	}
+	b.mu.Unlock()
+	for _, l := range ls {
+		l.Flush()
+	}
+}
+
 // limiter returns the subsystem's limiter; its summaries go to log.
 func (b *BadInput) limiter(subsystem string, log *slog.Logger) *Limiter {
 	b.mu.Lock()
@@ -289,6 +303,16 @@ func (l *Limiter) Allow() bool {
 		l.timer = time.AfterFunc(l.start.Add(l.interval).Sub(now), l.flush)
 	}
 	return false
+}
+
+// Flush logs the summary of the lines suppressed so far in the current
+// interval.
+func (l *Limiter) Flush() {
+	l.mu.Lock()
+	n := l.suppressed
+	l.suppressed = 0
+	l.mu.Unlock()
+	l.summary(n)
 }
 
 // flush ends an interval that had suppressed lines when nothing else comes

@@ -133,10 +133,21 @@ func TestReporterFlood(t *testing.T) {
 			t.Fatalf("line %v", rec)
 		}
 	}
+	// Flush (at shutdown) says how many were held back.
+	logs.BadInput().Flush()
+	recs = records(t, out.String())
+	if len(recs) != 6 || recs[5]["msg"] != "99995 more suppressed" {
+		t.Fatalf("after Flush: %v", recs[5:])
+	}
+	logs.BadInput().Flush()
+	if len(records(t, out.String())) != 6 {
+		t.Fatal("a second Flush logged again")
+	}
+
 	// Off below warning: counted, not logged.
 	logs.SetLevel("control", LevelErr)
 	r.Report("listen-ng", "no-cookie", "x", nil)
-	if logs.BadInput().Count("listen-ng", "no-cookie") != 100001 || len(records(t, out.String())) != 5 {
+	if logs.BadInput().Count("listen-ng", "no-cookie") != 100001 || len(records(t, out.String())) != 6 {
 		t.Fatal("not counted, or logged, at level 3")
 	}
 }
