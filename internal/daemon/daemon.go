@@ -261,8 +261,8 @@ func (d *Daemon) Start() error {
 			Listen: addr, Advertised: cfg.SIPAdvertised, UserAgent: cfg.SIPUserAgent,
 			RegisterExpires: cfg.SIPRegisterExpires.D(), RequestTimeout: cfg.SIPTimeout.D(),
 			RingTimeout: cfg.SIPRingTimeout.D(), MaxAccounts: cfg.SIPMaxAccounts, Log: d.sipGateway.Log,
+			LibLog:    d.Logs.BadInput().Wrap(d.sipGateway.Log, "sip", sipua.LogBadInput),
 			TLSCAFile: cfg.SIPTLSCA, TLSSkipVerify: !cfg.SIPTLSVerify,
-			LibLog: d.Logs.BadInput().Wrap(d.sipGateway.Log, "sip", sipua.LogBadInput),
 		})
 		if err != nil {
 			for _, o := range opened {

@@ -67,6 +67,7 @@ type Config struct {
 	// MaxAccounts bounds the accounts at once (0: unlimited).
 	MaxAccounts int
 	Log         *slog.Logger // nil: slog.Default()
+	LibLog      *slog.Logger // sipgo's own logs (nil: Log): counted and rate-limited by the daemon (LogBadInput)
 
 	// TLSCAFile is a PEM file of CA certificates trusted for outbound
 	// proxies reached over TLS, besides the system's ("": the system's
@@ -79,10 +80,6 @@ type Config struct {
 	// TLSKeepalive is the interval of the CRLF keep-alives on the TLS
 	// connections Accounts registered or placed calls over (default 30 s).
 	TLSKeepalive time.Duration
-	// LibLog, when set, gets sipgo's own logs instead of Log: sipgo logs
-	// every unparsable message it reads at ERROR with its raw bytes, so
-	// the daemon hands it a counting, rate-limited logger (see LogBadInput).
-	LibLog *slog.Logger
 }
 
 // AccountConfig is one client's SIP identity: the connection's sip* fields.
