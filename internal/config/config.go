@@ -46,8 +46,13 @@ type Config struct {
 	LogLevel  int    `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`
 
+	LogBadInputLines    int      `yaml:"log-bad-input-lines"`
+	LogBadInputInterval Duration `yaml:"log-bad-input-interval"`
+
 	NGWorkers         int `yaml:"ng-workers"`
 	NGCookieCacheSize int `yaml:"ng-cookie-cache-size"`
+
+	NGCookieCacheBytes int `yaml:"ng-cookie-cache-bytes"`
 
 	ListenClient          string     `yaml:"listen-client"`
 	ListenClientTLS       string     `yaml:"listen-client-tls"`

@@ -185,6 +185,15 @@ func (c *Config) Validate() error {
 	if c.NGCookieCacheSize < 16 {
 		return keyErr("ng-cookie-cache-size", "%d: want at least 16", c.NGCookieCacheSize)
 	}
+	if c.LogBadInputLines < 0 || c.LogBadInputLines > 10000 {
+		return keyErr("log-bad-input-lines", "%d: want 0 (none) to 10000", c.LogBadInputLines)
+	}
+	if c.LogBadInputInterval < Duration(time.Second) {
+		return keyErr("log-bad-input-interval", "%s: want at least 1s", c.LogBadInputInterval)
+	}
+	if c.NGCookieCacheBytes < 1<<20 {
+		return keyErr("ng-cookie-cache-bytes", "%d: want at least 1048576 (1 MiB)", c.NGCookieCacheBytes)
+	}
 	if c.ControlMaxConnections < 1 {
 		return keyErr("control-max-connections", "%d: want at least 1", c.ControlMaxConnections)
 	}

@@ -100,6 +100,9 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		Live:    config.NewLive(cfg),
 		failed:  make(chan error, 1),
 	}
+	// Refused network input: counted, logged within a budget per subsystem.
+	logs.BadInput().SetLimit(cfg.LogBadInputLines, cfg.LogBadInputInterval.D())
+	d.Metrics.MustRegister(logs.BadInput())
 	d.CLI = cli.New(logs.Logger("control", "Control protocols including SDP exchanges, CLI"))
 	d.CLI.Alias("get", "list")
 	d.Control = control.New(control.Options{
@@ -288,6 +291,7 @@ func (d *Daemon) Start() error {
 			Listen: addr, Advertised: cfg.SIPAdvertised, UserAgent: cfg.SIPUserAgent,
 			RegisterExpires: cfg.SIPRegisterExpires.D(), RequestTimeout: cfg.SIPTimeout.D(),
 			RingTimeout: cfg.SIPRingTimeout.D(), MaxAccounts: cfg.SIPMaxAccounts, Log: d.sipGateway.Log,
+			LibLog:    d.Logs.BadInput().Wrap(d.sipGateway.Log, "sip", sipua.LogBadInput),
 			TLSCAFile: cfg.SIPTLSCA, TLSSkipVerify: !cfg.SIPTLSVerify,
 			GuardTCP: func(ln net.Listener) net.Listener {
 				return netguard.Listen(ln, netguard.Options{Name: "listen-sip", MaxConns: cfg.SIPMaxConnections,
@@ -320,7 +324,10 @@ func (d *Daemon) Start() error {
 	if ngConn != nil {
 		d.ngConn = ngConn
 		d.Log.Info("listening", "key", "listen-ng", "addr", ngConn.LocalAddr().String())
-		udp := ng.NewUDPServer(d.NG, d.Log, ng.UDPOptions{Workers: cfg.NGWorkers, CookieCacheSize: cfg.NGCookieCacheSize})
+		udp := ng.NewUDPServer(d.NG, d.Log, ng.UDPOptions{Workers: cfg.NGWorkers, CookieCacheSize: cfg.NGCookieCacheSize,
+			CookieCacheBytes: int64(cfg.NGCookieCacheBytes),
+			BadInput:         d.Logs.BadInput().Reporter("control", d.Logs.Logger("control", ""))})
+		d.Metrics.MustRegister(udp.Collectors()...)
 		d.serving.Go(func() { udp.Serve(ngConn) })
 	}
 	for _, l := range opened {
@@ -379,6 +386,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	err = errors.Join(err, d.hookEvents.Close(ctx), d.hookStore.Close())
 	err = errors.Join(err, d.hookDead.Close())
 	d.hookHTTP.Close()
+	d.Logs.BadInput().Flush() // the lines held back of bad input, counted
 	d.Media.Close()
 	if d.cancel != nil {
 		d.cancel()

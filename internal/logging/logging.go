@@ -59,6 +59,8 @@ type Logs struct {
 	levels map[string]*level
 	order  []Subsystem
 	deflt  int
+
+	bad *BadInput
 }
 
 type level struct {
@@ -76,7 +78,8 @@ func New(w io.Writer, format string, syslogLevel int) *Logs {
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return &Logs{out: h, levels: map[string]*level{}, deflt: syslogLevel}
+	return &Logs{out: h, levels: map[string]*level{}, deflt: syslogLevel,
+		bad: NewBadInput(DefaultBadInputLines, DefaultBadInputInterval)}
 }
 
 // Logger returns the logger of a subsystem, creating the subsystem (at the

@@ -395,3 +395,35 @@ func TestDirectionAndAdvertisedAddress(t *testing.T) {
 		t.Errorf("default interface:\n%s", got)
 	}
 }
+
+// TestPortCount: "m=audio 4000/N" binds one pair, so the rewritten SDP
+// announces one port (the count dropped, with a warning) for N up to
+// MaxPortCount, as rtpengine; a larger count is refused and binds nothing.
+func TestPortCount(t *testing.T) {
+	e := newEngine(t, "127.0.0.1")
+	res, err := e.Offer(&Request{CallID: "pc", FromTag: "a", SDP: []byte(strings.Replace(string(sdpFor(4000)), "m=audio 4000 ", "m=audio 4000/2 ", 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := port0(e) + 2
+	if got := string(res.SDP); !strings.Contains(got, fmt.Sprintf("m=audio %d RTP/AVP 0\r\n", pb)) || strings.Contains(got, "/2") {
+		t.Errorf("offer with /2:\n%s", got)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "port count /2 dropped") {
+		t.Errorf("warnings %q", res.Warnings)
+	}
+	// The answer's count goes too.
+	got := mustOK(t)(e.Answer(&Request{CallID: "pc", FromTag: "a", ToTag: "b", SDP: []byte(strings.Replace(string(sdpFor(6000)), "m=audio 6000 ", "m=audio 6000/10 ", 1))}))
+	if !strings.Contains(got, fmt.Sprintf("m=audio %d RTP/AVP 0\r\n", port0(e))) {
+		t.Errorf("answer with /10:\n%s", got)
+	}
+
+	used := e.ifaces[0].pool.Used()
+	_, err = e.Offer(&Request{CallID: "pc300", FromTag: "a", SDP: []byte(strings.Replace(string(sdpFor(4000)), "m=audio 4000 ", "m=audio 4000/300 ", 1))})
+	if !errors.Is(err, ErrBadSDP) || !strings.Contains(err.Error(), "m= section 1 asks for 300 consecutive ports (at most 10") {
+		t.Errorf("offer with /300: %v", err)
+	}
+	if e.NumCalls() != 1 || e.ifaces[0].pool.Used() != used {
+		t.Errorf("refused offer left calls %d, ports %d (before %d)", e.NumCalls(), e.ifaces[0].pool.Used(), used)
+	}
+}

@@ -27,6 +27,16 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	// "m=audio 4000/2": consecutive port pairs (RFC 8866 §5.14). The relay
+	// binds one pair per section, so, as rtpengine, a count up to
+	// MaxPortCount is accepted and dropped from the rewritten SDP, and a
+	// larger one is refused.
+	for i, m := range sess.Media {
+		if n := m.PortCount(); n > MaxPortCount {
+			return nil, fmt.Errorf("%w: m= section %d asks for %d consecutive ports (at most %d; one port pair is relayed)",
+				ErrBadSDP, i+1, n, MaxPortCount)
+		}
+	}
 	// Interfaces first: a request naming an unknown one changes nothing.
 	fromFamily6, toFamily6 := sdpFamily(sess)
 	if req.AddressFamily == "IP4" {
@@ -180,6 +190,9 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 		if !isOffer {
 			toMux = ts.mux.Load()
 		}
+		if n := m.PortCount(); n > 1 && !fs.rejected {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("m= section %d: port count /%d dropped, one port pair is relayed", i+1, n))
+		}
 		rewriteMedia(m, ts, toMux, req, fs.rejected)
 	}
 	rewriteSession(sess, to, toItf, req)
@@ -287,6 +300,7 @@ func rewriteMedia(m *sdp.Media, ts *side, mux bool, req *Request, rejected bool)
 		return // port 0 stays 0: the section is refused
 	}
 	m.SetPort(ts.pair.port)
+	m.ClearPortCount()
 	addr := sdpAddr(ts, req)
 	if conn, ok := m.Connection(); ok {
 		if ip, ok := conn.Addr(); !ok || !ip.IsUnspecified() || req.Replace.ZeroAddress {

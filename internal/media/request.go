@@ -20,6 +20,11 @@ var (
 	ErrClosed         = errors.New("Media engine shutting down")
 )
 
+// MaxPortCount is the largest m= port count ("m=audio 4000/N") an offer or
+// answer may carry, as in rtpengine; the count is dropped from the
+// rewritten SDP since one port pair is relayed per section.
+const MaxPortCount = 10
+
 // Request is one offer or answer: the parts of an ng message, or of the SIP
 // gateway's own call handling, that the engine acts on.
 type Request struct {

@@ -14,8 +14,12 @@ func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func newTestCache(generation time.Duration, maxEntries int) (*cookieCache, *fakeClock) {
+	return newTestCacheBytes(generation, maxEntries, 1<<30)
+}
+
+func newTestCacheBytes(generation time.Duration, maxEntries int, maxBytes int64) (*cookieCache, *fakeClock) {
 	clk := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := newCookieCache(generation, maxEntries)
+	c := newCookieCache(generation, maxEntries, maxBytes)
 	c.now, c.rotated = clk.now, clk.t
 	return c, clk
 }
@@ -208,8 +212,8 @@ func TestCookieFinishAfterRotation(t *testing.T) {
 
 func TestCookieDefaults(t *testing.T) {
 	before := time.Now()
-	c := newCookieCache(30*time.Second, 100)
-	if c.generation != 30*time.Second || c.maxEntries != 100 || c.Len() != 0 {
+	c := newCookieCache(30*time.Second, 100, 0)
+	if c.generation != 30*time.Second || c.maxEntries != 100 || c.maxBytes != minCookieBytes || c.Len() != 0 || c.Bytes() != 0 {
 		t.Errorf("cache %+v", c)
 	}
 	if c.rotated.Before(before) || c.rotated.After(time.Now()) {
@@ -223,7 +227,7 @@ func TestCookieDefaults(t *testing.T) {
 // TestCookieConcurrent: under the race detector, many goroutines; every
 // key is new exactly once while the cache is large enough to keep it.
 func TestCookieConcurrent(t *testing.T) {
-	c := newCookieCache(time.Hour, 1<<20)
+	c := newCookieCache(time.Hour, 1<<20, 1<<30)
 	const goroutines, keys = 8, 200
 	var wg sync.WaitGroup
 	news := make([][]int, goroutines)
@@ -256,5 +260,78 @@ func TestCookieConcurrent(t *testing.T) {
 	}
 	if c.Len() != keys {
 		t.Errorf("Len %d, want %d", c.Len(), keys)
+	}
+}
+
+// held recounts what the cache holds, independently of its bookkeeping.
+func held(c *cookieCache) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, m := range []map[string]*cookieEntry{c.cur, c.prev} {
+		for k, e := range m {
+			n += int64(len(k) + cap(e.reply) + entryOverhead)
+		}
+	}
+	return n
+}
+
+// TestCookieBytesBound: a flood of large replies under new cookies never
+// holds more than the byte limit, however many fit the entry limit, and
+// the most recent cookies' retransmissions are still answered from the
+// cache.
+func TestCookieBytesBound(t *testing.T) {
+	const limit = 2 << 20
+	c, _ := newTestCacheBytes(time.Hour, 1<<20, limit)
+	reply := func(i int) []byte {
+		b := make([]byte, 60000)
+		copy(b, fmt.Sprintf("reply %d ", i))
+		return b
+	}
+	var keys []string
+	for i := range 2000 {
+		key := fmt.Sprintf("127.0.0.1:5060 c%d", i)
+		expect(t, c, key, cookieNew, "")
+		c.finish(key, reply(i))
+		keys = append(keys, key)
+		if b, h := c.Bytes(), held(c); b > limit || h > limit || b != h {
+			t.Fatalf("after %d replies: Bytes %d, held %d, limit %d", i+1, b, h, limit)
+		}
+		// The last cookies, up to half the limit, are answered from the
+		// cache: a retransmission never runs twice.
+		for j := max(0, len(keys)-limit/2/60200); j < len(keys); j++ {
+			if st, got := c.begin(keys[j]); st != cookieDone || string(got) != string(reply(j)) {
+				t.Fatalf("after %d replies, recent cookie %d: state %v", i+1, j, st)
+			}
+		}
+	}
+	if c.Len() >= 2000 || c.Bytes() < limit/2 {
+		t.Errorf("Len %d, Bytes %d: the oldest should be gone and at least half the limit in use", c.Len(), c.Bytes())
+	}
+	expect(t, c, keys[0], cookieNew, "") // the oldest went first
+
+	// Running requests count too: a flood of new cookies whose commands
+	// have not answered yet stays within the limit.
+	for i := range 100000 {
+		c.begin(fmt.Sprintf("10.0.0.1:1 %d", i))
+	}
+	if b, h := c.Bytes(), held(c); b > limit || b != h {
+		t.Fatalf("running flood: Bytes %d, held %d", b, h)
+	}
+}
+
+// TestCookieHugeReply: a reply over half the byte limit is not kept (a UDP
+// datagram cannot carry one anyway); its retransmission runs again
+// instead of being dropped as running forever.
+func TestCookieHugeReply(t *testing.T) {
+	c, _ := newTestCacheBytes(time.Hour, 100, minCookieBytes)
+	expect(t, c, "small", cookieNew, "")
+	c.finish("small", []byte("S"))
+	expect(t, c, "huge", cookieNew, "")
+	c.finish("huge", make([]byte, minCookieBytes/2))
+	expect(t, c, "huge", cookieNew, "")
+	expect(t, c, "small", cookieDone, "S")
+	if b, h := c.Bytes(), held(c); b != h {
+		t.Errorf("Bytes %d, held %d", b, h)
 	}
 }

@@ -131,12 +131,26 @@ func replyError(enc Encoding, reason string) []byte {
 	return out
 }
 
+type badInputKey struct{}
+
+// badInputFunc is told of a message Process cannot decode.
+type badInputFunc func(reason, source string, data []byte)
+
+// withBadInput returns ctx carrying report, which Process calls for each
+// message it cannot decode: the transport counts it as bad input.
+func withBadInput(ctx context.Context, report badInputFunc) context.Context {
+	return context.WithValue(ctx, badInputKey{}, report)
+}
+
 // Process runs one message body (without cookie) and returns the reply body,
 // always a reply: bad input gets an error reply, never silence.
 func (d *Dispatcher) Process(ctx context.Context, body []byte, source, proxy string) []byte {
 	dict, enc, err := Decode(body)
 	if err != nil {
 		d.log.Debug("undecodable ng message", "from", source, "err", err)
+		if report, ok := ctx.Value(badInputKey{}).(badInputFunc); ok {
+			report("undecodable", source, body)
+		}
 		d.countError("invalid", proxy)
 		return replyError(enc, errBadData.Error())
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -285,5 +287,43 @@ func TestUDPNilLogger(t *testing.T) {
 	c.send([]byte("no-cookie"))
 	if got := c.roundTrip([]byte("x d7:command4:pinge")); string(got) != "x d6:result4:ponge" {
 		t.Errorf("reply %q", got)
+	}
+}
+
+// badInputs records bad-input reports.
+type badInputs struct {
+	mu   sync.Mutex
+	seen []string // "listener reason from bytes"
+}
+
+func (b *badInputs) Report(listener, reason, from string, data []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seen = append(b.seen, fmt.Sprintf("%s %s %d", listener, reason, len(data)))
+}
+
+func (b *badInputs) get() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.seen...)
+}
+
+// TestUDPBadInput: a datagram without cookie and one whose dictionary does
+// not decode are reported as bad input, each once, under the listener's
+// key; good requests are not.
+func TestUDPBadInput(t *testing.T) {
+	bad := &badInputs{}
+	c := dialUDP(t, startUDP(t, New(nil), UDPOptions{Workers: 1, CookieCacheSize: 100, BadInput: bad}))
+	c.send([]byte("nocookie"))
+	c.expectSilence()
+	if got := c.roundTrip([]byte("k1 garbage")); string(got) != "k1 "+bencodeError("Invalid NG data format") {
+		t.Errorf("reply %q", got)
+	}
+	if got := c.roundTrip([]byte("k2 d7:command4:pinge")); string(got) != "k2 d6:result4:ponge" {
+		t.Errorf("reply %q", got)
+	}
+	want := []string{"listen-ng no-cookie 8", "listen-ng undecodable 7"}
+	if got := bad.get(); !slices.Equal(got, want) {
+		t.Errorf("reports %q, want %q", got, want)
 	}
 }

@@ -589,3 +589,27 @@ a=ssrc:2718541228 cname:4TOk42mSjXCkVIa6
 		t.Fatal(err)
 	}
 }
+
+// TestClearPortCount: "PORT/COUNT" loses its count, nothing else moves.
+func TestClearPortCount(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"m=audio 4000/300 RTP/AVP 0", "audio 4000 RTP/AVP 0"},
+		{"m=video  49170/2 \tRTP/AVP 31", "video  49170 \tRTP/AVP 31"},
+		{"m=audio 4000 RTP/AVP 0", "audio 4000 RTP/AVP 0"},
+	} {
+		s := mustParse(t, "v=0\n"+tt.in+"\na=x\n")
+		m := s.Media[0]
+		m.ClearPortCount()
+		checkOutput(t, s, "v=0\nm="+tt.want+"\na=x\n")
+		if m.PortCount() != 1 {
+			t.Errorf("%q: PortCount %d after ClearPortCount", tt.in, m.PortCount())
+		}
+	}
+	for _, m := range []*Media{{}, {Lines: Lines{{'a', "x/2"}}}, {Lines: Lines{{'m', "audio"}}}} {
+		before := append(Lines(nil), m.Lines...)
+		m.ClearPortCount()
+		if !reflect.DeepEqual(before, m.Lines) {
+			t.Errorf("%+v: ClearPortCount changed a section without a port", m)
+		}
+	}
+}

@@ -124,6 +124,12 @@ func FuzzParse(f *testing.F) {
 			if m.Port() != port {
 				t.Fatalf("Port() = %d after SetPort(%d)", m.Port(), port)
 			}
+			if i%2 == 1 {
+				m.ClearPortCount()
+				if m.Port() != port || m.PortCount() != 1 {
+					t.Fatalf("Port() = %d, PortCount() = %d after ClearPortCount", m.Port(), m.PortCount())
+				}
+			}
 		}
 		s.RemoveICE()
 		s.IncrementVersion()

@@ -91,6 +91,23 @@ func (m *Media) SetPort(port int) {
 	m.Lines[0].Value = b.String()
 }
 
+// ClearPortCount removes a "/count" suffix from the m= port, keeping every
+// other byte of the line: a relay that binds one port (pair) for the
+// section must not announce consecutive ports it does not have. It does
+// nothing when there is no count or no well-formed m= line.
+func (m *Media) ClearPortCount() {
+	v := m.mline()
+	f, start, ok := field(v, 1)
+	if !ok {
+		return
+	}
+	i := strings.IndexByte(f, '/')
+	if i < 0 {
+		return
+	}
+	m.Lines[0].Value = v[:start+i] + v[start+len(f):]
+}
+
 // Connection returns the section's first c= line. ok is false when there
 // is none or it does not have exactly three fields; see
 // EffectiveConnection for the address media is actually sent to.

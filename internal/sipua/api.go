@@ -68,6 +68,7 @@ type Config struct {
 	// MaxAccounts bounds the accounts at once (0: unlimited).
 	MaxAccounts int
 	Log         *slog.Logger // nil: slog.Default()
+	LibLog      *slog.Logger // sipgo's own logs (nil: Log): counted and rate-limited by the daemon (LogBadInput)
 
 	// TLSCAFile is a PEM file of CA certificates trusted for outbound
 	// proxies reached over TLS, besides the system's ("": the system's

@@ -97,6 +97,10 @@ func New(cfg Config) (*Stack, error) {
 		log = slog.Default()
 	}
 	log = log.With("component", "sipua")
+	libLog := log
+	if cfg.LibLog != nil {
+		libLog = cfg.LibLog.With("component", "sipua")
+	}
 	tlsConf, err := clientTLS(cfg)
 	if err != nil {
 		return nil, err
@@ -131,7 +135,7 @@ func New(cfg Config) (*Stack, error) {
 		// to the host the request is sent to: the outbound proxy's.
 		sipgo.WithUserAgenTLSConfig(tlsConf),
 		sipgo.WithUserAgentTransactionLayerOptions(
-			sip.WithTransactionLayerLogger(log),
+			sip.WithTransactionLayerLogger(libLog),
 			// A dropped TCP connection fails its transactions at once
 			// instead of after timer B/F.
 			sip.WithTransactionLayerTerminateOnConnClose(),
@@ -139,7 +143,7 @@ func New(cfg Config) (*Stack, error) {
 				log.Debug("stray response", "status", r.StatusCode, "cseq", cseqString(r.CSeq()))
 			}),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(libLog)),
 	)
 	if err != nil {
 		s.udp.Close()
@@ -147,13 +151,13 @@ func New(cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s.ua = ua
-	s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(log))
+	s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(libLog))
 	if err == nil {
 		s.cli, err = sipgo.NewClient(ua,
 			sipgo.WithClientHostname(s.host),
 			sipgo.WithClientPort(s.port),
 			sipgo.WithClientNAT(),
-			sipgo.WithClientLogger(log))
+			sipgo.WithClientLogger(libLog))
 	}
 	if err != nil {
 		ua.Close()
