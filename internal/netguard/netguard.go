@@ -179,6 +179,9 @@ func (l *Listener) admit(c net.Conn) (net.Conn, string) {
 	}
 	l.open.Add(1)
 	l.o.Metrics.open.WithLabelValues(l.o.Name).Inc()
+	if l.o.Budget != nil {
+		l.o.Budget.took()
+	}
 	gc := &conn{Conn: c, l: l}
 	if counted {
 		gc.ip = ip
@@ -279,11 +282,16 @@ func (b *Budget) Near(keep int) bool {
 		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
 			b.limit = int(min(rl.Cur, 1<<30))
 		}
-	} else {
-		b.open++ // the connection about to be accepted
 	}
 	reserve := min(b.Reserve, b.limit/4)
 	return b.limit > 0 && b.open >= b.limit-keep*reserve
+}
+
+// took counts a connection accepted since the last count.
+func (b *Budget) took() {
+	b.mu.Lock()
+	b.open++
+	b.mu.Unlock()
 }
 
 // countFDs counts the process's open descriptors.
