@@ -46,7 +46,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("attackbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scen := fs.String("scenarios", strings.Join(attackNames(), ","), "attacks to run, in this order")
-	fs.DurationVar(&cfg.settle, "settle", 20*time.Second, "how long after an attack rtcgate gets to give memory and descriptors back before 'after' is read")
+	fs.DurationVar(&cfg.settle, "settle", 90*time.Second, "longest an attack's end waits for rtcgate to give memory (within 10 MiB) and descriptors back before 'after' is read")
 	fs.StringVar(&cfg.rtcgateSrc, "rtcgate-src", "./cmd/rtcgate", "rtcgate package to build")
 	fs.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep rtcgate's logs and binary after the run")
 	if err := benchrun.Parse(fs, args); err != nil {
@@ -185,7 +185,7 @@ func runAttack(ctx context.Context, env *benchrun.Env, bin string, cfg *config, 
 	case <-afterProbes:
 	case <-ctx.Done():
 	}
-	t.waitSettled(ctx, cfg.settle, r.FDsBefore)
+	t.waitSettled(ctx, cfg.settle, r.FDsBefore, r.RSSBefore)
 	probes.stop()
 	r.RSSPeak = peak.stop()
 	r.RSSAfter, r.FDsAfter = rssMiB(t.pid), fdCount(t.pid)

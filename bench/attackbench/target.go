@@ -91,20 +91,13 @@ func (t *target) settleBaseline(ctx context.Context) {
 }
 
 // waitSettled waits up to d for the descriptors to come back to fds and
-// then for RSS to stop falling.
-func (t *target) waitSettled(ctx context.Context, d time.Duration, fds int) {
+// RSS to within 10 MiB of rss: caches expire on their own clock (the ng
+// reply cache's generations are 30 s), so "after" is read once rtcgate is
+// back or d has passed.
+func (t *target) waitSettled(ctx context.Context, d time.Duration, fds int, rss float64) {
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) && ctx.Err() == nil && fdCount(t.pid) > fds+10 {
-		time.Sleep(200 * time.Millisecond)
-	}
-	prev := rssMiB(t.pid)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(time.Second)
-		cur := rssMiB(t.pid)
-		if prev-cur < 1 {
-			return
-		}
-		prev = cur
+	for time.Now().Before(deadline) && ctx.Err() == nil && (fdCount(t.pid) > fds+10 || rssMiB(t.pid) > rss+10) {
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 

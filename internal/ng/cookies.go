@@ -24,6 +24,7 @@ type cookieCache struct {
 	maxEntries int
 	maxBytes   int64
 	now        func() time.Time
+	dropped    int64 // bytes rotated out since expire last reported
 }
 
 type cookieEntry struct {
@@ -60,6 +61,7 @@ func newCookieCache(generation time.Duration, maxEntries int, maxBytes int64) *c
 // rotate makes the current generation the previous one, dropping the
 // previous one.
 func (c *cookieCache) rotate(now time.Time) {
+	c.dropped += c.prevBytes
 	c.prev, c.cur, c.rotated = c.cur, make(map[string]*cookieEntry, len(c.cur)), now
 	c.prevBytes, c.curBytes = c.curBytes, 0
 }
@@ -72,6 +74,24 @@ func (c *cookieCache) makeRoom(n int64) {
 		}
 		c.rotate(c.now())
 	}
+}
+
+// expire drops the generations that are due without waiting for a request
+// to notice, and reports the bytes dropped since it last did, by it or by
+// the requests' own rotations.
+func (c *cookieCache) expire() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch now := c.now(); {
+	case now.Sub(c.rotated) >= 2*c.generation:
+		c.rotate(now)
+		c.rotate(now)
+	case now.Sub(c.rotated) >= c.generation:
+		c.rotate(now)
+	}
+	d := c.dropped
+	c.dropped = 0
+	return d
 }
 
 // begin looks a key up and, when it is new, records it as running.

@@ -335,3 +335,34 @@ func TestCookieHugeReply(t *testing.T) {
 		t.Errorf("Bytes %d, held %d", b, h)
 	}
 }
+
+// TestCookieExpireWithoutRequests: due generations go without a request to
+// notice them, and expire says how many bytes went since it last said,
+// whoever rotated them out.
+func TestCookieExpireWithoutRequests(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newCookieCache(30*time.Second, 1000, 1<<20)
+	c.now = func() time.Time { return now }
+	c.rotated = now
+	c.begin("a")
+	c.finish("a", make([]byte, 1000))
+	if got := c.expire(); got != 0 {
+		t.Fatalf("nothing due, yet %d bytes expired", got)
+	}
+	now = now.Add(31 * time.Second)
+	c.begin("b") // rotates: a is the previous generation now
+	if got := c.expire(); got != 0 {
+		t.Fatalf("a rotation into the previous generation reported %d bytes", got)
+	}
+	now = now.Add(31 * time.Second)
+	if got, want := c.expire(), entryCost("a", make([]byte, 1000)); got != want {
+		t.Fatalf("expired %d bytes, want a's %d", got, want)
+	}
+	now = now.Add(90 * time.Second)
+	if got, want := c.expire(), entryCost("b", nil); got != want {
+		t.Fatalf("expired %d bytes, want b's %d", got, want)
+	}
+	if c.Len() != 0 || c.Bytes() != 0 {
+		t.Fatalf("after expiry: %d entries, %d bytes", c.Len(), c.Bytes())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -90,7 +91,33 @@ func (s *UDPServer) Serve(conn *net.UDPConn) {
 	for range s.workers {
 		s.wg.Go(func() { s.work(conn) })
 	}
+	done := make(chan struct{})
+	go s.expire(done)
 	s.wg.Wait()
+	close(done)
+}
+
+// releaseAfter is how many bytes a cache expiry must drop for the memory
+// to be handed back to the system at once rather than when the runtime
+// gets to it (a flood of large replies would otherwise keep the process's
+// RSS up long after the replies are gone).
+const releaseAfter = 16 << 20
+
+// expire drops due cache generations even when no request comes, and
+// hands a large drop's memory back.
+func (s *UDPServer) expire(done <-chan struct{}) {
+	t := time.NewTicker(max(s.cache.generation/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if s.cache.expire() >= releaseAfter {
+				debug.FreeOSMemory()
+			}
+		}
+	}
 }
 
 func (s *UDPServer) work(conn *net.UDPConn) {
