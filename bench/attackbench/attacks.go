@@ -76,19 +76,32 @@ func sipFlood(ctx context.Context, t *target) (string, error) {
 		}
 		conns = append(conns, c)
 	}
+	kept := holdAndCount(ctx, conns, 10*time.Second)
+	return fmt.Sprintf("1 100 connections: %d opened, %d kept by rtcgate after 10 s, %d refused at connect", len(conns), kept, failed), nil
+}
+
+// holdAndCount holds conns for d and counts those rtcgate kept open: what
+// it sent meanwhile is read away, and a kept connection then times out
+// where a closed one ends.
+func holdAndCount(ctx context.Context, conns []net.Conn, d time.Duration) int {
 	select {
-	case <-time.After(10 * time.Second):
+	case <-time.After(d):
 	case <-ctx.Done():
 	}
-	// How many rtcgate kept: a kept connection is still open now.
 	kept := 0
+	buf := make([]byte, 4096)
 	for _, c := range conns {
 		c.SetReadDeadline(time.Now().Add(time.Millisecond))
-		if _, err := c.Read(make([]byte, 1)); err != nil && isTimeout(err) {
-			kept++
+		for {
+			if _, err := c.Read(buf); err != nil {
+				if isTimeout(err) {
+					kept++
+				}
+				break
+			}
 		}
 	}
-	return fmt.Sprintf("1 100 connections: %d opened, %d kept by rtcgate after 10 s, %d refused at connect", len(conns), kept, failed), nil
+	return kept
 }
 
 func isTimeout(err error) bool {
@@ -315,22 +328,6 @@ func controlIdle(ctx context.Context, t *target) (string, error) {
 		conns = append(conns, c)
 		ws++
 	}
-	select {
-	case <-time.After(10 * time.Second):
-	case <-ctx.Done():
-	}
-	kept := 0
-	for _, c := range conns {
-		c.SetReadDeadline(time.Now().Add(time.Millisecond))
-		buf := make([]byte, 4096)
-		for {
-			if _, err := c.Read(buf); err != nil {
-				if isTimeout(err) {
-					kept++
-				}
-				break
-			}
-		}
-	}
+	kept := holdAndCount(ctx, conns, 10*time.Second)
 	return fmt.Sprintf("%d keep-alive connections and %d echo WebSockets: %d still open after 10 s", len(conns)-ws, ws, kept), nil
 }

@@ -76,19 +76,26 @@ func (c *cookieCache) makeRoom(n int64) {
 	}
 }
 
+// rotateDue rotates what is due: both generations after an idle spell of
+// two or more (both maps are stale), one after a generation or when the
+// current one holds half a limit.
+func (c *cookieCache) rotateDue(now time.Time) {
+	switch {
+	case now.Sub(c.rotated) >= 2*c.generation:
+		c.rotate(now)
+		c.rotate(now)
+	case now.Sub(c.rotated) >= c.generation || len(c.cur) >= c.maxEntries/2 || c.curBytes >= c.maxBytes/2:
+		c.rotate(now)
+	}
+}
+
 // expire drops the generations that are due without waiting for a request
 // to notice, and reports the bytes dropped since it last did, by it or by
 // the requests' own rotations.
 func (c *cookieCache) expire() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch now := c.now(); {
-	case now.Sub(c.rotated) >= 2*c.generation:
-		c.rotate(now)
-		c.rotate(now)
-	case now.Sub(c.rotated) >= c.generation:
-		c.rotate(now)
-	}
+	c.rotateDue(c.now())
 	d := c.dropped
 	c.dropped = 0
 	return d
@@ -98,17 +105,7 @@ func (c *cookieCache) expire() int64 {
 func (c *cookieCache) begin(key string) (cookieState, []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch now := c.now(); {
-	case now.Sub(c.rotated) >= 2*c.generation:
-		// Fix: rotation is lazy, so after an idle spell of two generations
-		// or more both maps are stale; rotating once kept the old current
-		// map and its entries lived on indefinitely past the promised two
-		// generations.
-		c.rotate(now)
-		c.rotate(now)
-	case now.Sub(c.rotated) >= c.generation || len(c.cur) >= c.maxEntries/2 || c.curBytes >= c.maxBytes/2:
-		c.rotate(now)
-	}
+	c.rotateDue(c.now())
 	e, ok := c.cur[key]
 	if !ok {
 		e, ok = c.prev[key]
