@@ -70,3 +70,13 @@ function settle(run, result, log) {
 		return result;
 	});
 }
+
+// loadFlashphoner loads the Web SDK that harness.mjs serves and initialises
+// it (init is async in Web SDK 2.0.2xx: it awaits client info).
+async function loadFlashphoner() {
+	await loadScript('/__e2e__/flashphoner.js');
+	if (!window.Flashphoner) {
+		throw new Error('flashphoner.js defined no global Flashphoner');
+	}
+	await Flashphoner.init({});
+}
