@@ -17,12 +17,15 @@ declare -A want=(
 	[rtpengine-ng-client]=rtpengine-utils  # rtpengine's ng client
 	[kamailio]=kamailio                    # SIP registrar/proxy (internal/testpeer)
 	[sipp]=sip-tester                      # SIP test peer (internal/testpeer)
+	[redis-server]=redis-server            # the cluster's store (internal/testpeer)
+	[haproxy]=haproxy                      # a plain HTTP load balancer in front of a cluster
+	[prlimit]=util-linux                   # lowers a child's descriptor limit (hostile tests)
 )
 
 missing=()
 for cmd in "${!want[@]}"; do
-	# /usr/sbin (kamailio) is not on a non-root PATH.
-	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${want[$cmd]}")
+	# /usr/sbin (kamailio, haproxy) is not on a non-root PATH.
+	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] || missing+=("${want[$cmd]}")
 done
 # Kamailio's tls module, a package apart from kamailio (testpeer's
 # KamailioOptions.TLS).
