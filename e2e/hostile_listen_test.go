@@ -109,18 +109,28 @@ func TestSIPConnectionFlood(t *testing.T) {
 
 // TestIdleSIPConnectionsClose: an accepted SIP TCP connection that says
 // nothing is closed after sip-tcp-idle-timeout; one from an address over
-// sip-max-connections-per-ip is refused at once.
+// sip-max-connections-per-ip, or over sip-max-connections in all, is
+// refused at once.
 func TestIdleSIPConnectionsClose(t *testing.T) {
-	r := start(t, append(ephemeral, "--sip-tcp-idle-timeout", "1s", "--sip-max-connections-per-ip", "2")...)
+	r := start(t, append(ephemeral, "--sip-tcp-idle-timeout", "1s", "--sip-max-connections-per-ip", "2", "--sip-max-connections", "3")...)
 	sip := r.addr(t, "listen-sip")
 	var cs []net.Conn
-	for i := 0; i < 3; i++ {
-		c, err := net.Dial("tcp", sip)
+	// Two from 127.0.0.1, a third from there (per address), one from
+	// 127.0.0.2, one from 127.0.0.3 (in all).
+	for _, from := range []string{"127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", sip)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		cs = append(cs, c)
+	}
+	for _, i := range []int{2, 4} {
+		cs[i].SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := cs[i].Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Fatalf("connection %d over a cap: %v, want closed at once", i, err)
+		}
 	}
 	start := time.Now()
 	for i, c := range cs {
