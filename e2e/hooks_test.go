@@ -283,7 +283,7 @@ func TestHooksSurviveRestart(t *testing.T) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	start(t, args...)
+	r2 := start(t, args...)
 	// Both events of the first run arrive after the restart, in order:
 	// ESTABLISHED, then the DISCONNECTED its shutdown caused.
 	deadline := time.After(20 * time.Second)
@@ -297,7 +297,7 @@ func TestHooksSurviveRestart(t *testing.T) {
 		select {
 		case <-b.arrived:
 		case <-deadline:
-			t.Fatalf("after the restart the backend took %q, want the queued ESTABLISHED then DISCONNECTED", got)
+			t.Fatalf("after the restart the backend took %q, want the queued ESTABLISHED then DISCONNECTED\nfirst run:\n%s\nsecond run:\n%s", got, r.Logs(), r2.Logs())
 		}
 	}
 }
