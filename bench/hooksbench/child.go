@@ -50,6 +50,9 @@ func rtcgateArgs(env *runEnv, cfgPath string) []string {
 	if cfg.store == "disk" {
 		args = append(args, "--hooks-queue-dir", filepath.Join(env.Dir, "rtcgate-queue"))
 	}
+	if cfg.store == "redis" {
+		args = append(args, "--cluster-redis", cfg.redisURL)
+	}
 	return args
 }
 

@@ -64,6 +64,7 @@
 //
 //	go run ./bench/hooksbench
 //	go run ./bench/hooksbench -scenarios queue -q-sessions 5000 -store disk
+//	go run ./bench/hooksbench -scenarios queue -q-sessions 1000 -q-events 20 -store redis
 package main
 
 import (
@@ -73,6 +74,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -80,6 +82,7 @@ import (
 	"github.com/rtcgate/rtcgate/bench/internal/childproc"
 	"github.com/rtcgate/rtcgate/bench/internal/proc"
 	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
+	"github.com/rtcgate/rtcgate/internal/testpeer"
 )
 
 type config struct {
@@ -109,6 +112,7 @@ type config struct {
 	qEvents       int
 	qIdlePerHost  int
 	qTimeout      time.Duration
+	redisURL      string // -store redis: the redis-server started for the run
 }
 
 var knownScenarios = []string{"latency", "churn", "queue"}
@@ -122,7 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 15*time.Second, "longest rtcgate may take to log its listeners")
 	fs.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep rtcgate's and the queue child's logs after the run")
 	fs.DurationVar(&cfg.waitQuiet, "wait-quiet", 10*time.Second, "before each scenario, wait up to this long for other processes to leave the CPUs idle (shared boxes); 0: do not wait")
-	fs.StringVar(&cfg.store, "store", "memory", "event queue store in (a): memory (rtcgate's default) or disk (hooks-queue-dir)")
+	fs.StringVar(&cfg.store, "store", "memory", "event queue store in (a): memory (rtcgate's default), disk (hooks-queue-dir) or redis (cluster-redis, a redis-server started for the run)")
 
 	fs.IntVar(&cfg.latClients, "lat-clients", 4, "(b) concurrent clients, each one request at a time")
 	fs.IntVar(&cfg.latRequests, "lat-requests", 20000, "(b) measured requests of each kind (hooked, unhooked), over all clients")
@@ -151,7 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, err
 	}
 	switch {
-	case cfg.store != "memory" && cfg.store != "disk":
+	case cfg.store != "memory" && cfg.store != "disk" && cfg.store != "redis":
 		return nil, errors.New("-store: memory or disk")
 	case cfg.readyTimeout <= 0 || cfg.readyTimeout > 10*time.Minute:
 		return nil, errors.New("-ready-timeout must be in (0, 10m]")
@@ -233,6 +237,17 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer b.Close()
+	if cfg.store == "redis" {
+		rdir := filepath.Join(env.Dir, "redis")
+		os.MkdirAll(rdir, 0o750)
+		red, err := testpeer.RunRedis(testpeer.RedisOptions{Dir: rdir})
+		if err != nil {
+			env.Logf("redis-server: %v", err)
+			return 1
+		}
+		defer red.Stop()
+		cfg.redisURL = red.URL
+	}
 
 	code := 0
 	fail := func(scenario string, err error) {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rtcgate/rtcgate/bench/internal/childproc"
 	"github.com/rtcgate/rtcgate/bench/internal/proc"
 	"github.com/rtcgate/rtcgate/internal/hooks"
@@ -88,7 +90,7 @@ func scenarioQueue(ctx context.Context, env *runEnv, b *backend) (*queueResult, 
 		"-sessions", strconv.Itoa(cfg.qSessions), "-events", strconv.Itoa(cfg.qEvents),
 		"-workers", strconv.Itoa(cfg.hooksMaxAsync), "-retries", strconv.Itoa(cfg.hooksRetries),
 		"-idle-per-host", strconv.Itoa(cfg.qIdlePerHost), "-max-bytes", strconv.Itoa(cfg.queueMaxBytes),
-		"-store", cfg.store, "-dir", filepath.Join(env.Dir, "queue-child"),
+		"-store", cfg.store, "-dir", filepath.Join(env.Dir, "queue-child"), "-redis", cfg.redisURL,
 		"-timeout", cfg.qTimeout.String(), "-result", result,
 	}
 	connsA := b.Conns()
@@ -194,12 +196,13 @@ func queueChildMain(args []string) int {
 	maxBytes := fs.Int("max-bytes", 64<<20, "hooks-queue-max-bytes")
 	store := fs.String("store", "memory", "memory or disk")
 	dir := fs.String("dir", "", "queue directory for -store disk")
+	redisURL := fs.String("redis", "", "Redis URL for -store redis")
 	timeout := fs.Duration("timeout", 30*time.Second, "time bound")
 	result := fs.String("result", "", "file to write the report to")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	rep := runQueueChild(*backendURL, *sessions, *events, *workers, *retries, *idle, *maxBytes, *store, *dir, *timeout)
+	rep := runQueueChild(*backendURL, *sessions, *events, *workers, *retries, *idle, *maxBytes, *store, *dir, *redisURL, *timeout)
 	b, _ := json.Marshal(rep)
 	if err := os.WriteFile(*result, b, 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "queue child:", err)
@@ -211,7 +214,7 @@ func queueChildMain(args []string) int {
 	return 0
 }
 
-func runQueueChild(backendURL string, sessions, events, workers, retries, idle, maxBytes int, storeKind, dir string, timeout time.Duration) (rep childReport) {
+func runQueueChild(backendURL string, sessions, events, workers, retries, idle, maxBytes int, storeKind, dir, redisURL string, timeout time.Duration) (rep childReport) {
 	apps, err := hooks.NewApps([]hooks.App{{Name: appName, Key: appKey, URL: backendURL, Methods: []string{"ConnectionStatusEvent"}}}, "")
 	if err != nil {
 		rep.Err = err.Error()
@@ -231,14 +234,30 @@ func runQueueChild(backendURL string, sessions, events, workers, retries, idle, 
 	}
 	defer hc.Close()
 	var st eventq.Store
-	if storeKind == "disk" {
+	switch storeKind {
+	case "disk":
 		d, err := eventq.OpenDisk(dir, int64(maxBytes), 5*time.Millisecond)
 		if err != nil {
 			rep.Err = err.Error()
 			return rep
 		}
 		st = d
-	} else {
+	case "redis":
+		// As the daemon with cluster-redis (internal/daemon hookredis.go).
+		opt, err := redis.ParseURL(redisURL)
+		if err != nil {
+			rep.Err = err.Error()
+			return rep
+		}
+		c := redis.NewClient(opt)
+		defer c.Close()
+		r, err := eventq.OpenRedis(context.Background(), eventq.RedisOptions{Client: c, Consumer: "hooksbench", MaxBytes: int64(maxBytes)})
+		if err != nil {
+			rep.Err = err.Error()
+			return rep
+		}
+		st = r
+	default:
 		st = eventq.NewMemory(maxBytes / 512)
 	}
 	defer st.Close()

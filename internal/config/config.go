@@ -76,6 +76,8 @@ type Config struct {
 	StateFile string      `yaml:"state-file"`
 	NodeID    string      `yaml:"node-id"`
 
+	ClusterRedis string `yaml:"cluster-redis"`
+
 	HooksConnectTimeout Duration `yaml:"hooks-connect-timeout"`
 	HooksTimeout        Duration `yaml:"hooks-timeout"`
 	HooksVerifyPeer     bool     `yaml:"hooks-verify-peer"`
@@ -92,6 +94,7 @@ type Config struct {
 
 	HooksRetryTime          Duration `yaml:"hooks-retry-time"`
 	HooksDeadLetterMaxBytes int      `yaml:"hooks-dead-letter-max-bytes"`
+	HooksRedisClaimAfter    Duration `yaml:"hooks-redis-claim-after"`
 
 	WebRTC        bool   `yaml:"webrtc"`
 	WebRTCAddress string `yaml:"webrtc-address"`

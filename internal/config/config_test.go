@@ -150,6 +150,7 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"hooks dead letters", "hooks-dead-letter-max-bytes: 100\n", nil, nil, "hooks-dead-letter-max-bytes", "at least 65536"},
 		{"hooks queue bytes", "hooks-queue-max-bytes: 10\n", nil, nil, "hooks-queue-max-bytes", "at least 65536"},
 		{"hooks backoff", "hooks-max-backoff: 1ms\n", nil, nil, "hooks-max-backoff", "at least 100ms"},
+		{"hooks redis claim", "hooks-redis-claim-after: 10ms\n", nil, nil, "hooks-redis-claim-after", "at least 100ms"},
 		{"webrtc address", "webrtc-address: 0.0.0.0\n", nil, nil, "webrtc-address", "IP address of this host"},
 		{"webrtc ports", "webrtc-port-min: 50001\n", nil, nil, "webrtc-port-min", "webrtc-port-min <= webrtc-port-max"},
 		{"bad sip address", "listen-sip: 'x:y'\n", nil, nil, "listen-sip", "bad port"},
@@ -293,7 +294,8 @@ func TestHooksRetryDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string]string{"hooks-retry-time": "10m0s", "hooks-retries": "0", "hooks-dead-letter-max-bytes": "16777216"} {
+	for key, want := range map[string]string{"hooks-retry-time": "10m0s", "hooks-retries": "0", "hooks-dead-letter-max-bytes": "16777216",
+		"cluster-redis": "", "hooks-redis-claim-after": "5s"} {
 		if got := c.Get(key); got != want {
 			t.Errorf("default %s = %q, want %q", key, got, want)
 		}

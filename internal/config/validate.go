@@ -142,6 +142,9 @@ func (c *Config) Validate() error {
 	if c.HooksMaxBackoff < Duration(100*time.Millisecond) {
 		return keyErr("hooks-max-backoff", "%s: want at least 100ms", c.HooksMaxBackoff)
 	}
+	if c.HooksRedisClaimAfter < Duration(100*time.Millisecond) {
+		return keyErr("hooks-redis-claim-after", "%s: want at least 100ms", c.HooksRedisClaimAfter)
+	}
 	if c.HooksQueueMaxBytes < 1<<16 {
 		return keyErr("hooks-queue-max-bytes", "%d: want at least 65536", c.HooksQueueMaxBytes)
 	}

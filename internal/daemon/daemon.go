@@ -75,6 +75,7 @@ type Daemon struct {
 	hookEvents *eventq.Queue
 	hookStore  eventq.Store
 	hookDead   *eventq.DeadLetters
+	hookRedis  io.Closer // cluster-redis: the hook queue's Redis client
 	client     *client.Server
 
 	fds            *netguard.Budget  // descriptors kept for media, ng and hooks
@@ -371,7 +372,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	lastEvents, cancelLast := context.WithTimeout(context.Background(), gateway.DefaultCloseTimeout+5*time.Second)
 	err = errors.Join(err, d.hooks.Wait(lastEvents))
 	cancelLast()
-	if d.Config.HooksQueueDir == "" {
+	if d.Config.HooksQueueDir == "" && d.Config.ClusterRedis == "" {
 		// In memory, what is not delivered now is lost: deliver it
 		// within the grace period, and say how much was not.
 		if n := d.hookEvents.Drain(ctx); n > 0 {
@@ -385,6 +386,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	// keeps the rest for the next start.
 	err = errors.Join(err, d.hookEvents.Close(ctx), d.hookStore.Close())
 	err = errors.Join(err, d.hookDead.Close())
+	if d.hookRedis != nil {
+		err = errors.Join(err, d.hookRedis.Close())
+	}
 	d.hookHTTP.Close()
 	d.Logs.BadInput().Flush() // the lines held back of bad input, counted
 	d.Media.Close()
@@ -456,7 +460,15 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Hooks,
 		return nil, &config.Error{Key: "hooks-ca-path", Msg: err.Error()}
 	}
 	d.hookHTTP = httpClient
-	if cfg.HooksQueueDir != "" {
+	nodeID := cfg.NodeID
+	if nodeID == "" {
+		nodeID, _ = os.Hostname()
+	}
+	if cfg.ClusterRedis != "" {
+		if err := d.openRedisQueue(cfg, nodeID, log); err != nil {
+			return nil, &config.Error{Key: "cluster-redis", Msg: err.Error()}
+		}
+	} else if cfg.HooksQueueDir != "" {
 		disk, err := eventq.OpenDisk(cfg.HooksQueueDir, int64(cfg.HooksQueueMaxBytes), 5*time.Millisecond)
 		if err != nil {
 			return nil, &config.Error{Key: "hooks-queue-dir", Msg: err.Error()}
@@ -470,10 +482,6 @@ func (d *Daemon) newGateway(cfg *config.Config, log *slog.Logger) (*hooks.Hooks,
 	} else {
 		d.hookStore = eventq.NewMemory(cfg.HooksQueueMaxBytes / 512)
 		d.hookDead = eventq.NewMemoryDeadLetters(int64(cfg.HooksDeadLetterMaxBytes))
-	}
-	nodeID := cfg.NodeID
-	if nodeID == "" {
-		nodeID, _ = os.Hostname()
 	}
 	gw := &hooks.Hooks{Apps: d.Apps, HTTP: httpClient, NodeID: nodeID, Log: log, SettleTimeout: cfg.HooksTimeout.D()}
 	gw.Next = client.BuiltIn{Notify: gw}

@@ -77,7 +77,7 @@ func (g *Hooks) Connect(ctx context.Context, s client.Session, req map[string]an
 
 	if method := client.Connection.Method; g.hooked(hs, method) {
 		body := g.body(s, key, req, nil)
-		resp := g.call(ctx, app, method, body)
+		resp := g.call(ctx, app, method, body, newEventID())
 		if !ok2xx(resp) {
 			g.log().Warn("backend refused", "app", hs.app.Name, "method", method, "status", resp.Status, "err", resp.Err)
 			g.failed(s, hs, method+": "+refusal(resp))
@@ -149,7 +149,7 @@ func (g *Hooks) Handle(ctx context.Context, s client.Session, a *client.Action, 
 		}
 		mc := hs.rest.For(a.Method)
 		g.settle(ctx, s)
-		resp := g.call(ctx, hs.app, a.Method, g.body(s, hs.app.Key, req, mc.RestExclude))
+		resp := g.call(ctx, hs.app, a.Method, g.body(s, hs.app.Key, req, mc.RestExclude), newEventID())
 		if !ok2xx(resp) {
 			g.log().Warn("backend refused", "app", hs.app.Name, "method", a.Method, "status", resp.Status, "err", resp.Err)
 			if mc.FailOnError {
@@ -204,7 +204,7 @@ func (g *Hooks) Ask(ctx context.Context, s client.Session, e client.Event) (map[
 	}
 	mc := hs.rest.For(e.Name)
 	g.settle(ctx, s)
-	resp := g.call(ctx, hs.app, e.Name, g.body(s, hs.app.Key, data, mc.RestExclude))
+	resp := g.call(ctx, hs.app, e.Name, g.body(s, hs.app.Key, data, mc.RestExclude), newEventID())
 	if !ok2xx(resp) {
 		return data, fmt.Errorf("%s: %s", e.Name, refusal(resp))
 	}
@@ -337,7 +337,7 @@ func (g *Hooks) Sender() eventq.Sender {
 		if !ok || app.URL == "" {
 			return false, fmt.Errorf("app %q has no backend any more", e.App)
 		}
-		resp := g.call(ctx, app, e.Method, e.Body)
+		resp := g.call(ctx, app, e.Method, e.Body, e.UID())
 		switch {
 		case resp.Status >= 200 && resp.Status <= 299:
 			return false, nil

@@ -46,6 +46,7 @@ type recorder struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	methods []string
+	ids     []string // X-Rtcgate-Event-Id of each POST
 	got     chan string
 	status  func(method string) int
 	reply   func(method string) []byte
@@ -58,6 +59,7 @@ func newRecorder(t *testing.T) *recorder {
 		m := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
 		r.mu.Lock()
 		r.methods = append(r.methods, m)
+		r.ids = append(r.ids, req.Header.Get(HeaderEventID))
 		status, reply := r.status, r.reply
 		r.mu.Unlock()
 		r.got <- m
@@ -228,5 +230,60 @@ func TestDataStatusEventIsPosted(t *testing.T) {
 	}
 	if f := s.Sent(); len(f) != 1 || f[0] != "DataStatusEvent" || len(next.ran) != 1 {
 		t.Fatalf("client frames %v, next ran %v", f, next.ran)
+	}
+}
+
+// TestEventIDHeader: every hook request carries X-Rtcgate-Event-Id; a
+// queued event's is the same on its retry, and no two events share one.
+func TestEventIDHeader(t *testing.T) {
+	b := newRecorder(t)
+	var failed sync.Once
+	b.status = func(m string) int {
+		code := 0
+		if m == "DataStatusEvent" {
+			failed.Do(func() { code = 503 })
+		}
+		return code
+	}
+	h, _ := newHooks(t, b.srv.URL+"/A", restclient.DefaultOptions())
+	q, err := eventq.New(eventq.Options{Store: eventq.NewMemory(100), Send: h.Sender(), BackoffMin: time.Millisecond, MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close(context.Background()) })
+	h.Events = q
+	s := newFakeSession()
+	if _, err := h.Connect(context.Background(), s, map[string]any{"appKey": "k"}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := client.ActionOf("sendData")
+	for range 2 {
+		if err := h.Handle(context.Background(), s, a, json.RawMessage(`{"operationId":"op","payload":{}}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !q.Idle(ctx, s.ID()) {
+		t.Fatal("events not delivered")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// connect, OnDataEvent, DataStatusEvent (503), DataStatusEvent again,
+	// OnDataEvent, DataStatusEvent, in some interleaving.
+	byID := map[string][]string{}
+	for i, id := range b.ids {
+		if id == "" {
+			t.Fatalf("%s without %s", b.methods[i], HeaderEventID)
+		}
+		byID[id] = append(byID[id], b.methods[i])
+	}
+	if len(b.ids) != 6 || len(byID) != 5 {
+		t.Fatalf("calls %v with ids %v", b.methods, b.ids)
+	}
+	for id, ms := range byID {
+		if len(ms) == 2 && (ms[0] != "DataStatusEvent" || ms[1] != "DataStatusEvent") {
+			t.Errorf("id %s shared by %v", id, ms)
+		}
 	}
 }

@@ -2,7 +2,11 @@ package hooks
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,9 +34,31 @@ func newHookMetrics() *hookMetrics {
 	}
 }
 
-// call makes one backend request and records it.
-func (g *Hooks) call(ctx context.Context, app App, method string, body []byte) restclient.Response {
-	resp := g.HTTP.Do(ctx, restclient.Request{URL: hookURL(app, method), Body: body, BasicUser: app.User, BasicPassword: app.Password})
+// HeaderEventID names every hook request: a queued status event's id
+// (eventq.Event.UID: the same on every attempt and every node, so that a
+// backend can drop the rare duplicate of at-least-once delivery), or a
+// fresh id for a synchronous call.
+const HeaderEventID = "X-Rtcgate-Event-Id"
+
+// eventIDs numbers synchronous calls after a random prefix per process.
+var (
+	eventIDPrefix = func() string {
+		var b [8]byte
+		rand.Read(b[:])
+		return "c" + hex.EncodeToString(b[:])
+	}()
+	eventIDSeq atomic.Uint64
+)
+
+// newEventID is a synchronous call's id: unique, never a queued event's.
+func newEventID() string {
+	return eventIDPrefix + "-" + strconv.FormatUint(eventIDSeq.Add(1), 10)
+}
+
+// call makes one backend request, named id, and records it.
+func (g *Hooks) call(ctx context.Context, app App, method string, body []byte, id string) restclient.Response {
+	resp := g.HTTP.Do(ctx, restclient.Request{URL: hookURL(app, method), Body: body, BasicUser: app.User, BasicPassword: app.Password,
+		Header: http.Header{HeaderEventID: []string{id}}})
 	// Debug log of hook traffic: which call and how it went, never the
 	// bodies or headers (SIP passwords, signatures).
 	g.log().Debug("hook", "app", app.Name, "method", method, "status", resp.Status,

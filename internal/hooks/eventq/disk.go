@@ -37,6 +37,10 @@ import (
 // (any Event with DeadAt set is written as one), acked when an operator
 // replays or removes them, or when the dead-letter bound evicts them.
 //
+// Beside the segments, a file "origin" holds a random name (hex) written at
+// the first open: the events' Origin, so that an id is never reused, even
+// by a directory wiped and started again (Event.UID).
+//
 // The header's next ID keeps IDs increasing across restarts even after every
 // segment holding events was deleted. Pending = appended − acked; an event
 // can be appended twice (compaction copies it forward) and the latest copy
@@ -91,6 +95,7 @@ type diskEntry struct {
 // can refer only to events in itself.
 type Disk struct {
 	dir       string
+	origin    string
 	maxBytes  int64
 	syncEvery time.Duration
 	segBytes  int64
@@ -137,6 +142,11 @@ func OpenDisk(dir string, maxBytes int64, syncEvery time.Duration) (*Disk, error
 		done:      make(chan struct{}),
 	}
 	d.cond = sync.NewCond(&d.mu)
+	origin, err := loadOrigin(dir)
+	if err != nil {
+		return nil, err
+	}
+	d.origin = origin
 	if err := d.load(); err != nil {
 		return nil, err
 	}
@@ -149,7 +159,7 @@ func OpenDisk(dir string, maxBytes int64, syncEvery time.Duration) (*Disk, error
 	}
 	d.mu.Lock()
 	d.compact(false)
-	err := d.err
+	err = d.err
 	d.mu.Unlock()
 	if err != nil {
 		d.f.Close()
@@ -158,6 +168,30 @@ func OpenDisk(dir string, maxBytes int64, syncEvery time.Duration) (*Disk, error
 	d.wg.Add(1)
 	go d.syncer()
 	return d, nil
+}
+
+// loadOrigin reads the directory's origin file, writing a new one first
+// when there is none (or it is not what it should be).
+func loadOrigin(dir string) (string, error) {
+	path := filepath.Join(dir, "origin")
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) == 16 {
+			if _, err := strconv.ParseUint(s, 16, 64); err == nil {
+				return s, nil
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	o := newOrigin()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(o+"\n"), 0o640); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", err
+	}
+	return o, nil
 }
 
 func segName(seq uint64) string { return fmt.Sprintf("seg-%016x.log", seq) }
@@ -523,7 +557,7 @@ func (d *Disk) Append(e *Event) error {
 	if err != nil {
 		return err
 	}
-	e.ID = id
+	e.ID, e.Origin = id, d.origin
 	d.setEntry(id, &diskEntry{seg: seg, off: off, size: size})
 	my := d.written
 	d.waiters++
@@ -594,6 +628,7 @@ func (d *Disk) Pending() ([]*Event, error) {
 			id := binary.LittleEndian.Uint64(p[1:9])
 			if ent, ok := d.entries[id]; ok && ent.seg == seg && ent.off == off {
 				e, _ := decodeAppend(p) // validated by scanRecords
+				e.Origin = d.origin
 				out = append(out, e)
 			}
 			return true

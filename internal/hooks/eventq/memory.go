@@ -9,6 +9,7 @@ import (
 // bound still protects the daemon from an unreachable backend.
 type Memory struct {
 	mu     sync.Mutex
+	origin string // ids start over with every Memory
 	max    int
 	nextID uint64
 	ev     map[uint64]*Event
@@ -21,7 +22,7 @@ func NewMemory(maxEvents int) *Memory {
 	if maxEvents <= 0 {
 		maxEvents = 10000
 	}
-	return &Memory{max: maxEvents, nextID: 1, ev: make(map[uint64]*Event)}
+	return &Memory{origin: newOrigin(), max: maxEvents, nextID: 1, ev: make(map[uint64]*Event)}
 }
 
 // Append assigns e.ID, or returns ErrFull when maxEvents are pending.
@@ -34,7 +35,7 @@ func (m *Memory) Append(e *Event) error {
 	if len(m.ev) >= m.max {
 		return ErrFull
 	}
-	e.ID = m.nextID
+	e.ID, e.Origin = m.nextID, m.origin
 	m.nextID++
 	m.ev[e.ID] = e
 	return nil

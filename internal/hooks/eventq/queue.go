@@ -17,10 +17,13 @@ package eventq
 import (
 	"container/heap"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,11 +45,34 @@ type Event struct {
 	DeadAt time.Time
 	Reason string
 
+	// Origin names who assigned ID (a Store instance, a Disk directory, a
+	// Redis): with it the id is unique across restarts and nodes (UID).
+	Origin string
+
 	since time.Time // start of the retry-time budget: Enqueued, or when this process loaded it
 }
 
+// UID is the event's id for its backend (the X-Rtcgate-Event-Id header):
+// the same for every attempt, on every node, and never the id of another
+// event, so that a backend can drop the rare duplicate that at-least-once
+// delivery lets through.
+func (e *Event) UID() string {
+	if e.Origin == "" {
+		return strconv.FormatUint(e.ID, 10)
+	}
+	return e.Origin + "-" + strconv.FormatUint(e.ID, 10)
+}
+
+// newOrigin is a random Origin, for a store whose ids start over.
+func newOrigin() string {
+	var b [8]byte
+	crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // Store keeps pending events. Implementations: Memory (bounded, lost on
-// restart) and Disk (durable); a Redis Streams one can follow.
+// restart), Disk (durable) and Redis (durable, shared by the nodes of a
+// cluster: a Shared store).
 type Store interface {
 	// Append assigns e.ID and keeps e until Ack. It returns ErrFull when
 	// over its bound; the caller must then decide (it must not lose the
@@ -60,6 +86,28 @@ type Store interface {
 	Ack(id uint64) error
 	// Close releases the store.
 	Close() error
+}
+
+// Shared is a Store that several queues — one per node — deliver from at
+// once (Redis). The store decides which queue delivers a key's events, so
+// that they are delivered by one queue at a time, in the order they were
+// appended, whichever queue appended them; it hands a queue the keys of a
+// queue that died. A Shared store's Pending returns nothing: what is not
+// held by a live queue comes through Feed.
+type Shared interface {
+	Store
+	// Hold appends e as Append does and returns the events this queue is
+	// now to deliver, in order: e, behind any of its key's this queue did
+	// not hold yet; none when another queue holds the key (that one
+	// delivers e).
+	Hold(e *Event) ([]*Event, error)
+	// Release acknowledges e as Ack does and returns the key's next
+	// events for this queue: those appended meanwhile, once it holds no
+	// other event of the key.
+	Release(e *Event) ([]*Event, error)
+	// Feed starts handing the queue, through feed, the events it takes
+	// over from queues that died, until the store closes.
+	Feed(feed func([]*Event))
 }
 
 // Sender delivers one event. retryable reports whether err is transient
@@ -218,6 +266,9 @@ func New(o Options) (*Queue, error) {
 		go q.worker()
 	}
 	go q.timer()
+	if sh, ok := o.Store.(Shared); ok {
+		sh.Feed(q.feed)
+	}
 	return q, nil
 }
 
@@ -234,6 +285,14 @@ func (q *Queue) Enqueue(key, app, method string, body []byte) error {
 	}
 	now := time.Now()
 	e := &Event{Key: key, App: app, Method: method, Body: body, Enqueued: now, since: now}
+	if sh, ok := q.o.Store.(Shared); ok {
+		held, err := sh.Hold(e)
+		if err != nil {
+			return err
+		}
+		q.feed(held)
+		return nil
+	}
 	// Append runs outside q.mu so that a Disk store's group commit can
 	// batch concurrent enqueues into one fsync.
 	if err := q.o.Store.Append(e); err != nil {
@@ -245,6 +304,24 @@ func (q *Queue) Enqueue(key, app, method string, body []byte) error {
 	// lost: it is delivered after the restart. Report success.
 	q.add(e)
 	return nil
+}
+
+// feed schedules events a Shared store handed this queue.
+func (q *Queue) feed(evs []*Event) {
+	if len(evs) == 0 {
+		return
+	}
+	now := time.Now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, e := range evs {
+		if e.since.IsZero() {
+			// Taken over from another node: a fresh budget, as after a
+			// restart.
+			e.since = now
+		}
+		q.add(e)
+	}
 }
 
 // add inserts e in its key's list, in ID order, and schedules the key if
@@ -531,9 +608,16 @@ func (q *Queue) worker() {
 			}
 			done = true
 		}
+		var next []*Event
 		if done {
 			// Ack outside q.mu: a Disk Ack writes a record.
-			if aerr := q.o.Store.Ack(e.ID); aerr != nil {
+			var aerr error
+			if sh, ok := q.o.Store.(Shared); ok {
+				next, aerr = sh.Release(e)
+			} else {
+				aerr = q.o.Store.Ack(e.ID)
+			}
+			if aerr != nil {
 				q.storeErrs.Add(1)
 				q.o.Log.Error("eventq: ack failed; event may be redelivered after restart", "id", e.ID, "err", aerr)
 			}
@@ -558,6 +642,10 @@ func (q *Queue) worker() {
 		ks.q[0] = nil
 		ks.q = ks.q[1:]
 		q.depth--
+		for _, n := range next {
+			n.since = time.Now()
+			q.add(n) // the key is scheduled (this worker has it): no wakeup
+		}
 		if len(ks.q) == 0 {
 			for _, ch := range ks.idle {
 				close(ch)

@@ -1,0 +1,50 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rtcgate/rtcgate/internal/config"
+	"github.com/rtcgate/rtcgate/internal/hooks/eventq"
+)
+
+// openRedisQueue puts the hook queue and its dead letters in the
+// cluster's Redis (eventq.Redis). The consumer name is node-id plus the
+// pid and a random suffix: unique even for several nodes on one host, and
+// never reused by a restart, whose predecessor's events are taken over as
+// a dead node's.
+func (d *Daemon) openRedisQueue(cfg *config.Config, nodeID string, log *slog.Logger) error {
+	opt, err := redis.ParseURL(cfg.ClusterRedis)
+	if err != nil {
+		return err
+	}
+	c := redis.NewClient(opt)
+	d.hookRedis = c
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var suffix [3]byte
+	rand.Read(suffix[:])
+	consumer := fmt.Sprintf("%s/%d-%x", nodeID, os.Getpid(), suffix)
+	st, err := eventq.OpenRedis(ctx, eventq.RedisOptions{Client: c, Consumer: consumer,
+		ClaimAfter: cfg.HooksRedisClaimAfter.D(), MaxBytes: int64(cfg.HooksQueueMaxBytes), Log: log})
+	if err != nil {
+		c.Close()
+		return err
+	}
+	d.hookStore = st
+	dead, err := eventq.OpenRedisDeadLetters(ctx, c, "", int64(cfg.HooksDeadLetterMaxBytes))
+	if err != nil {
+		st.Close()
+		c.Close()
+		return err
+	}
+	d.hookDead = dead
+	log.Info("hook queue in Redis", "consumer", consumer)
+	return nil
+}
