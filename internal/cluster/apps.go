@@ -175,9 +175,14 @@ func (s *AppStore) subscribe(ctx context.Context, run func(string)) {
 	ps := s.c.rdb.Subscribe(ctx, chanApps)
 	defer ps.Close()
 	for {
-		msg, err := ps.Receive(ctx)
+		// Bounded, so that Stop ends the loop: go-redis's read does not
+		// watch ctx. A timeout keeps the connection.
+		msg, err := ps.ReceiveTimeout(ctx, s.c.o.Heartbeat)
 		if ctx.Err() != nil {
 			return
+		}
+		if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+			continue
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
