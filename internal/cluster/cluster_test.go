@@ -168,3 +168,31 @@ func TestStartWithoutRedis(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRedisTimeout: a Redis that accepts and never answers costs a command
+// cluster-redis-timeout (with its one retry), not more.
+func TestRedisTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	o := fast("redis://" + ln.Addr().String() + "/0")
+	c := newCluster(t, o)
+	c.o.NodeID = "a"
+	start := time.Now()
+	_, _, err = c.Nodes(context.Background())
+	took := time.Since(start)
+	if err == nil || took > 3*o.Timeout {
+		t.Errorf("Nodes against a silent Redis: %v after %s (cluster-redis-timeout %s)", err, took, o.Timeout)
+	}
+}
