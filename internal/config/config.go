@@ -76,7 +76,12 @@ type Config struct {
 	StateFile string      `yaml:"state-file"`
 	NodeID    string      `yaml:"node-id"`
 
-	ClusterRedis string `yaml:"cluster-redis"`
+	// The cluster on Redis; "" is a single node with no Redis anywhere.
+	ClusterRedis        string   `yaml:"cluster-redis"`
+	ClusterAdvertise    string   `yaml:"cluster-advertise"`
+	ClusterHeartbeat    Duration `yaml:"cluster-heartbeat"`
+	ClusterNodeTTL      Duration `yaml:"cluster-node-ttl"`
+	ClusterRedisTimeout Duration `yaml:"cluster-redis-timeout"`
 
 	HooksConnectTimeout Duration `yaml:"hooks-connect-timeout"`
 	HooksTimeout        Duration `yaml:"hooks-timeout"`

@@ -159,6 +159,11 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"sip accounts", "sip-max-accounts: -1\n", nil, nil, "sip-max-accounts", "0 (unlimited)"},
 		{"sip tls ca missing", "sip-tls-ca: /nonexistent/ca.pem\n", nil, nil, "sip-tls-ca", "no such file"},
 		{"sip tls verify", "sip-tls-verify: maybe\n", nil, nil, "sip-tls-verify", "not true or false"},
+		{"cluster heartbeat", "cluster-heartbeat: 10ms\n", nil, nil, "cluster-heartbeat", "at least 100ms"},
+		{"cluster node ttl", "cluster-heartbeat: 1s\ncluster-node-ttl: 1500ms\n", nil, nil, "cluster-node-ttl", "at least twice cluster-heartbeat"},
+		{"cluster redis timeout", "cluster-redis-timeout: 5s\n", nil, nil, "cluster-redis-timeout", "less than cluster-node-ttl"},
+		{"cluster advertise", "cluster-advertise: 'a b:1'\n", nil, nil, "cluster-advertise", "host name or an IP address"},
+		{"node id", "node-id: 'a b'\n", nil, nil, "node-id", "no spaces"},
 		{"env bad value", "", []string{"RTCGATE_PORT_MIN=x"}, nil, "port-min", "is not a whole number"},
 		{"not a mapping", "- a\n- b\n", nil, nil, "config", "mapping"},
 		{"yaml syntax", "listen-ng: [\n", nil, nil, "config", "yaml"},
@@ -299,5 +304,18 @@ func TestHooksRetryDefaults(t *testing.T) {
 		if got := c.Get(key); got != want {
 			t.Errorf("default %s = %q, want %q", key, got, want)
 		}
+	}
+}
+
+// The cluster's keys: off by default, with the lease and timeout defaults
+// the README's table gives.
+func TestClusterDefaults(t *testing.T) {
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClusterRedis != "" || c.ClusterAdvertise != "" || c.ClusterHeartbeat.D() != time.Second ||
+		c.ClusterNodeTTL.D() != 5*time.Second || c.ClusterRedisTimeout.D() != time.Second {
+		t.Errorf("cluster defaults: %q %q %s %s %s", c.ClusterRedis, c.ClusterAdvertise, c.ClusterHeartbeat, c.ClusterNodeTTL, c.ClusterRedisTimeout)
 	}
 }

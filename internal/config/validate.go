@@ -200,6 +200,9 @@ func (c *Config) Validate() error {
 	if c.ControlMaxConnections < 1 {
 		return keyErr("control-max-connections", "%d: want at least 1", c.ControlMaxConnections)
 	}
+	if err := c.validateCluster(); err != nil {
+		return err
+	}
 	if err := c.validateControlAccess(); err != nil {
 		return err
 	}
@@ -325,4 +328,25 @@ func ParseInterface(spec string) (Interface, error) {
 		return itf, fmt.Errorf("%q: device %s has no address", spec, rest)
 	}
 	return itf, nil
+}
+
+// validateCluster checks the cluster's keys. cluster-redis's URL itself is
+// parsed by the cluster package when the daemon is built (exit 2 too).
+func (c *Config) validateCluster() error {
+	if c.ClusterHeartbeat < Duration(100*time.Millisecond) {
+		return keyErr("cluster-heartbeat", "%s: want at least 100ms", c.ClusterHeartbeat)
+	}
+	if c.ClusterNodeTTL < 2*c.ClusterHeartbeat {
+		return keyErr("cluster-node-ttl", "%s: want at least twice cluster-heartbeat (%s)", c.ClusterNodeTTL, 2*c.ClusterHeartbeat)
+	}
+	if c.ClusterRedisTimeout < Duration(10*time.Millisecond) || c.ClusterRedisTimeout >= c.ClusterNodeTTL {
+		return keyErr("cluster-redis-timeout", "%s: want at least 10ms and less than cluster-node-ttl (%s)", c.ClusterRedisTimeout, c.ClusterNodeTTL)
+	}
+	if strings.ContainsAny(c.ClusterAdvertise, " /:") && net.ParseIP(c.ClusterAdvertise) == nil {
+		return keyErr("cluster-advertise", "%q: want a host name or an IP address", c.ClusterAdvertise)
+	}
+	if strings.ContainsAny(c.NodeID, " \t\r\n") {
+		return keyErr("node-id", "%q: no spaces", c.NodeID)
+	}
+	return nil
 }

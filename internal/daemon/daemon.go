@@ -23,6 +23,7 @@ import (
 
 	"github.com/rtcgate/rtcgate/internal/cli"
 	"github.com/rtcgate/rtcgate/internal/client"
+	"github.com/rtcgate/rtcgate/internal/cluster"
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/control"
 	"github.com/rtcgate/rtcgate/internal/gateway"
@@ -39,6 +40,13 @@ import (
 	"github.com/rtcgate/rtcgate/internal/version"
 	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
+
+// listener is an opened listener and what serves it.
+type listener struct {
+	key   string
+	ln    net.Listener
+	serve func(net.Listener) error
+}
 
 // BindError is a listener that could not be opened, named by its key.
 type BindError struct {
@@ -66,16 +74,18 @@ type Daemon struct {
 	NG      *ng.Dispatcher
 	Clients *client.Hub
 	Apps    *hooks.Apps
+	Cluster *cluster.Cluster // nil on a single node (no cluster-redis)
 
 	sipGateway *gateway.Gateway
 	sip        *sipua.Stack
 	hooks      *hooks.Hooks
 
+	appStore *cluster.AppStore // the cluster's, nil on a single node
+
 	hookHTTP   *restclient.Client
 	hookEvents *eventq.Queue
 	hookStore  eventq.Store
 	hookDead   *eventq.DeadLetters
-	hookRedis  io.Closer // cluster-redis: the hook queue's Redis client
 	client     *client.Server
 
 	fds            *netguard.Budget  // descriptors kept for media, ng and hooks
@@ -159,11 +169,33 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	for _, a := range cfg.Apps {
 		appConfigs = append(appConfigs, hooks.App{Name: a.Name, Key: a.Key, URL: a.URL, Methods: a.Methods, User: a.User, Password: a.Password})
 	}
-	apps, err := hooks.NewApps(appConfigs, cfg.StateFile)
+	// A cluster keeps the runtime apps in Redis; a single node in the state
+	// file. Without cluster-redis no Redis client is even built.
+	var appStore hooks.AppStore
+	storeKey, where := "state-file", "state file "+cfg.StateFile
+	if cfg.ClusterRedis != "" {
+		c, err := cluster.New(cluster.Options{URL: cfg.ClusterRedis, Heartbeat: cfg.ClusterHeartbeat.D(),
+			NodeTTL: cfg.ClusterNodeTTL.D(), Timeout: cfg.ClusterRedisTimeout.D(),
+			Log: logs.Logger("cluster", "The cluster: node registry and apps in Redis")})
+		if err != nil {
+			return nil, &config.Error{Key: "cluster-redis", Msg: err.Error()}
+		}
+		d.Cluster = c
+		d.Metrics.MustRegister(c.Collectors()...)
+		d.appStore = cluster.NewAppStore(c)
+		appStore, storeKey, where = d.appStore, "cluster-redis", "cluster-redis"
+	} else if cfg.StateFile != "" {
+		appStore = hooks.NewFileAppStore(cfg.StateFile)
+	} else {
+		appStore, where = hooks.NewMemoryAppStore(), "memory"
+	}
+	d.Cluster.RegisterCLI(d.CLI)
+	apps, err := hooks.NewAppsStore(appConfigs, appStore, where)
 	if err != nil {
 		var serr *hooks.StateFileError
-		if errors.As(err, &serr) {
-			return nil, &config.Error{Key: "state-file", Msg: err.Error()}
+		var sterr *hooks.StoreError
+		if errors.As(err, &serr) || errors.As(err, &sterr) {
+			return nil, &config.Error{Key: storeKey, Msg: err.Error()}
 		}
 		return nil, &config.Error{Key: "apps", Msg: err.Error()}
 	}
@@ -242,11 +274,6 @@ func (d *Daemon) Start() error {
 		}
 	}
 
-	type listener struct {
-		key   string
-		ln    net.Listener
-		serve func(net.Listener) error
-	}
 	var opened []listener
 	// Control listeners share control-max-connections; the client
 	// listener's sessions have their own limit (client-max-connections).
@@ -309,6 +336,9 @@ func (d *Daemon) Start() error {
 		d.sip, d.sipGateway.SIP = stack, stack
 	}
 
+	if d.Cluster != nil {
+		d.joinCluster(opened)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	if d.sip != nil {
@@ -341,6 +371,48 @@ func (d *Daemon) Start() error {
 	}
 	d.Log.Info("rtcgate started", "version", version.String(), "interfaces", []string(cfg.Interface))
 	return nil
+}
+
+// joinCluster names this node and starts its lease and the apps' watch. The
+// node's addresses are its bound listen-client and listen-http, with
+// cluster-advertise (else the host name) for an unspecified host; node-id
+// defaults to the host name and the bound listen-client, and is the hooks'
+// nodeId too.
+func (d *Daemon) joinCluster(opened []listener) {
+	host, _ := os.Hostname()
+	bound := map[string]string{}
+	for _, l := range opened {
+		bound[l.key] = l.ln.Addr().String()
+	}
+	advertised := func(key string) string {
+		addr := bound[key]
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return addr
+		}
+		switch ip := net.ParseIP(h); {
+		case d.Config.ClusterAdvertise != "":
+			h = d.Config.ClusterAdvertise
+		case ip != nil && ip.IsUnspecified():
+			h = host
+		}
+		return net.JoinHostPort(h, p)
+	}
+	clientKey := "listen-client"
+	if bound[clientKey] == "" {
+		clientKey = "listen-client-tls"
+	}
+	nodeID := d.Config.NodeID
+	if nodeID == "" {
+		nodeID = host
+		if a := bound[clientKey]; a != "" {
+			nodeID += "/" + a
+		}
+		d.hooks.NodeID = nodeID
+	}
+	d.Cluster.Start(nodeID, advertised(clientKey), advertised("listen-http"), d.Clients.Len)
+	d.appStore.Watch(d.Apps.Reload)
+	d.Log.Info("cluster", "node-id", nodeID, "cluster-redis", cluster.RedactURL(d.Config.ClusterRedis))
 }
 
 // trustedProxy: a client-trusted-proxies address, exempt from the client
@@ -386,10 +458,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	// keeps the rest for the next start.
 	err = errors.Join(err, d.hookEvents.Close(ctx), d.hookStore.Close())
 	err = errors.Join(err, d.hookDead.Close())
-	if d.hookRedis != nil {
-		err = errors.Join(err, d.hookRedis.Close())
-	}
 	d.hookHTTP.Close()
+	if d.Cluster != nil {
+		// The lease ends with the node: other nodes see it gone at once.
+		err = errors.Join(err, d.Cluster.Stop(context.Background()))
+	}
 	d.Logs.BadInput().Flush() // the lines held back of bad input, counted
 	d.Media.Close()
 	if d.cancel != nil {

@@ -8,8 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/hooks/eventq"
 )
@@ -20,12 +18,7 @@ import (
 // never reused by a restart, whose predecessor's events are taken over as
 // a dead node's.
 func (d *Daemon) openRedisQueue(cfg *config.Config, nodeID string, log *slog.Logger) error {
-	opt, err := redis.ParseURL(cfg.ClusterRedis)
-	if err != nil {
-		return err
-	}
-	c := redis.NewClient(opt)
-	d.hookRedis = c
+	c := d.Cluster.Redis() // the cluster's one client: Sentinel too; the cluster closes it
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var suffix [3]byte
@@ -34,14 +27,12 @@ func (d *Daemon) openRedisQueue(cfg *config.Config, nodeID string, log *slog.Log
 	st, err := eventq.OpenRedis(ctx, eventq.RedisOptions{Client: c, Consumer: consumer,
 		ClaimAfter: cfg.HooksRedisClaimAfter.D(), MaxBytes: int64(cfg.HooksQueueMaxBytes), Log: log})
 	if err != nil {
-		c.Close()
 		return err
 	}
 	d.hookStore = st
 	dead, err := eventq.OpenRedisDeadLetters(ctx, c, "", int64(cfg.HooksDeadLetterMaxBytes))
 	if err != nil {
 		st.Close()
-		c.Close()
 		return err
 	}
 	d.hookDead = dead

@@ -4,12 +4,9 @@
 package hooks
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -144,12 +141,16 @@ const (
 )
 
 // Apps is the registry of apps, in two layers. The configuration file's
-// apps are applied at every start and win for the names they list; apps
-// added at runtime (and runtime changes to the built-in defaultApp) are
-// written to a state file (atomically: a temporary file renamed over it)
-// and read back at start-up. A runtime change to an app of the
-// configuration file lasts until the next start, when the file wins again.
+// apps are applied at every start and win for their names; apps added at
+// runtime (and runtime changes to the built-in defaultApp) are kept in an
+// AppStore — a state file on a single node, Redis in a cluster — and read
+// back at start-up. A runtime change to an app of the configuration file
+// stays on this node until its next start, when the file wins again.
 type Apps struct {
+	// wmu orders the changes: each is checked, kept by the store, then
+	// applied, with no other change or reload in between. Readers (a
+	// client connecting) only ever wait for mu, never for the store.
+	wmu    sync.Mutex
 	mu     sync.RWMutex
 	byKey  map[string]*App
 	origin map[string]string // app name → Origin*
@@ -157,11 +158,8 @@ type Apps struct {
 	// names and keys stay theirs even while a runtime change moves or
 	// removes them, so that the next start finds no runtime app in the way.
 	configured map[string]string
-	path       string // state file; "" keeps changes in memory only
-}
-
-type stateFile struct {
-	Apps []*App `json:"apps"`
+	store      AppStore
+	where      string // the store, for messages: "state file PATH", "cluster-redis"
 }
 
 // StateFileError is a state file that cannot be read or used.
@@ -173,13 +171,32 @@ type StateFileError struct {
 func (e *StateFileError) Error() string { return fmt.Sprintf("state file %s: %v", e.Path, e.Err) }
 func (e *StateFileError) Unwrap() error { return e.Err }
 
-// NewApps builds the registry: the built-in defaultApp; then, when
-// statePath names an existing file, the apps saved by earlier runtime
-// changes; then the configured apps (the configuration file), which replace
-// a saved app of the same name. A configured app whose key is a saved
-// app's of another name is an error: the operator picks another key.
+// StoreError is an app kept in the store that cannot be used, or a store
+// that cannot be read at start.
+type StoreError struct {
+	Where string
+	Err   error
+}
+
+func (e *StoreError) Error() string { return fmt.Sprintf("%s: %v", e.Where, e.Err) }
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// NewApps builds the registry over a state file (statePath "": in memory):
+// NewAppsStore with a FileAppStore or a MemoryAppStore.
 func NewApps(configured []App, statePath string) (*Apps, error) {
-	r := &Apps{byKey: map[string]*App{}, origin: map[string]string{}, configured: map[string]string{}, path: statePath}
+	if statePath == "" {
+		return NewAppsStore(configured, NewMemoryAppStore(), "memory")
+	}
+	return NewAppsStore(configured, NewFileAppStore(statePath), "state file "+statePath)
+}
+
+// NewAppsStore builds the registry: the built-in defaultApp; then the apps
+// the store kept from earlier runtime changes; then the configured apps
+// (the configuration file), which replace a kept app of the same name. A
+// configured app whose key is a kept app's of another name is an error:
+// the operator picks another key. where names the store in messages.
+func NewAppsStore(configured []App, store AppStore, where string) (*Apps, error) {
+	r := &Apps{byKey: map[string]*App{}, origin: map[string]string{}, configured: map[string]string{}, store: store, where: where}
 	for i := range configured {
 		a := configured[i]
 		if err := a.Validate(); err != nil {
@@ -196,46 +213,96 @@ func NewApps(configured []App, statePath string) (*Apps, error) {
 		r.configured[a.Name] = a.Key
 	}
 	r.setLocked(&App{Name: DefaultApp, Key: DefaultApp}, OriginBuiltIn)
-	if statePath != "" {
-		b, err := os.ReadFile(statePath)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return nil, &StateFileError{statePath, err}
-		default:
-			var st stateFile
-			if err := json.Unmarshal(b, &st); err != nil {
-				return nil, &StateFileError{statePath, err}
+	kept, err := store.Load()
+	if err != nil {
+		var serr *StateFileError
+		if errors.As(err, &serr) {
+			return nil, err
+		}
+		return nil, &StoreError{where, err}
+	}
+	for _, a := range kept {
+		if _, ok := r.configured[a.Name]; ok {
+			continue // the file wins for the names it lists
+		}
+		if err := r.putLocked(r.keptApp(a)); err != nil {
+			if fs, ok := store.(*FileAppStore); ok {
+				return nil, &StateFileError{fs.Path(), err}
 			}
-			for _, a := range st.Apps {
-				if a == nil {
-					continue
-				}
-				if _, ok := r.configured[a.Name]; ok {
-					continue // the file wins for the names it lists
-				}
-				a.Methods = withoutRetired(a.Methods)
-				if err := a.Validate(); err != nil {
-					return nil, &StateFileError{statePath, err}
-				}
-				origin := OriginRuntime
-				if a.Name == DefaultApp {
-					origin = OriginBuiltIn
-				}
-				if err := r.putLocked(a, origin); err != nil {
-					return nil, &StateFileError{statePath, err}
-				}
-			}
+			return nil, &StoreError{where, err}
 		}
 	}
 	for i := range configured {
 		a := configured[i]
 		a.Methods = append([]string(nil), a.Methods...)
-		if err := r.putLocked(&a, OriginConfig); err != nil {
+		if err := r.putConfiguredLocked(&a); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
+}
+
+// keptApp is an app read from the store, checked.
+func (r *Apps) keptApp(a App) (*App, string, error) {
+	a.Methods = withoutRetired(a.Methods)
+	origin := OriginRuntime
+	if a.Name == DefaultApp {
+		origin = OriginBuiltIn
+		if a.Key != DefaultApp {
+			return nil, "", fmt.Errorf("%s kept with key %s", DefaultApp, a.Key)
+		}
+	}
+	if err := a.Validate(); err != nil {
+		return nil, "", err
+	}
+	return &a, origin, nil
+}
+
+// Reload replaces the runtime layer (runtime apps, changes to defaultApp)
+// with what the store holds now: another node changed it. The configuration
+// file's apps stay; a kept app that clashes with one of them (its name or
+// key is theirs) or cannot work is left out, and the error says which.
+func (r *Apps) Reload() error {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	kept, err := r.store.Load()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, a := range r.byKey {
+		if o := r.origin[a.Name]; o == OriginRuntime || o == OriginBuiltIn {
+			delete(r.byKey, key)
+			delete(r.origin, a.Name)
+		}
+	}
+	if r.origin[DefaultApp] == "" {
+		r.setLocked(&App{Name: DefaultApp, Key: DefaultApp}, OriginBuiltIn)
+	}
+	var errs []error
+	for _, k := range kept {
+		if _, ok := r.configured[k.Name]; ok {
+			continue // this node's configuration file wins for its names
+		}
+		a, origin, err := r.keptApp(k)
+		if err == nil {
+			if owner, ok := r.reservedLocked(a.Name, a.Key); ok {
+				err = fmt.Errorf("app %s: its key %s is app %s's of this node's configuration file", a.Name, a.Key, owner)
+			} else if old, ok := r.byKey[a.Key]; ok && old.Name != a.Name {
+				err = fmt.Errorf("app %s: key %s is app %s's", a.Name, a.Key, old.Name)
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if old := r.byNameLocked(a.Name); old != nil {
+			delete(r.byKey, old.Key)
+		}
+		r.setLocked(a, origin)
+	}
+	return errors.Join(errs...)
 }
 
 // ByKey finds an app by its key; a copy, safe to keep.
@@ -303,22 +370,39 @@ func (r *Apps) setLocked(a *App, origin string) {
 	r.origin[a.Name] = origin
 }
 
-// putLocked adds an app at start-up, replacing one of the same name (the
-// configuration may give defaultApp a backend, and wins over a saved app of
-// its name); a key of another app's is an error.
-func (r *Apps) putLocked(a *App, origin string) error {
+// putLocked adds a kept app at start-up, replacing one of its name (a kept
+// defaultApp replaces the built-in one).
+func (r *Apps) putLocked(a *App, origin string, err error) error {
+	if err != nil {
+		return err
+	}
 	if old, ok := r.byKey[a.Key]; ok && old.Name != a.Name {
-		if r.origin[old.Name] == OriginRuntime && origin == OriginConfig {
-			return fmt.Errorf("app %s: key %s is the key of app %s, added at runtime (state file %s): "+
-				"give %s another key, or remove app %s first (start without %s, rtcgate ctl remove app %s)",
-				a.Name, a.Key, old.Name, r.path, a.Name, old.Name, a.Name, old.Name)
-		}
 		return fmt.Errorf("app key %s is taken by app %s", a.Key, old.Name)
 	}
 	if old := r.byNameLocked(a.Name); old != nil {
 		delete(r.byKey, old.Key)
 	}
 	r.setLocked(a, origin)
+	return nil
+}
+
+// putConfiguredLocked adds an app of the configuration file at start-up,
+// replacing one of the same name (the configuration may give defaultApp a
+// backend, and wins over a kept app of its name); a key of another app's is
+// an error.
+func (r *Apps) putConfiguredLocked(a *App) error {
+	if old, ok := r.byKey[a.Key]; ok && old.Name != a.Name {
+		if r.origin[old.Name] == OriginRuntime {
+			return fmt.Errorf("app %s: key %s is the key of app %s, added at runtime (%s): "+
+				"give %s another key, or remove app %s first (start without %s, rtcgate ctl remove app %s)",
+				a.Name, a.Key, old.Name, r.where, a.Name, old.Name, a.Name, old.Name)
+		}
+		return fmt.Errorf("app key %s is taken by app %s", a.Key, old.Name)
+	}
+	if old := r.byNameLocked(a.Name); old != nil {
+		delete(r.byKey, old.Key)
+	}
+	r.setLocked(a, OriginConfig)
 	return nil
 }
 
@@ -334,57 +418,99 @@ func (r *Apps) reservedLocked(name, key string) (string, bool) {
 	return "", false
 }
 
-// Add creates an app at runtime; it is kept in the state file.
+// kept says whether the app of that name belongs in the store: not the
+// configuration file's (the file gives those at the next start, whatever
+// changed them since).
+func (r *Apps) kept(name string) bool {
+	_, ok := r.configured[name]
+	return !ok
+}
+
+// Add creates an app at runtime; the store keeps it.
 func (r *Apps) Add(a App) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
+	a.Methods = append([]string(nil), a.Methods...)
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.mu.RLock()
+	err := func() error {
+		if r.byNameLocked(a.Name) != nil {
+			return fmt.Errorf("app %s exists already", a.Name)
+		}
+		if _, ok := r.byKey[a.Key]; ok {
+			return fmt.Errorf("app key %s exists already", a.Key)
+		}
+		if owner, ok := r.reservedLocked(a.Name, a.Key); ok {
+			return fmt.Errorf("app %s of the configuration file has this name or key %s (it comes back at the next start)", owner, a.Key)
+		}
+		return nil
+	}()
+	r.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := r.store.Put(a, true); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.byNameLocked(a.Name) != nil {
-		return fmt.Errorf("app %s exists already", a.Name)
-	}
-	if _, ok := r.byKey[a.Key]; ok {
-		return fmt.Errorf("app key %s exists already", a.Key)
-	}
-	if owner, ok := r.reservedLocked(a.Name, a.Key); ok {
-		return fmt.Errorf("app %s of the configuration file has this name or key %s (it comes back at the next start)", owner, a.Key)
-	}
 	r.setLocked(&a, OriginRuntime)
-	return r.saveLocked()
+	return nil
 }
 
 // Update changes an app found by name; change edits a copy. defaultApp
 // keeps its key (clients that name no appKey get it). A change to an app of
 // the configuration file lasts until the next start.
 func (r *Apps) Update(name string, change func(*App)) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := r.byNameLocked(name)
-	if old == nil {
-		return fmt.Errorf("no app named %s", name)
-	}
-	a := *old
-	a.Methods = append([]string(nil), old.Methods...)
-	change(&a)
-	a.Name = old.Name
-	if err := a.Validate(); err != nil {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.mu.RLock()
+	a, oldKey, err := func() (App, string, error) {
+		old := r.byNameLocked(name)
+		if old == nil {
+			return App{}, "", fmt.Errorf("no app named %s", name)
+		}
+		a := *old
+		a.Methods = append([]string(nil), old.Methods...)
+		change(&a)
+		a.Name = old.Name
+		if err := a.Validate(); err != nil {
+			return a, "", err
+		}
+		if a.Key != old.Key {
+			if name == DefaultApp {
+				return a, "", fmt.Errorf("the key of %s cannot change: clients that name no appKey use it", DefaultApp)
+			}
+			if _, taken := r.byKey[a.Key]; taken {
+				return a, "", fmt.Errorf("app key %s exists already", a.Key)
+			}
+			if owner, ok := r.reservedLocked("", a.Key); ok && owner != name {
+				return a, "", fmt.Errorf("app key %s belongs to app %s of the configuration file", a.Key, owner)
+			}
+		}
+		return a, old.Key, nil
+	}()
+	r.mu.RUnlock()
+	if err != nil {
 		return err
 	}
-	if a.Key != old.Key {
-		if name == DefaultApp {
-			return fmt.Errorf("the key of %s cannot change: clients that name no appKey use it", DefaultApp)
+	return r.commit(a, oldKey)
+}
+
+// commit keeps a changed app (found under oldKey) and applies it.
+func (r *Apps) commit(a App, oldKey string) error {
+	if r.kept(a.Name) {
+		if err := r.store.Put(a, false); err != nil {
+			return err
 		}
-		if _, taken := r.byKey[a.Key]; taken {
-			return fmt.Errorf("app key %s exists already", a.Key)
-		}
-		if owner, ok := r.reservedLocked("", a.Key); ok && owner != name {
-			return fmt.Errorf("app key %s belongs to app %s of the configuration file", a.Key, owner)
-		}
-		delete(r.byKey, old.Key)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.byKey, oldKey)
 	r.byKey[a.Key] = &a
-	return r.saveLocked()
+	return nil
 }
 
 // Remove deletes an app by name. defaultApp cannot be removed; an app of
@@ -394,15 +520,24 @@ func (r *Apps) Remove(name string) error {
 		return fmt.Errorf("%s is built in and cannot be removed (clients that name no appKey use it); "+
 			"update app %s changes its URL", DefaultApp, DefaultApp)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.mu.RLock()
 	a := r.byNameLocked(name)
+	r.mu.RUnlock()
 	if a == nil {
 		return fmt.Errorf("no app named %s", name)
 	}
+	if r.kept(name) {
+		if err := r.store.Delete(name); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	delete(r.byKey, a.Key)
 	delete(r.origin, a.Name)
-	return r.saveLocked()
+	return nil
 }
 
 // SetMethods enables (on) or disables methods for the app with key; all
@@ -416,69 +551,30 @@ func (r *Apps) SetMethods(key string, on, all bool, methods ...string) error {
 			return err
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.mu.RLock()
 	a, ok := r.byKey[key]
+	var c App
+	if ok {
+		set := map[string]bool{}
+		for _, m := range a.Methods {
+			set[m] = true
+		}
+		for _, m := range methods {
+			set[m] = on
+		}
+		c = *a
+		c.Methods = nil
+		for _, m := range Methods { // keep Web Call Server's order
+			if set[m] {
+				c.Methods = append(c.Methods, m)
+			}
+		}
+	}
+	r.mu.RUnlock()
 	if !ok {
 		return fmt.Errorf("no app with key %s", key)
 	}
-	set := map[string]bool{}
-	for _, m := range a.Methods {
-		set[m] = true
-	}
-	for _, m := range methods {
-		set[m] = on
-	}
-	c := *a
-	c.Methods = nil
-	for _, m := range Methods { // keep Web Call Server's order
-		if set[m] {
-			c.Methods = append(c.Methods, m)
-		}
-	}
-	r.byKey[key] = &c
-	return r.saveLocked()
-}
-
-// saveLocked writes the state file atomically: a crash leaves the old file
-// or the new one, never half of one. It holds the apps that are not the
-// configuration file's. The file holds passwords: mode 0600.
-func (r *Apps) saveLocked() error {
-	if r.path == "" {
-		return nil
-	}
-	st := stateFile{}
-	for _, a := range r.byKey {
-		// The configuration file's apps are not kept: the file gives them
-		// at the next start, whatever changed them since.
-		if r.origin[a.Name] != OriginConfig {
-			st.Apps = append(st.Apps, a)
-		}
-	}
-	sort.Slice(st.Apps, func(i, j int) bool { return st.Apps[i].Name < st.Apps[j].Name })
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(r.path), ".rtcgate-state-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), r.path)
+	return r.commit(c, key)
 }

@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcgate/rtcgate/internal/cluster"
+	"github.com/rtcgate/rtcgate/internal/config"
+)
+
+// TestSingleNodeHasNoRedis: without cluster-redis rtcgate is one node as
+// before: no Redis client is ever built (so nothing dials Redis), no
+// cluster metrics, and `list nodes` says it is not a cluster.
+func TestSingleNodeHasNoRedis(t *testing.T) {
+	var over []config.Override
+	for _, k := range []string{"listen-http", "listen-cli", "listen-ng", "listen-client", "listen-sip"} {
+		over = append(over, config.Override{Key: k, Value: "127.0.0.1:0"})
+	}
+	over = append(over, config.Override{Key: "state-file", Value: filepath.Join(t.TempDir(), "state.json")})
+	cfg, err := config.Load("", nil, over)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if d.Cluster != nil || cluster.ClientsBuilt() != 0 {
+		t.Errorf("a single node built a Redis client (%d)", cluster.ClientsBuilt())
+	}
+	if out := d.CLI.Run(context.Background(), "list nodes"); out != "Not a cluster: cluster-redis is not set\n" {
+		t.Errorf("list nodes = %q", out)
+	}
+	mfs, err := d.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "rtcgate_cluster_") {
+			t.Errorf("single node exports %s", mf.GetName())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
