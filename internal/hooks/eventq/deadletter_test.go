@@ -98,6 +98,13 @@ func TestRetryTimeDeadline(t *testing.T) {
 	if took > budget+2*time.Second {
 		t.Errorf("dead-lettered after %v", took)
 	}
+	// DeadLetter is told first; the dead letter is kept and the event
+	// acknowledged after.
+	mu.Unlock()
+	waitFor(t, 5*time.Second, "the dead letter kept and the event acknowledged", func() bool {
+		return dl.Stats().Kept == 1 && q.Depth() == 0
+	})
+	mu.Lock()
 	kept := dl.List()
 	if len(kept) != 1 || kept[0].Key != "k" || kept[0].Method != "CallStatusEvent" || kept[0].Attempts != 2 ||
 		!strings.Contains(kept[0].Reason, errDown.Error()) || kept[0].Bytes != 1 || kept[0].DeadAt.IsZero() {
@@ -232,10 +239,11 @@ func TestDeadLettersPersistAndReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "5 dead letters", func() bool { return dl.Stats().Kept == 5 })
-	if q.Depth() != 0 || len(bodies(t, st)) != 0 {
-		t.Fatalf("queue still holds %d events", q.Depth())
-	}
+	// A dead letter is kept before its event is acknowledged: wait for
+	// both.
+	waitFor(t, 5*time.Second, "5 dead letters, and the queue empty", func() bool {
+		return dl.Stats().Kept == 5 && q.Depth() == 0 && len(bodies(t, st)) == 0
+	})
 	shut(st, dl, q)
 	if segs := segFiles(t, filepath.Join(dir, DeadLetterDir)); len(segs) == 0 {
 		t.Fatalf("no dead-letter segment in %s", filepath.Join(dir, DeadLetterDir))
@@ -404,7 +412,7 @@ func TestReplayManyInOrder(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, 30*time.Second, "all dead-lettered", func() bool { return dl.Stats().Kept == keys*per })
+	waitFor(t, 30*time.Second, "all dead-lettered and acknowledged", func() bool { return dl.Stats().Kept == keys*per && q.Depth() == 0 })
 	dead := time.Since(start)
 	refuse.Store(false)
 	start = time.Now()

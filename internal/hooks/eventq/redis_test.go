@@ -395,7 +395,7 @@ func TestRedisDeadLetters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "3 dead letters", func() bool { return dl.Stats().Kept == 3 })
+	waitFor(t, 5*time.Second, "3 dead letters, acknowledged", func() bool { return dl.Stats().Kept == 3 && q.Depth() == 0 })
 	closeQ(t, q)
 	st.Close()
 	dl.Close()
