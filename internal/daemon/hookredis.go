@@ -33,7 +33,13 @@ func (d *Daemon) openRedisQueue(cfg *config.Config, nodeID string, log *slog.Log
 		return err
 	}
 	d.hookStore = st
-	dead, err := eventq.OpenRedisDeadLetters(ctx, c, "", int64(cfg.HooksDeadLetterMaxBytes))
+	dctx := ctx
+	if !st.Ready() { // Redis down: do not wait for it a second time
+		var dcancel context.CancelFunc
+		dctx, dcancel = context.WithCancel(ctx)
+		dcancel()
+	}
+	dead, err := eventq.OpenRedisDeadLetters(dctx, c, "", int64(cfg.HooksDeadLetterMaxBytes))
 	if err != nil && dead != nil {
 		log.Warn("hook dead letters in Redis not loaded: Redis unreachable; those kept there are listed after a restart", "err", err)
 	} else if err != nil {

@@ -741,7 +741,30 @@ func (r *Redis) Close() error {
 	r.wg.Wait()
 	ctx, cancel := opCtx()
 	defer cancel()
+	r.mu.Lock()
+	behind := r.down && (r.spillN > 0 || len(r.unacked) > 0)
+	r.mu.Unlock()
+	if behind {
+		// One last try: what reaches Redis is taken over by the others.
+		if err := r.start(ctx); err == nil {
+			r.mu.Lock()
+			r.down = false
+			r.mu.Unlock()
+			r.catchUp()
+		}
+	}
+	if n, _ := r.Spilled(); n > 0 {
+		r.o.Log.Error("eventq: redis unreachable at close: spilled hook events lost", "events", n)
+	}
 	return r.c.ZAdd(ctx, r.k("consumers"), redis.Z{Score: 0, Member: r.o.Consumer}).Err()
+}
+
+// Ready reports whether the store has reached Redis once (false: opened
+// while Redis was down, and still waiting for it).
+func (r *Redis) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready
 }
 
 // kill stops the heartbeat without a word, as SIGKILL would (tests).
