@@ -161,3 +161,51 @@ func TestRedisSpillBound(t *testing.T) {
 		t.Errorf("Spilled = %d, %d", n, b)
 	}
 }
+
+// TestRedisDownHeldEventsDelivered: events a node already holds are
+// delivered while Redis is down (their acknowledgements kept), later ones
+// spill; when Redis is back the acknowledgements are sent, the spill
+// appended and delivered, in order, and Redis is left empty.
+func TestRedisDownHeldEventsDelivered(t *testing.T) {
+	dir := t.TempDir()
+	port := testpeer.FreeUDPPort(t)
+	srv := testpeer.StartRedis(t, testpeer.RedisOptions{Dir: dir, Port: port, AOF: true})
+	c := downClient(t, port)
+	st := openRedisCtx(t, c, "a", 0)
+	rec := newIDRecorder()
+	gate := make(chan struct{})
+	started := make(chan struct{}, 8)
+	q, err := New(Options{Store: st, Workers: 2, Send: rec.send(func(context.Context, *Event) (bool, error) {
+		started <- struct{}{}
+		<-gate
+		return false, nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeQ(t, q)
+	for range 3 {
+		if err := q.Enqueue("k", "app", "m", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-started
+	srv.Kill()
+	close(gate)
+	waitFor(t, 5*time.Second, "held events delivered with Redis down", func() bool { return rec.count.Load() == 3 })
+	for range 2 {
+		if err := q.Enqueue("k", "app", "m", []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := st.Spilled(); n != 2 {
+		t.Fatalf("%d spilled, want 2", n)
+	}
+	testpeer.StartRedis(t, testpeer.RedisOptions{Dir: dir, Port: port, AOF: true})
+	waitFor(t, 10*time.Second, "spill delivered", func() bool { return rec.count.Load() == 5 })
+	rec.check(t, map[string]int{"k": 5})
+	waitFor(t, 5*time.Second, "Redis drained", func() bool {
+		n, _ := c.Get(context.Background(), "rtcgate:hooks:bytes").Int64()
+		return n == 0 && c.Exists(context.Background(), "rtcgate:hooks:q:k").Val() == 0
+	})
+}
