@@ -24,14 +24,25 @@ func (d *Daemon) openRedisQueue(cfg *config.Config, nodeID string, log *slog.Log
 	var suffix [3]byte
 	rand.Read(suffix[:])
 	consumer := fmt.Sprintf("%s/%d-%x", nodeID, os.Getpid(), suffix)
+	// Redis down: the store starts anyway and keeps events in memory
+	// (within hooks-queue-max-bytes) until a heartbeat reaches Redis.
 	st, err := eventq.OpenRedis(ctx, eventq.RedisOptions{Client: c, Consumer: consumer,
-		ClaimAfter: cfg.HooksRedisClaimAfter.D(), MaxBytes: int64(cfg.HooksQueueMaxBytes), Log: log})
+		ClaimAfter: cfg.HooksRedisClaimAfter.D(), MaxBytes: int64(cfg.HooksQueueMaxBytes),
+		SpillBytes: int64(cfg.HooksQueueMaxBytes), Log: log})
 	if err != nil {
 		return err
 	}
 	d.hookStore = st
-	dead, err := eventq.OpenRedisDeadLetters(ctx, c, "", int64(cfg.HooksDeadLetterMaxBytes))
-	if err != nil {
+	dctx := ctx
+	if !st.Ready() { // Redis down: do not wait for it a second time
+		var dcancel context.CancelFunc
+		dctx, dcancel = context.WithCancel(ctx)
+		dcancel()
+	}
+	dead, err := eventq.OpenRedisDeadLetters(dctx, c, "", int64(cfg.HooksDeadLetterMaxBytes))
+	if err != nil && dead != nil {
+		log.Warn("hook dead letters in Redis not loaded: Redis unreachable; those kept there are listed after a restart", "err", err)
+	} else if err != nil {
 		st.Close()
 		return err
 	}

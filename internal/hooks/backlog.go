@@ -45,6 +45,15 @@ func (g *Hooks) RegisterTotals(s *stats.Stats) {
 		}
 		ds := g.deadLetterStats()
 		stats.Line(w, "Queued hook events", depth)
+		if g.Events != nil {
+			n, _ := g.Events.Spilled()
+			stats.Line(w, "Hook events spilled while Redis is down", n)
+			var refused uint64
+			for _, v := range qs.Refused {
+				refused += v
+			}
+			stats.Line(w, "Hook events refused", refused)
+		}
 		stats.Line(w, "Oldest queued hook event age", fmt.Sprintf("%d seconds", int64(g.backlogAge().Seconds())))
 		stats.Line(w, "Delivered hook events", qs.Delivered)
 		stats.Line(w, "Hook event attempts failed and retried", qs.Retries)
@@ -61,7 +70,16 @@ func (g *Hooks) QueueCollectors() []prometheus.Collector {
 	dead := func(f func(eventq.DeadLetterStats) float64) func() float64 {
 		return func() float64 { return f(g.deadLetterStats()) }
 	}
-	return []prometheus.Collector{
+	cs := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rtcgate_hook_events_spilled",
+			Help: "Status events kept in memory while the cluster's Redis does not answer, appended to Redis when it does."},
+			func() float64 {
+				if g.Events == nil {
+					return 0
+				}
+				n, _ := g.Events.Spilled()
+				return float64(n)
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rtcgate_hook_queue_oldest_seconds",
 			Help: "Age of the oldest status event waiting for its backend (0: none waiting)."},
 			func() float64 { return g.backlogAge().Seconds() }),
@@ -83,6 +101,18 @@ func (g *Hooks) QueueCollectors() []prometheus.Collector {
 			Help: "Dead letters queued again by `replay hook-dead-letters`."},
 			dead(func(s eventq.DeadLetterStats) float64 { return float64(s.Replayed) })),
 	}
+	for _, reason := range eventq.RefuseReasons {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rtcgate_hook_events_refused_total",
+			Help:        "Status events not queued (logged \"hook event not queued\"), by reason: full, spill_full (Redis unreachable and the spill full), too_large, closed, error.",
+			ConstLabels: prometheus.Labels{"reason": reason}},
+			func() float64 {
+				if g.Events == nil {
+					return 0
+				}
+				return float64(g.Events.Stats().Refused[reason])
+			}))
+	}
+	return cs
 }
 
 // deadLetterMatch selects the dead letters of app, named by its name or

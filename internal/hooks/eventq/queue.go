@@ -164,6 +164,36 @@ type Stats struct {
 	Retries      uint64 // failed attempts that were scheduled again
 	DeadLettered uint64 // events handed to DeadLetter
 	StoreErrors  uint64 // Ack failures (the event may be redelivered after a restart)
+	// Refused counts the events Enqueue did not queue, by reason (one of
+	// RefuseReasons).
+	Refused map[string]uint64
+}
+
+// RefuseReasons name why Enqueue refused an event (Stats.Refused): full
+// (the store's bound), spill_full (Redis unreachable and the local spill
+// over its bound), too_large, closed, error (any other store error).
+var RefuseReasons = []string{"full", "spill_full", "too_large", "closed", "error"}
+
+// refuseReason indexes RefuseReasons.
+func refuseReason(err error) int {
+	switch {
+	case errors.Is(err, ErrSpillFull):
+		return 1
+	case errors.Is(err, ErrFull):
+		return 0
+	case errors.Is(err, ErrTooLarge):
+		return 2
+	case errors.Is(err, ErrClosed):
+		return 3
+	}
+	return 4
+}
+
+// Spiller is a store that keeps events aside while its backend is
+// unreachable (Redis).
+type Spiller interface {
+	// Spilled returns the events kept aside and their bytes.
+	Spilled() (int, int64)
 }
 
 type keyState struct {
@@ -210,6 +240,7 @@ type Queue struct {
 	wg     sync.WaitGroup
 
 	delivered, retries, dead, storeErrs atomic.Uint64
+	refused                             [5]atomic.Uint64 // by refuseReason
 }
 
 // New starts a Queue. It loads Store.Pending() and schedules those events
@@ -277,6 +308,23 @@ func New(o Options) (*Queue, error) {
 // the Store's error (ErrFull), which the caller must handle: the event is
 // not queued.
 func (q *Queue) Enqueue(key, app, method string, body []byte) error {
+	err := q.enqueue(key, app, method, body)
+	if err != nil {
+		q.refused[refuseReason(err)].Add(1)
+	}
+	return err
+}
+
+// Spilled returns the events a Spiller store keeps aside (Redis
+// unreachable), and their bytes; 0 for other stores.
+func (q *Queue) Spilled() (int, int64) {
+	if sp, ok := q.o.Store.(Spiller); ok {
+		return sp.Spilled()
+	}
+	return 0, 0
+}
+
+func (q *Queue) enqueue(key, app, method string, body []byte) error {
 	q.mu.Lock()
 	closed := q.closed
 	q.mu.Unlock()
@@ -486,7 +534,16 @@ func (q *Queue) Stats() Stats {
 		Retries:      q.retries.Load(),
 		DeadLettered: q.dead.Load(),
 		StoreErrors:  q.storeErrs.Load(),
+		Refused:      q.refusedMap(),
 	}
+}
+
+func (q *Queue) refusedMap() map[string]uint64 {
+	m := make(map[string]uint64, len(RefuseReasons))
+	for i, r := range RefuseReasons {
+		m[r] = q.refused[i].Load()
+	}
+	return m
 }
 
 // Close stops accepting events and starting attempts, lets in-flight

@@ -51,6 +51,19 @@ import (
 // orphaned while its node lives. A node taken for dead that was only
 // paused delivers what it had in flight once more: a duplicate with the
 // same event id, which the backend can drop.
+//
+// Redis down: an event that cannot be appended (Redis does not answer, at
+// start or later) goes to a local spill in memory, within SpillBytes, and
+// so does every later event of a key that has spilled events (order per
+// session); over SpillBytes Hold refuses (ErrSpillFull). Spilled events are
+// not delivered by this node while Redis is down: they wait, and the first
+// heartbeat that reaches Redis appends them, per key in order, then
+// delivery goes on from Redis as usual (held by this node when the key is
+// free). An acknowledgement that fails is kept and sent again the same
+// way, before the spill, so that the key's next events are read. A store
+// opened while Redis is down does its first round trip (origin) on that
+// heartbeat too. After an outage a node takes over no dead consumer for
+// one ClaimAfter, so that the others, back too, heartbeat first.
 
 // DefaultClaimAfter is how long a silent queue keeps its keys.
 const DefaultClaimAfter = 5 * time.Second
@@ -71,7 +84,10 @@ type RedisOptions struct {
 	// Batch is how many of a key's events a consumer reads at once
 	// (default 256).
 	Batch int
-	Log   *slog.Logger
+	// SpillBytes bounds the events kept in memory while Redis does not
+	// answer (default MaxBytes); Hold returns ErrSpillFull beyond it.
+	SpillBytes int64
+	Log        *slog.Logger
 }
 
 // Redis is a Shared Store over Redis Streams: the hook queue of a cluster.
@@ -85,12 +101,29 @@ type Redis struct {
 	feed   func([]*Event)
 	closed bool
 
+	// Redis down: down is set when a command fails and cleared by the
+	// next heartbeat that answers; ready once origin is known.
+	ready      bool
+	down       bool
+	grace      time.Time           // no takeover before (after an outage)
+	spill      map[string][]*Event // per key, in order
+	spillKeys  []string            // keys of spill, oldest first
+	spillBytes int64
+	spillN     int
+	unacked    []*Event // releases that failed, to send again
+
 	kick chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// OpenRedis opens the store and starts its heartbeat.
+// ErrSpillFull is returned by Hold when Redis does not answer and the
+// local spill is over its bound.
+var ErrSpillFull = errors.New("eventq: redis unreachable and the local spill is full")
+
+// OpenRedis opens the store and starts its heartbeat. When Redis does not
+// answer within ctx the store starts anyway: events spill locally until a
+// heartbeat reaches Redis.
 func OpenRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	if o.Client == nil || o.Consumer == "" {
 		return nil, errors.New("eventq: Redis needs a client and a consumer name")
@@ -107,24 +140,81 @@ func OpenRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	if o.Batch <= 0 {
 		o.Batch = 256
 	}
+	if o.SpillBytes <= 0 {
+		o.SpillBytes = o.MaxBytes
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &Redis{o: o, c: o.Client, keyOf: map[uint64]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
-	if err := r.c.SetNX(ctx, r.k("origin"), newOrigin(), 0).Err(); err != nil {
-		return nil, fmt.Errorf("eventq: redis: %w", err)
-	}
-	origin, err := r.c.Get(ctx, r.k("origin")).Result()
-	if err != nil {
-		return nil, fmt.Errorf("eventq: redis: %w", err)
-	}
-	r.origin = origin
-	if _, err := r.heartbeat(ctx); err != nil {
-		return nil, fmt.Errorf("eventq: redis: %w", err)
+	r := &Redis{o: o, c: o.Client, keyOf: map[uint64]string{}, spill: map[string][]*Event{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	if err := r.start(ctx); err != nil {
+		r.o.Log.Warn("eventq: redis unreachable: hook events are kept in memory until it answers", "err", err)
+		r.down = true
 	}
 	r.wg.Add(1)
 	go r.loop()
 	return r, nil
+}
+
+// start is the first round trip: the origin, then a heartbeat.
+func (r *Redis) start(ctx context.Context) error {
+	if err := r.c.SetNX(ctx, r.k("origin"), newOrigin(), 0).Err(); err != nil {
+		return fmt.Errorf("eventq: redis: %w", err)
+	}
+	origin, err := r.c.Get(ctx, r.k("origin")).Result()
+	if err != nil {
+		return fmt.Errorf("eventq: redis: %w", err)
+	}
+	r.mu.Lock()
+	r.origin = origin
+	r.mu.Unlock()
+	if _, err := r.heartbeat(ctx); err != nil {
+		return fmt.Errorf("eventq: redis: %w", err)
+	}
+	r.mu.Lock()
+	r.ready = true
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Redis) getOrigin() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.origin
+}
+
+// Spilled returns the events kept in memory while Redis does not answer,
+// and their bytes.
+func (r *Redis) Spilled() (int, int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.spillN, r.spillBytes
+}
+
+// spillLocked keeps e in the spill, behind its key's. Caller holds r.mu.
+func (r *Redis) spillLocked(e *Event, size int64) error {
+	if r.spillBytes+size > r.o.SpillBytes {
+		return ErrSpillFull
+	}
+	if len(r.spill[e.Key]) == 0 {
+		r.spillKeys = append(r.spillKeys, e.Key)
+	}
+	r.spill[e.Key] = append(r.spill[e.Key], e)
+	r.spillBytes += size
+	r.spillN++
+	return nil
+}
+
+// setDown notes that Redis did not answer.
+func (r *Redis) setDown(err error) {
+	r.mu.Lock()
+	was := r.down
+	r.down = true
+	r.mu.Unlock()
+	if !was {
+		r.o.Log.Warn("eventq: redis unreachable: hook events are kept in memory until it answers", "err", err)
+	}
 }
 
 func (r *Redis) k(s string) string { return r.o.Prefix + s }
@@ -261,6 +351,7 @@ func entryID(id uint64) string { return "0-" + strconv.FormatUint(id, 10) }
 func (r *Redis) parseEntries(key string, v any) ([]*Event, error) {
 	list, _ := v.([]any)
 	out := make([]*Event, 0, len(list))
+	origin := r.getOrigin()
 	for _, it := range list {
 		ent, ok := it.([]any)
 		if !ok || len(ent) != 2 {
@@ -271,7 +362,7 @@ func (r *Redis) parseEntries(key string, v any) ([]*Event, error) {
 		if err != nil {
 			return out, fmt.Errorf("eventq: redis: entry id %q", sid)
 		}
-		e := &Event{ID: seq, Key: key, Origin: r.origin}
+		e := &Event{ID: seq, Key: key, Origin: origin}
 		f, _ := ent[1].([]any)
 		for i := 0; i+1 < len(f); i += 2 {
 			name, _ := f[i].(string)
@@ -306,14 +397,10 @@ func opCtx() (context.Context, context.CancelFunc) {
 }
 
 // Hold appends e to its key's stream and returns the events this queue is
-// to deliver now (see Shared).
+// to deliver now (see Shared). When Redis does not answer, or e's key has
+// spilled events, e is spilled (none returned; ErrSpillFull over the
+// bound).
 func (r *Redis) Hold(e *Event) ([]*Event, error) {
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
 	size := eventSize(e)
 	if size > r.o.MaxBytes {
 		return nil, ErrTooLarge
@@ -321,6 +408,29 @@ func (r *Redis) Hold(e *Event) ([]*Event, error) {
 	if e.Enqueued.IsZero() {
 		e.Enqueued = time.Now()
 	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if r.down || !r.ready || len(r.spill[e.Key]) > 0 {
+		err := r.spillLocked(e, size)
+		r.mu.Unlock()
+		return nil, err
+	}
+	r.mu.Unlock()
+	evs, appended, err := r.hold(e, size)
+	if appended || errors.Is(err, ErrFull) {
+		return evs, err
+	}
+	r.setDown(err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return nil, r.spillLocked(e, size)
+}
+
+// hold runs holdScript; appended reports whether e is in Redis.
+func (r *Redis) hold(e *Event, size int64) (evs []*Event, appended bool, err error) {
 	ctx, cancel := opCtx()
 	defer cancel()
 	res, err := holdScript.Run(ctx, r.c,
@@ -328,32 +438,50 @@ func (r *Redis) Hold(e *Event) ([]*Event, error) {
 		r.o.Consumer, r.o.MaxBytes, size, e.App, e.Method, e.Body, e.Enqueued.UnixNano(), e.Key, r.o.Batch).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "FULL") {
-			return nil, ErrFull
+			return nil, false, ErrFull
 		}
-		return nil, fmt.Errorf("eventq: redis: %w", err)
+		return nil, false, fmt.Errorf("eventq: redis: %w", err)
 	}
 	arr, _ := res.([]any)
 	if len(arr) != 2 {
-		return nil, fmt.Errorf("eventq: redis: unexpected reply %v", res)
+		return nil, true, fmt.Errorf("eventq: redis: unexpected reply %v", res)
 	}
 	id, _ := arr[0].(int64)
-	e.ID, e.Origin = uint64(id), r.origin
-	evs, err := r.parseEntries(e.Key, arr[1])
+	e.ID, e.Origin = uint64(id), r.getOrigin()
+	evs, err = r.parseEntries(e.Key, arr[1])
 	for i, h := range evs {
 		if h.ID == e.ID {
 			evs[i] = e // the caller's, with its budget
 		}
 	}
 	r.track(evs)
-	return evs, err
+	return evs, true, err
 }
 
 // Release acknowledges e and returns the key's next events for this queue
-// (see Shared).
+// (see Shared). When Redis does not answer the acknowledgement is kept and
+// sent again by the heartbeat that reaches Redis.
 func (r *Redis) Release(e *Event) ([]*Event, error) {
 	r.mu.Lock()
 	delete(r.keyOf, e.ID)
+	if r.down {
+		r.unacked = append(r.unacked, &Event{ID: e.ID, Key: e.Key})
+		r.mu.Unlock()
+		return nil, nil
+	}
 	r.mu.Unlock()
+	evs, err := r.release(e)
+	if err != nil {
+		r.setDown(err)
+		r.mu.Lock()
+		r.unacked = append(r.unacked, &Event{ID: e.ID, Key: e.Key})
+		r.mu.Unlock()
+		return nil, nil
+	}
+	return evs, nil
+}
+
+func (r *Redis) release(e *Event) ([]*Event, error) {
 	ctx, cancel := opCtx()
 	defer cancel()
 	res, err := releaseScript.Run(ctx, r.c, []string{r.k("q:" + e.Key), r.k("bytes"), r.k("held:" + r.o.Consumer)},
@@ -363,7 +491,79 @@ func (r *Redis) Release(e *Event) ([]*Event, error) {
 	}
 	evs, err := r.parseEntries(e.Key, res)
 	r.track(evs)
-	return evs, err
+	if err != nil {
+		r.o.Log.Error("eventq: redis: bad entries", "key", e.Key, "err", err)
+	}
+	return evs, nil
+}
+
+// catchUp, once Redis answers again, sends the acknowledgements that
+// failed, then appends the spill, per key in order, handing over what
+// this queue is to deliver. It stops at the first failure (the next
+// heartbeat goes on).
+func (r *Redis) catchUp() error {
+	for {
+		r.mu.Lock()
+		if len(r.unacked) == 0 {
+			r.mu.Unlock()
+			break
+		}
+		e := r.unacked[0]
+		r.mu.Unlock()
+		evs, err := r.release(e)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.unacked[0] = nil
+		r.unacked = r.unacked[1:]
+		r.mu.Unlock()
+		r.handOver(evs)
+	}
+	n := 0
+	for {
+		r.mu.Lock()
+		if len(r.spillKeys) == 0 {
+			r.mu.Unlock()
+			break
+		}
+		key := r.spillKeys[0]
+		e := r.spill[key][0]
+		r.mu.Unlock()
+		size := eventSize(e)
+		evs, appended, err := r.hold(e, size)
+		if errors.Is(err, ErrFull) {
+			return nil // the cluster's bound: the next heartbeat tries again
+		}
+		if !appended {
+			return err
+		}
+		r.mu.Lock()
+		l := r.spill[key]
+		l[0] = nil
+		if l = l[1:]; len(l) == 0 {
+			delete(r.spill, key)
+			r.spillKeys[0] = ""
+			r.spillKeys = r.spillKeys[1:]
+		} else {
+			r.spill[key] = l
+		}
+		r.spillBytes -= size
+		r.spillN--
+		r.mu.Unlock()
+		n++
+		for _, h := range evs {
+			h.since = time.Time{} // its budget starts now that it is in Redis
+		}
+		r.handOver(evs)
+		if err != nil {
+			r.o.Log.Error("eventq: redis: bad entries", "key", key, "err", err)
+		}
+	}
+	if n > 0 {
+		r.o.Log.Info("eventq: redis answers again: spilled hook events appended", "events", n)
+	}
+	return nil
 }
 
 // Append is Hold, handing what this queue is to deliver to Feed's
@@ -422,7 +622,8 @@ func (r *Redis) heartbeat(ctx context.Context) ([]string, error) {
 	return heartbeatScript.Run(ctx, r.c, []string{r.k("consumers")}, r.o.Consumer, r.o.ClaimAfter.Milliseconds()).StringSlice()
 }
 
-// loop heartbeats and takes over the keys of dead consumers.
+// loop heartbeats, catches up after an outage and takes over the keys of
+// dead consumers.
 func (r *Redis) loop() {
 	defer r.wg.Done()
 	t := time.NewTicker(max(r.o.ClaimAfter/4, 10*time.Millisecond))
@@ -435,11 +636,45 @@ func (r *Redis) loop() {
 		case <-r.kick:
 		}
 		ctx, cancel := opCtx()
-		if err := r.takeOver(ctx); err != nil {
-			r.o.Log.Warn("eventq: redis heartbeat", "err", err)
+		if err := r.beat(ctx); err != nil {
+			r.setDown(err)
 		}
 		cancel()
 	}
+}
+
+// beat is one heartbeat: the first round trip if not done yet, then, once
+// Redis answers after an outage, the catch-up, then the takeovers.
+func (r *Redis) beat(ctx context.Context) error {
+	r.mu.Lock()
+	ready, down := r.ready, r.down
+	r.mu.Unlock()
+	if !ready {
+		if err := r.start(ctx); err != nil {
+			return err
+		}
+	}
+	if down {
+		if _, err := r.heartbeat(ctx); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.down = false
+		r.grace = time.Now().Add(r.o.ClaimAfter)
+		r.mu.Unlock()
+		r.o.Log.Info("eventq: redis answers again")
+	}
+	if err := r.catchUp(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	grace := r.grace
+	r.mu.Unlock()
+	if time.Now().Before(grace) {
+		_, err := r.heartbeat(ctx)
+		return err
+	}
+	return r.takeOver(ctx)
 }
 
 func (r *Redis) takeOver(ctx context.Context) error {
@@ -506,7 +741,30 @@ func (r *Redis) Close() error {
 	r.wg.Wait()
 	ctx, cancel := opCtx()
 	defer cancel()
+	r.mu.Lock()
+	behind := r.down && (r.spillN > 0 || len(r.unacked) > 0)
+	r.mu.Unlock()
+	if behind {
+		// One last try: what reaches Redis is taken over by the others.
+		if err := r.start(ctx); err == nil {
+			r.mu.Lock()
+			r.down = false
+			r.mu.Unlock()
+			r.catchUp()
+		}
+	}
+	if n, _ := r.Spilled(); n > 0 {
+		r.o.Log.Error("eventq: redis unreachable at close: spilled hook events lost", "events", n)
+	}
 	return r.c.ZAdd(ctx, r.k("consumers"), redis.Z{Score: 0, Member: r.o.Consumer}).Err()
+}
+
+// Ready reports whether the store has reached Redis once (false: opened
+// while Redis was down, and still waiting for it).
+func (r *Redis) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready
 }
 
 // kill stops the heartbeat without a word, as SIGKILL would (tests).
@@ -525,25 +783,47 @@ type redisDead struct {
 	c      redis.UniversalClient
 	key    string
 	seq    string
+	oKey   string
+	noLoad bool // opened while Redis was down: Pending starts empty
+
+	mu     sync.Mutex
 	origin string
+}
+
+// getOrigin reads the origin, once.
+func (s *redisDead) getOrigin(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.origin != "" {
+		return s.origin, nil
+	}
+	if err := s.c.SetNX(ctx, s.oKey, newOrigin(), 0).Err(); err != nil {
+		return "", fmt.Errorf("eventq: redis: %w", err)
+	}
+	origin, err := s.c.Get(ctx, s.oKey).Result()
+	if err != nil {
+		return "", fmt.Errorf("eventq: redis: %w", err)
+	}
+	s.origin = origin
+	return origin, nil
 }
 
 // OpenRedisDeadLetters keeps the dead letters of the cluster in Redis,
 // within maxBytes (≤0: DefaultDeadLetterBytes). Each node loads those kept
 // when it starts and adds its own; the bound is applied to what a node
-// knows of.
+// knows of. When Redis does not answer it returns the dead letters, empty
+// (those kept in Redis are listed after the next restart), with the error.
 func OpenRedisDeadLetters(ctx context.Context, c redis.UniversalClient, prefix string, maxBytes int64) (*DeadLetters, error) {
 	if prefix == "" {
 		prefix = "rtcgate:hooks:"
 	}
-	if err := c.SetNX(ctx, prefix+"origin", newOrigin(), 0).Err(); err != nil {
-		return nil, fmt.Errorf("eventq: redis: %w", err)
+	s := &redisDead{c: c, key: prefix + "dead", seq: prefix + "seq", oKey: prefix + "origin"}
+	if _, err := s.getOrigin(ctx); err != nil {
+		s.noLoad = true
+		dl, _ := NewDeadLetters(s, maxBytes) // Pending does not fail
+		return dl, err
 	}
-	origin, err := c.Get(ctx, prefix+"origin").Result()
-	if err != nil {
-		return nil, fmt.Errorf("eventq: redis: %w", err)
-	}
-	return NewDeadLetters(&redisDead{c: c, key: prefix + "dead", seq: prefix + "seq", origin: origin}, maxBytes)
+	return NewDeadLetters(s, maxBytes)
 }
 
 // deadAppend numbers and adds a dead letter. KEYS: dead, seq.
@@ -557,16 +837,23 @@ return id
 func (s *redisDead) Append(e *Event) error {
 	ctx, cancel := opCtx()
 	defer cancel()
+	origin, err := s.getOrigin(ctx)
+	if err != nil {
+		return err
+	}
 	id, err := deadAppend.Run(ctx, s.c, []string{s.key, s.seq}, e.Key, e.App, e.Method, e.Body,
 		e.Enqueued.UnixNano(), e.DeadAt.UnixNano(), e.Attempts, e.Reason).Int64()
 	if err != nil {
 		return fmt.Errorf("eventq: redis: %w", err)
 	}
-	e.ID, e.Origin = uint64(id), s.origin
+	e.ID, e.Origin = uint64(id), origin
 	return nil
 }
 
 func (s *redisDead) Pending() ([]*Event, error) {
+	if s.noLoad {
+		return nil, nil
+	}
 	ctx, cancel := opCtx()
 	defer cancel()
 	msgs, err := s.c.XRange(ctx, s.key, "-", "+").Result()
