@@ -59,6 +59,7 @@ type binding struct {
 	send chan struct{} // one send at a time, in order; waiting is cancellable
 
 	mu        sync.Mutex
+	renewed   time.Time     // the broker's TTL was last renewed
 	gen       uint64        // the session's attach generation when this binding took it
 	delivered uint64        // the last frame a sync returned: the ack of a client that sends none
 	release   chan struct{} // closed to release the waiting sync (a newer one came)
@@ -102,7 +103,8 @@ type bindings struct {
 	mu        sync.Mutex
 	byKey     map[bindingKey]*binding
 	bySession map[*session]*binding
-	ended     int // bindings kept past their session's end
+	ended     int              // bindings kept past their session's end
+	onRemove  func(bindingKey) // a binding left (the broker forgets it)
 
 	// openLocks serialise opens of one connectionId (and, harmlessly, of
 	// the others sharing its stripe) without holding mu across h.open.
@@ -180,6 +182,9 @@ func (bs *bindings) removeLocked(b *binding) {
 	close(b.gone)
 	if bs.byKey[b.key] == b {
 		delete(bs.byKey, b.key)
+		if bs.onRemove != nil {
+			bs.onRemove(b.key)
+		}
 	}
 	if bs.bySession[b.s] == b {
 		delete(bs.bySession, b.s)
@@ -201,6 +206,7 @@ func (h *Hub) bound(w http.ResponseWriter, r *http.Request, k bindingKey) *bindi
 		return nil
 	}
 	b.s.touch(time.Now(), true)
+	h.renewShared(b)
 	return b
 }
 
@@ -306,6 +312,10 @@ func (h *Hub) httpOpen(w http.ResponseWriter, r *http.Request, p *fallbackParams
 	b.gen = gen
 	b.mu.Unlock()
 	h.fallback.add(b)
+	h.bindShared(k, ip)
+	b.mu.Lock()
+	b.renewed = time.Now()
+	b.mu.Unlock()
 	h.log.Debug("http fallback: connection opened", "ip", ip, "resumed", sid != "")
 	h.writeWelcome(w, s)
 }

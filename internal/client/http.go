@@ -85,7 +85,11 @@ func (h *Hub) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		httpText(w, http.StatusBadRequest, "invalid connectionId: 16-128 characters of A-Z, a-z, 0-9, _ and -")
 		return
 	}
-	run(h, w, r, p, bindingKey{hash: hashConnectionID(id)})
+	k := bindingKey{hash: hashConnectionID(id)}
+	if h.route(w, r, p, k) {
+		return
+	}
+	run(h, w, r, p, k)
 }
 
 // fallbackParams are one request's parameters.

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -59,6 +61,10 @@ type Hub struct {
 	closedTotal   *prometheus.CounterVec
 	rejected      prometheus.Counter
 	invalidUTF8   prometheus.Counter
+
+	broker    atomic.Pointer[brokerBox] // a cluster's shared bindings; nil on a single node
+	forwarder *http.Client              // to the owner node of a routed request
+	routed    *prometheus.CounterVec
 }
 
 // NewHub builds the session core over handler.
@@ -83,7 +89,10 @@ func NewHub(opts Options, handler Handler) *Hub {
 		closedTotal:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rtcgate_client_sessions_closed_total", Help: "Client sessions ended, by reason."}, []string{"reason"}),
 		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_connections_rejected_total", Help: "Connections refused at client-max-connections."}),
 		invalidUTF8:   prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_invalid_utf8_total", Help: "WebSocket text frames that were not UTF-8, each closing its WebSocket with 1007."}),
+		forwarder:     &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}},
+		routed:        newRoutedCounter(),
 	}
+	h.fallback.onRemove = h.unbindShared
 	if rd, err := newReadiness(); err != nil {
 		// Without epoll every WebSocket keeps a reading goroutine: slower
 		// to scale, the same behaviour.
@@ -97,7 +106,7 @@ func NewHub(opts Options, handler Handler) *Hub {
 
 // Collectors are the hub's metrics.
 func (h *Hub) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{h.sessionsGauge, h.framesIn, h.framesOut, h.closedTotal, h.rejected, h.invalidUTF8}
+	return []prometheus.Collector{h.sessionsGauge, h.framesIn, h.framesOut, h.closedTotal, h.rejected, h.invalidUTF8, h.routed}
 }
 
 // session finds a session by id.

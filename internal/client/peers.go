@@ -90,6 +90,9 @@ func (ps *peers) sweep(now time.Time) {
 // peer is a trusted proxy — the last address in X-Forwarded-For that is not
 // one of the trusted proxies.
 func (h *Hub) clientIP(r *http.Request) string {
+	if ip, ok := h.routedIP(r); ok {
+		return ip // forwarded by the node the load balancer chose
+	}
 	ip := remoteIP(r)
 	if len(h.opts.TrustedProxies) == 0 || !h.trusted(ip) {
 		return ip

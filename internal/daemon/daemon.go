@@ -412,6 +412,13 @@ func (d *Daemon) joinCluster(opened []listener) {
 	}
 	d.Cluster.Start(nodeID, advertised(clientKey), advertised("listen-http"), d.Clients.Len)
 	d.appStore.Watch(d.Apps.Reload)
+	if clientKey == "listen-client" && bound[clientKey] != "" {
+		// The HTTP fallback's bindings in Redis: any node serves any
+		// request, forwarding it to the connection's owner.
+		d.Clients.SetBroker(client.NewRedisBroker(d.Cluster.Redis(), nodeID, advertised(clientKey), d.Config.ClientIdleTimeout.D()))
+	} else {
+		d.Log.Warn("cluster: no plain listen-client; HTTP fallback requests are not routed between nodes")
+	}
 	d.Log.Info("cluster", "node-id", nodeID, "cluster-redis", cluster.RedactURL(d.Config.ClusterRedis))
 }
 

@@ -1,0 +1,52 @@
+package client
+
+import (
+	"context"
+	"errors"
+)
+
+// Broker is what the HTTP fallback's bindings share across nodes: which
+// node owns a connectionId (by its hash), for which client address. A
+// session lives on the node that opened it; a request reaching another node
+// is forwarded to the owner, which serves it exactly as a single node would
+// (in order, acks, utids). The memory broker is a single node's: every
+// binding is local.
+type Broker interface {
+	// Bind records this node as the owner of the connection, opened from
+	// ip; it is renewed by calling Bind again (client activity).
+	Bind(ctx context.Context, hash, ip string) error
+	// Unbind forgets the connection (closed, or its session ended).
+	Unbind(ctx context.Context, hash string) error
+	// Owner is the connection's owner; ErrUnbound when no node has it.
+	Owner(ctx context.Context, hash string) (Route, error)
+	// Secret authenticates a forwarded request's client address between
+	// nodes ("" on a single node: nothing is forwarded).
+	Secret() string
+}
+
+// Route is where a connection lives.
+type Route struct {
+	Node  string // the owner's node-id
+	Addr  string // its advertised listen-client, host:port
+	IP    string // the client address the connection was opened from
+	Local bool   // the owner is this node
+}
+
+// ErrUnbound: no node owns the connectionId.
+var ErrUnbound = errors.New("connection not bound")
+
+// MemoryBroker is a single node's broker: today's behaviour, every binding
+// in the hub's memory and nothing forwarded.
+type MemoryBroker struct{}
+
+// Bind implements Broker.
+func (MemoryBroker) Bind(context.Context, string, string) error { return nil }
+
+// Unbind implements Broker.
+func (MemoryBroker) Unbind(context.Context, string) error { return nil }
+
+// Owner implements Broker.
+func (MemoryBroker) Owner(context.Context, string) (Route, error) { return Route{}, ErrUnbound }
+
+// Secret implements Broker.
+func (MemoryBroker) Secret() string { return "" }
