@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtcgate/rtcgate/internal/testpeer"
+)
+
+// fromLoopback is an HTTP client dialling from ip (another loopback
+// address), so that the load balancer's X-Forwarded-For names it.
+func fromLoopback(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	probe, err := d.Dial("tcp", "127.0.0.1:1")
+	if probe != nil {
+		probe.Close()
+	}
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		t.Skipf("cannot dial from %s: %v", ip, err)
+	}
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// lbConn is an HTTP fallback client through the load balancer.
+type lbConn struct {
+	t      *testing.T
+	url    string
+	id     string
+	hc     *http.Client
+	served []string // X-Served-By of every request, in order
+}
+
+func (c *lbConn) post(action string, kv ...string) (int, []byte, http.Header) {
+	c.t.Helper()
+	v := url.Values{"connectionId": {c.id}, "action": {action}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Set(kv[i], kv[i+1])
+	}
+	res, err := c.hc.PostForm(c.url+"/http", v)
+	if err != nil {
+		c.t.Fatalf("%s: %v", action, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	c.served = append(c.served, res.Header.Get("X-Served-By"))
+	return res.StatusCode, body, res.Header
+}
+
+func (c *lbConn) send(frame string, utid int) {
+	c.t.Helper()
+	st, body, _ := c.post("send", "data", frame, "utid", strconv.Itoa(utid))
+	want := `{"type":"response","code":0,"msg":"ok","utid":` + strconv.Itoa(utid) + `}`
+	if st != 200 || string(body) != want {
+		c.t.Fatalf("send %s: %d %s, want %s", frame, st, body, want)
+	}
+}
+
+// sync returns the frames' message names (and DataStatusEvent's
+// operationId) and the last frame's number.
+func (c *lbConn) sync(ack string) ([]string, string) {
+	c.t.Helper()
+	st, body, hd := c.post("sync", "ack", ack, "wait", "0")
+	if st != 200 {
+		c.t.Fatalf("sync: %d %s", st, body)
+	}
+	var frames []string
+	if err := json.Unmarshal(body, &frames); err != nil {
+		c.t.Fatalf("sync: %s: %v", body, err)
+	}
+	var names []string
+	for _, f := range frames {
+		var m struct {
+			Message string            `json:"message"`
+			Data    []json.RawMessage `json:"data"`
+		}
+		json.Unmarshal([]byte(f), &m)
+		name := m.Message
+		if name == "DataStatusEvent" && len(m.Data) > 0 {
+			var d struct {
+				OperationID string `json:"operationId"`
+			}
+			json.Unmarshal(m.Data[0], &d)
+			name += ":" + d.OperationID
+		}
+		names = append(names, name)
+	}
+	last := hd.Get("X-Rtcgate-Last-Seq")
+	if last == "" {
+		last = ack
+	}
+	return names, last
+}
+
+// TestClusterFallbackThroughHAProxy: three nodes on one Redis behind
+// HAProxy (round robin, no stickiness, X-Forwarded-For). A fallback client
+// opens, connects, sends data (each retried once, on another node) and
+// syncs with acks, every request on another node than the one before:
+// every DataStatusEvent reaches the client once, in order; the backend gets
+// each sendData once, in order; another client address with the same
+// connectionId is refused; close through any node ends the session.
+func TestClusterFallbackThroughHAProxy(t *testing.T) {
+	began := time.Now()
+	red := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	b := newClusterBackend(t)
+	b.unhold()
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
+		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
+	var addrs []string
+	for i := range 3 {
+		id := "n" + strconv.Itoa(i)
+		r := start(t, append(append([]string(nil), ephemeral...), "--config", cfgFile, "--state-file", filepath.Join(dir, id+".json"),
+			"--cluster-redis", red.URL, "--node-id", id, "--client-trusted-proxies", "127.0.0.1/32")...)
+		addrs = append(addrs, r.addr(t, "listen-client"))
+	}
+	lb := testpeer.StartHAProxy(t, addrs...)
+	c := &lbConn{t: t, url: lb.URL, id: "cluster-sessions-" + strconv.FormatInt(time.Now().UnixNano(), 36), hc: fromLoopback(t, "127.0.0.2")}
+	if st, body, _ := c.post("open"); st != 200 || !strings.Contains(string(body), `"welcome"`) {
+		t.Fatalf("open: %d %s", st, body)
+	}
+	c.send(`{"message":"connection","data":[{"appKey":"clusterKey"}]}`, 1)
+	names, last := c.sync("0")
+	if len(names) != 1 || names[0] != "getUserData" {
+		t.Fatalf("after connection: %v", names)
+	}
+	const ops = 30
+	var got []string
+	for i := range ops {
+		frame := fmt.Sprintf(`{"message":"sendData","data":[{"operationId":"op%d","payload":{}}]}`, i)
+		c.send(frame, 100+i)
+		c.send(frame, 100+i) // a retry (its response lost): runs nothing
+		if i%3 == 2 {
+			var n []string
+			n, last = c.sync(last)
+			got = append(got, n...)
+		}
+	}
+	for range 5 { // whatever is left
+		n, l := c.sync(last)
+		got, last = append(got, n...), l
+	}
+	var want []string
+	for i := range ops {
+		want = append(want, fmt.Sprintf("DataStatusEvent:op%d", i))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("client got %v\nwant %v", got, want)
+	}
+	for i := 1; i < len(c.served); i++ {
+		if c.served[i] == "" || c.served[i] == c.served[i-1] {
+			t.Fatalf("requests %d and %d both on %q: %v", i-1, i, c.served[i], c.served)
+		}
+	}
+	// Another client address with this connectionId, through the load
+	// balancer: refused whichever node it lands on.
+	o := &lbConn{t: t, url: lb.URL, id: c.id, hc: fromLoopback(t, "127.0.0.3")}
+	for range 3 {
+		if st, body, _ := o.post("sync", "wait", "0"); st != 403 {
+			t.Fatalf("another address: %d %s", st, body)
+		}
+	}
+	if st, body, _ := c.post("close"); st != 200 {
+		t.Fatalf("close: %d %s", st, body)
+	}
+	// The backend: ESTABLISHED, each sendData once and in order, DISCONNECTED.
+	wantEv := append([]string{"ESTABLISHED"}, want...)
+	for i := range wantEv {
+		wantEv[i] = strings.Replace(wantEv[i], "DataStatusEvent:", "DATA:", 1)
+	}
+	wantEv = append(wantEv, "DISCONNECTED")
+	eventually(t, 10*time.Second, "the backend has every event", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, evs := range b.got {
+			return len(evs) >= len(wantEv)
+		}
+		return false
+	})
+	b.mu.Lock()
+	for sid, evs := range b.got {
+		var names []string
+		for _, e := range evs {
+			names = append(names, e.ev)
+		}
+		if strings.Join(names, ",") != strings.Join(wantEv, ",") {
+			t.Errorf("backend, session %s: %v\nwant %v", sid, names, wantEv)
+		}
+	}
+	b.mu.Unlock()
+	t.Logf("%d requests over 3 nodes in %v", len(c.served), time.Since(began))
+}
