@@ -50,3 +50,43 @@ func (MemoryBroker) Owner(context.Context, string) (Route, error) { return Route
 
 // Secret implements Broker.
 func (MemoryBroker) Secret() string { return "" }
+
+// SessionStore keeps established sessions' story where another node can
+// take it over: the session (its credentials hashed, its configuration —
+// the connection request, SIP password included), and the frames its
+// client has not acknowledged. A Broker that is one too (Redis) lets a
+// client whose node died resume on another with sessionId and authToken.
+type SessionStore interface {
+	// Persist applies ops in order (one writer per node).
+	Persist(ctx context.Context, ops []StoreOp) error
+	// TakeOver claims session id, whose owner's lease ended, for this
+	// node if token is its authToken: its record and the frames kept.
+	// ErrUnbound when there is none, the token is wrong, or its owner
+	// lives.
+	TakeOver(ctx context.Context, id, token string) (*SessionRecord, []StoredFrame, error)
+}
+
+// StoreOp is one change to a stored session.
+type StoreOp struct {
+	Kind   string         // "save", "frame", "ack", "renew", "drop"
+	ID     string         // sessionId
+	Record *SessionRecord // save
+	Seq    uint64         // frame, ack
+	Data   []byte         // frame
+}
+
+// SessionRecord is a stored session.
+type SessionRecord struct {
+	ID        string
+	AuthToken string // plain in memory; only its SHA-256 is stored
+	AppKey    string
+	Config    map[string]any // the effective configuration, without authToken
+	RemoteIP  string
+	NextSeq   uint64 // set by TakeOver: the number after the last frame stored
+}
+
+// StoredFrame is a frame kept for a takeover.
+type StoredFrame struct {
+	Seq  uint64
+	Data []byte
+}

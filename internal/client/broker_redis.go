@@ -3,9 +3,12 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,4 +106,103 @@ func (b *RedisBroker) Secret() string {
 	}
 	b.secret = s
 	return s
+}
+
+// sessionKey holds a stored session (a hash); its frames are in
+// sessionKey+":frames" (a stream, entry ids <seq>-0).
+func sessionKey(id string) string { return "rtcgate:session:" + id }
+
+func hashToken(t string) string {
+	sum := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(sum[:])
+}
+
+// sessionTTL: a stored session outlives its idle timeout a little, so
+// that a client resuming at the end of it still finds it.
+func (b *RedisBroker) sessionTTL() time.Duration { return b.ttl + 30*time.Second }
+
+// Persist implements SessionStore.
+func (b *RedisBroker) Persist(ctx context.Context, ops []StoreOp) error {
+	ttl := b.sessionTTL()
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, op := range ops {
+			k, fk := sessionKey(op.ID), sessionKey(op.ID)+":frames"
+			switch op.Kind {
+			case "save":
+				r := op.Record
+				cfg := make(map[string]any, len(r.Config))
+				for key, v := range r.Config {
+					if key != "authToken" {
+						cfg[key] = v
+					}
+				}
+				cj, _ := json.Marshal(cfg)
+				p.HSet(ctx, k, "owner", b.node, "token", hashToken(r.AuthToken), "app", r.AppKey, "config", cj, "ip", r.RemoteIP)
+				p.Expire(ctx, k, ttl)
+			case "frame":
+				p.XAdd(ctx, &redis.XAddArgs{Stream: fk, ID: strconv.FormatUint(op.Seq, 10) + "-0", Values: []any{"d", op.Data}})
+				p.HSet(ctx, k, "last", op.Seq)
+				p.Expire(ctx, fk, ttl)
+			case "ack":
+				p.XTrimMinID(ctx, fk, strconv.FormatUint(op.Seq+1, 10)+"-0")
+			case "renew":
+				p.Expire(ctx, k, ttl)
+				p.Expire(ctx, fk, ttl)
+			case "drop":
+				p.Del(ctx, k, fk)
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+// takeOverScript: KEYS[1] the session, ARGV the token's hash, this node,
+// the node lease prefix. 1 taken, 0 none or wrong token, -1 owner alive.
+var takeOverScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'owner', 'token')
+if not v[1] or v[2] ~= ARGV[1] then return 0 end
+if v[1] ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. v[1]) == 1 then return -1 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[2])
+return 1`)
+
+// TakeOver implements SessionStore.
+func (b *RedisBroker) TakeOver(ctx context.Context, id, token string) (*SessionRecord, []StoredFrame, error) {
+	k := sessionKey(id)
+	n, err := takeOverScript.Run(ctx, b.rdb, []string{k}, hashToken(token), b.node, "rtcgate:node:").Int()
+	if err != nil {
+		return nil, nil, err
+	}
+	if n != 1 {
+		return nil, nil, ErrUnbound
+	}
+	h, err := b.rdb.HGetAll(ctx, k).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := &SessionRecord{ID: id, AuthToken: token, AppKey: h["app"], RemoteIP: h["ip"]}
+	if err := json.Unmarshal([]byte(h["config"]), &rec.Config); err != nil || rec.Config == nil {
+		rec.Config = map[string]any{}
+	}
+	msgs, err := b.rdb.XRange(ctx, k+":frames", "-", "+").Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	var frames []StoredFrame
+	for _, m := range msgs {
+		ms, _, _ := strings.Cut(m.ID, "-")
+		seq, _ := strconv.ParseUint(ms, 10, 64)
+		d, _ := m.Values["d"].(string)
+		frames = append(frames, StoredFrame{Seq: seq, Data: []byte(d)})
+	}
+	rec.NextSeq = 1
+	if len(frames) > 0 {
+		rec.NextSeq = frames[len(frames)-1].Seq + 1
+	}
+	if last, err := b.rdb.HGet(ctx, k, "last").Uint64(); err == nil && last+1 > rec.NextSeq {
+		rec.NextSeq = last + 1
+	}
+	b.rdb.Expire(ctx, k, b.sessionTTL())
+	b.rdb.Expire(ctx, k+":frames", b.sessionTTL())
+	return rec, frames, nil
 }

@@ -125,3 +125,58 @@ func mustReq(t *testing.T, u string, body *strings.Reader, client, secret string
 	req.Header.Set(headerRoutedSecret, secret)
 	return req
 }
+
+// TestRedisBrokerTakeOver: a session established on node 0 is stored in
+// Redis; while node 0's lease lives, node 1 refuses a resume; once it
+// ended (the node died), node 1 takes the session over: the same sessionId
+// and authToken, the frames the client had not acknowledged, numbered as
+// before, and the app is told Established again.
+func TestRedisBrokerTakeOver(t *testing.T) {
+	a, b, _, rdb := twoNodes(t)
+	ctx := context.Background()
+	c := a.conn()
+	c.on(a).open()
+	c.on(a).send(fbConnection, 1)
+	sendData := `{"message":"sendData","data":[{"operationId":"op-1","payload":{}}]}`
+	c.on(a).send(sendData, 2)
+	c.on(a).send(sendData, 3)
+	s := c.on(a).sync("ack", "0", "wait", "0")
+	wantMessages(t, s, "getUserData", "DataStatusEvent", "DataStatusEvent")
+	sid, token := s.arg(t, 0)["sessionId"].(string), s.arg(t, 0)["authToken"].(string)
+	c.on(a).sync("ack", "1", "wait", "0") // the client has getUserData only
+	waitFor(t, "frames stored", 5*time.Second, func() bool {
+		n, _ := rdb.XLen(ctx, "rtcgate:session:"+sid+":frames").Result()
+		return n == 2
+	})
+	h, _ := rdb.HGetAll(ctx, "rtcgate:session:"+sid).Result()
+	if h["owner"] != "node0" || h["token"] != hashToken(token) || strings.Contains(h["config"], token) {
+		t.Fatalf("stored session %v", h)
+	}
+	rdb.Set(ctx, "rtcgate:node:node0", "{}", time.Minute)
+	c2 := b.conn()
+	if r := c2.on(b).post("open", "sessionId", sid, "authToken", token, "ack", "1"); r.status != 400 {
+		t.Fatalf("resume while the owner lives: %v", r)
+	}
+	rdb.Del(ctx, "rtcgate:node:node0")
+	if r := c2.on(b).post("open", "sessionId", sid, "authToken", "wrong"+token[5:], "ack", "1"); r.status != 400 {
+		t.Fatalf("resume with a wrong token: %v", r)
+	}
+	w := c2.on(b).open("sessionId", sid, "authToken", token, "ack", "1")
+	if w.SourceID != sid || w.LastSeq != 3 {
+		t.Fatalf("welcome %+v", w)
+	}
+	s = c2.on(b).sync("ack", "1", "wait", "0")
+	wantMessages(t, s, "DataStatusEvent", "DataStatusEvent")
+	if s.first != "2" || s.last != "3" {
+		t.Fatalf("frames %s..%s, want 2..3", s.first, s.last)
+	}
+	c2.on(b).send(sendData, 4)
+	s = c2.on(b).sync("ack", "3", "wait", "0")
+	wantMessages(t, s, "DataStatusEvent")
+	if s.first != "4" || b.app.sendDataCount() != 1 {
+		t.Fatalf("frame %s, node 1 ran %d sendData", s.first, b.app.sendDataCount())
+	}
+	if h, _ := rdb.HGet(ctx, "rtcgate:session:"+sid, "owner").Result(); h != "node1" {
+		t.Fatalf("owner %q", h)
+	}
+}

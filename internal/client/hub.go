@@ -65,6 +65,10 @@ type Hub struct {
 	broker    atomic.Pointer[brokerBox] // a cluster's shared bindings; nil on a single node
 	forwarder *http.Client              // to the owner node of a routed request
 	routed    *prometheus.CounterVec
+
+	takeovers      prometheus.Counter
+	persistDropped prometheus.Counter
+	lastRenew      time.Time // the stored sessions' TTLs were renewed (sweep)
 }
 
 // NewHub builds the session core over handler.
@@ -82,15 +86,17 @@ func NewHub(opts Options, handler Handler) *Hub {
 		opts.ReadTimeout = 10 * time.Second
 	}
 	h := &Hub{opts: opts, handler: handler, log: opts.Log, sessions: map[string]*session{}, fallback: newBindings(),
-		peers:         newPeers(opts.SessionsPerIP, opts.NewSessionsPerSecond),
-		sessionsGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rtcgate_client_sessions", Help: "Client sessions, attached or waiting for a resume."}),
-		framesIn:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_received_total", Help: "Frames received from clients."}),
-		framesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_sent_total", Help: "Frames queued for clients."}),
-		closedTotal:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rtcgate_client_sessions_closed_total", Help: "Client sessions ended, by reason."}, []string{"reason"}),
-		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_connections_rejected_total", Help: "Connections refused at client-max-connections."}),
-		invalidUTF8:   prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_invalid_utf8_total", Help: "WebSocket text frames that were not UTF-8, each closing its WebSocket with 1007."}),
-		forwarder:     &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}},
-		routed:        newRoutedCounter(),
+		peers:          newPeers(opts.SessionsPerIP, opts.NewSessionsPerSecond),
+		sessionsGauge:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "rtcgate_client_sessions", Help: "Client sessions, attached or waiting for a resume."}),
+		framesIn:       prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_received_total", Help: "Frames received from clients."}),
+		framesOut:      prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_sent_total", Help: "Frames queued for clients."}),
+		closedTotal:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rtcgate_client_sessions_closed_total", Help: "Client sessions ended, by reason."}, []string{"reason"}),
+		rejected:       prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_connections_rejected_total", Help: "Connections refused at client-max-connections."}),
+		invalidUTF8:    prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_invalid_utf8_total", Help: "WebSocket text frames that were not UTF-8, each closing its WebSocket with 1007."}),
+		forwarder:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}},
+		routed:         newRoutedCounter(),
+		takeovers:      newTakeoverCounter(),
+		persistDropped: newPersistDroppedCounter(),
 	}
 	h.fallback.onRemove = h.unbindShared
 	if rd, err := newReadiness(); err != nil {
@@ -106,7 +112,7 @@ func NewHub(opts Options, handler Handler) *Hub {
 
 // Collectors are the hub's metrics.
 func (h *Hub) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{h.sessionsGauge, h.framesIn, h.framesOut, h.closedTotal, h.rejected, h.invalidUTF8, h.routed}
+	return []prometheus.Collector{h.sessionsGauge, h.framesIn, h.framesOut, h.closedTotal, h.rejected, h.invalidUTF8, h.routed, h.takeovers, h.persistDropped}
 }
 
 // session finds a session by id.
@@ -285,6 +291,7 @@ func (h *Hub) connect(ctx context.Context, s *session, f *Frame) *refusal {
 	cfg["authToken"] = s.authToken
 	s.mu.Lock()
 	s.appKey, s.config, s.established = appKey, cfg, true
+	h.persistLocked(StoreOp{Kind: "save", ID: s.id, Record: s.recordLocked()})
 	s.mu.Unlock()
 	s.Send("getUserData", cfg)
 	h.handler.Established(s)
@@ -322,7 +329,18 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 	}
 	h.mu.Unlock()
 	h.peers.sweep(now)
+	renew := h.storeOf() != nil && now.Sub(h.lastRenew) >= max(h.opts.IdleTimeout/4, time.Second)
+	if renew {
+		h.lastRenew = now
+	}
 	for _, s := range all {
+		if renew {
+			s.mu.Lock()
+			if s.established && !s.closed {
+				h.persistLocked(StoreOp{Kind: "renew", ID: s.id})
+			}
+			s.mu.Unlock()
+		}
 		s.mu.Lock()
 		transport, idleFor, established := s.transport, now.Sub(s.lastActive), s.established
 		silentFor := now.Sub(s.lastInbound)

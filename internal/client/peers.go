@@ -63,6 +63,22 @@ func (ps *peers) take(ip string, now time.Time) error {
 	return nil
 }
 
+// adopt counts a session of ip that another node admitted (a takeover),
+// whatever the limits.
+func (ps *peers) adopt(ip string, now time.Time) {
+	if ps.maxSessions <= 0 && ps.rate <= 0 {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p := ps.byIP[ip]
+	if p == nil {
+		p = &peer{tokens: 2 * ps.rate, at: now}
+		ps.byIP[ip] = p
+	}
+	p.sessions++
+}
+
 // release gives back a session of ip.
 func (ps *peers) release(ip string) {
 	if ps.maxSessions <= 0 && ps.rate <= 0 {

@@ -22,12 +22,25 @@ const (
 	headerRoutedSecret = "X-Rtcgate-Route"
 )
 
-// brokerBox holds the hub's broker (set once the node joined a cluster).
-type brokerBox struct{ b Broker }
+// brokerBox holds the hub's broker (set once the node joined a cluster),
+// and its session store with the queue of its writes.
+type brokerBox struct {
+	b     Broker
+	store SessionStore
+	ops   chan StoreOp
+}
 
 // SetBroker makes the fallback's bindings shared through b (a cluster);
-// without it the hub is a single node.
-func (h *Hub) SetBroker(b Broker) { h.broker.Store(&brokerBox{b}) }
+// without it the hub is a single node. A broker that is a SessionStore
+// keeps the established sessions for a takeover. Called once.
+func (h *Hub) SetBroker(b Broker) {
+	bb := &brokerBox{b: b}
+	if st, ok := b.(SessionStore); ok {
+		bb.store, bb.ops = st, make(chan StoreOp, persistQueue)
+		go h.persist(st, bb.ops)
+	}
+	h.broker.Store(bb)
+}
 
 func (h *Hub) brokerOf() Broker {
 	if bb := h.broker.Load(); bb != nil {
@@ -187,6 +200,16 @@ func (h *Hub) unbindShared(k bindingKey) {
 		defer cancel()
 		_ = b.Unbind(ctx, k.hash)
 	}()
+}
+
+func newTakeoverCounter() prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_sessions_taken_over_total",
+		Help: "Client sessions of a lost node resumed on this one (cluster)."})
+}
+
+func newPersistDroppedCounter() prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_session_store_dropped_total",
+		Help: "Session writes to cluster-redis given up (queue full or Redis down): a takeover may miss frames."})
 }
 
 func newRoutedCounter() *prometheus.CounterVec {

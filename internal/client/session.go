@@ -151,6 +151,9 @@ func (s *session) queue(b []byte) bool {
 	}
 	s.outboxBytes += len(b)
 	s.outbox = append(s.outbox, queued{seq: s.nextSeq, data: b})
+	if s.established {
+		s.hub.persistLocked(StoreOp{Kind: "frame", ID: s.id, Seq: s.nextSeq, Data: b})
+	}
 	s.nextSeq++
 	s.signal()
 	s.kickLocked()
@@ -193,6 +196,9 @@ func (s *session) ack(seq uint64) {
 		seq = s.nextSeq - 1
 	}
 	s.acked = seq
+	if s.established {
+		s.hub.persistLocked(StoreOp{Kind: "ack", ID: s.id, Seq: seq})
+	}
 	i := 0
 	for i < len(s.outbox) && s.outbox[i].seq <= seq {
 		s.outboxBytes -= len(s.outbox[i].data)
@@ -280,6 +286,9 @@ func (s *session) Close(reason string) {
 		return
 	}
 	s.closed = true
+	if s.established {
+		s.hub.persistLocked(StoreOp{Kind: "drop", ID: s.id})
+	}
 	s.signal()
 	close(s.done)
 	s.kickLocked() // deliver what is left, then close the WebSocket

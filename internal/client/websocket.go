@@ -82,6 +82,9 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 // constant time, and drops the frames it says it has.
 func (h *Hub) resume(id, token, ack string) *session {
 	s := h.session(id)
+	if s == nil {
+		s = h.takeOver(id, token) // a cluster: the session of a lost node
+	}
 	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(s.authToken)) != 1 {
 		return nil
 	}
