@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rtcgate/rtcgate/internal/testpeer"
 )
@@ -202,4 +206,109 @@ func TestClusterFallbackThroughHAProxy(t *testing.T) {
 	}
 	b.mu.Unlock()
 	t.Logf("%d requests over 3 nodes in %v", len(c.served), time.Since(began))
+}
+
+// TestClusterTakeoverAfterSIGKILL: a WebSocket client of node A (direct),
+// A killed with SIGKILL; the client resumes on node B with its sessionId,
+// authToken and ack, within the node lease (cluster-node-ttl 2s), and gets
+// the frames it had not acknowledged, numbered as before; its next
+// sendData runs on B. The backend sees, for the one sessionId:
+// ESTABLISHED (from A), the DataStatusEvents, ESTABLISHED again (from B,
+// the takeover), the DataStatusEvent of B — and no DISCONNECTED from A,
+// which died. A's events it had not had acknowledged by the backend are
+// delivered by B (hooks-redis-claim-after), a redelivery under the same
+// X-Rtcgate-Event-Id.
+func TestClusterTakeoverAfterSIGKILL(t *testing.T) {
+	red := testpeer.StartRedis(t, testpeer.RedisOptions{})
+	b := newClusterBackend(t)
+	b.unhold()
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
+		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
+	node := func(id string) *rtcgate {
+		return start(t, append(append([]string(nil), ephemeral...), "--config", cfgFile, "--state-file", filepath.Join(dir, id+".json"),
+			"--cluster-redis", red.URL, "--node-id", id, "--cluster-heartbeat", "250ms", "--cluster-node-ttl", "2s", "--hooks-redis-claim-after", "1s")...)
+	}
+	a, bn := node("a"), node("b")
+	ws := dialWS(t, "ws://"+a.addr(t, "listen-client")+"/", nil)
+	first := wsExchange(t, ws, `{"message":"connection","data":[{"appKey":"clusterKey"}]}`)
+	sid := sessionOf(t, first)
+	var gud struct{ Data []map[string]any }
+	json.Unmarshal([]byte(first), &gud)
+	token := gud.Data[0]["authToken"].(string)
+	frames := []string{first}
+	for i := range 5 {
+		frames = append(frames, wsExchange(t, ws, fmt.Sprintf(`{"message":"sendData","data":[{"operationId":"op%d","payload":{}}]}`, i)))
+		for !strings.Contains(frames[len(frames)-1], `"DataStatusEvent"`) {
+			frames = append(frames, wsRead(t, ws))
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: red.Addr})
+	defer rdb.Close()
+	eventually(t, 5*time.Second, "A stored every frame", func() bool {
+		n, _ := rdb.HGet(context.Background(), "rtcgate:session:"+sid, "last").Int()
+		return n == len(frames)
+	})
+	a.cmd.Process.Kill()
+	<-a.exited
+	a.err = nil // killed on purpose
+	killed := time.Now()
+
+	const ack = 3 // the client says it has the first three frames
+	url := "ws://" + bn.addr(t, "listen-client") + "/?sessionId=" + sid + "&authToken=" + token + "&ack=" + strconv.Itoa(ack)
+	var got []string
+	eventually(t, 10*time.Second, "resumed on B", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			return false
+		}
+		_, msg, err := c.Read(ctx)
+		if err != nil { // 4001 while A's lease lives
+			c.CloseNow()
+			return false
+		}
+		got = append(got, string(msg))
+		for len(got) < len(frames)-ack {
+			_, msg, err := c.Read(ctx)
+			if err != nil {
+				t.Fatalf("after %d frames: %v", len(got), err)
+			}
+			got = append(got, string(msg))
+		}
+		reply := wsExchange(t, c, `{"message":"sendData","data":[{"operationId":"onB","payload":{}}]}`)
+		if !strings.Contains(reply, "onB") {
+			t.Fatalf("sendData on B: %s", reply)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		return true
+	})
+	t.Logf("resumed on B %v after SIGKILL", time.Since(killed))
+	if strings.Join(got, "\n") != strings.Join(frames[ack:], "\n") {
+		t.Fatalf("B replayed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(frames[ack:], "\n"))
+	}
+	want := "ESTABLISHED,DATA:op0,DATA:op1,DATA:op2,DATA:op3,DATA:op4,ESTABLISHED,DATA:onB"
+	var names []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		names = names[:0]
+		seen := map[string]bool{}
+		for _, e := range b.got[sid] {
+			if !seen[e.id] { // a redelivery of A's, under the same event id
+				names = append(names, e.ev)
+			}
+			seen[e.id] = true
+		}
+		b.mu.Unlock()
+		if strings.HasPrefix(strings.Join(names, ","), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the backend got %v, want %s", names, want)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }

@@ -73,6 +73,7 @@ type StoreOp struct {
 	Record *SessionRecord // save
 	Seq    uint64         // frame, ack
 	Data   []byte         // frame
+	MaxLen int64          // frame: keep about this many (client-max-pending)
 }
 
 // SessionRecord is a stored session.
@@ -89,4 +90,11 @@ type SessionRecord struct {
 type StoredFrame struct {
 	Seq  uint64
 	Data []byte
+}
+
+// Adopter is a Handler that re-creates its state for a session taken over
+// from a lost node (the state Connect built there is gone); a Handler that
+// is not one is told Established.
+type Adopter interface {
+	Adopt(s Session)
 }

@@ -140,7 +140,8 @@ func (b *RedisBroker) Persist(ctx context.Context, ops []StoreOp) error {
 				p.HSet(ctx, k, "owner", b.node, "token", hashToken(r.AuthToken), "app", r.AppKey, "config", cj, "ip", r.RemoteIP)
 				p.Expire(ctx, k, ttl)
 			case "frame":
-				p.XAdd(ctx, &redis.XAddArgs{Stream: fk, ID: strconv.FormatUint(op.Seq, 10) + "-0", Values: []any{"d", op.Data}})
+				p.XAdd(ctx, &redis.XAddArgs{Stream: fk, ID: strconv.FormatUint(op.Seq, 10) + "-0", Values: []any{"d", op.Data},
+					MaxLen: op.MaxLen, Approx: true})
 				p.HSet(ctx, k, "last", op.Seq)
 				p.Expire(ctx, fk, ttl)
 			case "ack":

@@ -70,8 +70,9 @@ func (s *session) recordLocked() *SessionRecord {
 
 // takeOver re-creates, on this node, a session whose node died: the same
 // sessionId and authToken, its configuration, the frames its client had
-// not acknowledged, numbered as before. The app is told Established, as
-// for a new session (the gateway registers the SIP account again).
+// not acknowledged, numbered as before. The app adopts it (Adopter), or
+// is told Established as for a new session (the gateway registers the
+// SIP account again).
 func (h *Hub) takeOver(id, token string) *session {
 	st := h.storeOf()
 	if st == nil || id == "" || token == "" {
@@ -114,6 +115,10 @@ func (h *Hub) takeOver(id, token string) *session {
 	h.persistLocked(StoreOp{Kind: "renew", ID: s.id})
 	s.mu.Unlock()
 	h.log.Info("client: session taken over from a lost node", "frames", len(frames))
-	h.handler.Established(s)
+	if ad, ok := h.handler.(Adopter); ok {
+		ad.Adopt(s)
+	} else {
+		h.handler.Established(s)
+	}
 	return s
 }

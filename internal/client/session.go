@@ -152,7 +152,7 @@ func (s *session) queue(b []byte) bool {
 	s.outboxBytes += len(b)
 	s.outbox = append(s.outbox, queued{seq: s.nextSeq, data: b})
 	if s.established {
-		s.hub.persistLocked(StoreOp{Kind: "frame", ID: s.id, Seq: s.nextSeq, Data: b})
+		s.hub.persistLocked(StoreOp{Kind: "frame", ID: s.id, Seq: s.nextSeq, Data: b, MaxLen: int64(s.hub.opts.MaxPending)})
 	}
 	s.nextSeq++
 	s.signal()
@@ -186,7 +186,13 @@ func (s *session) pending(after uint64) ([]queued, <-chan struct{}, bool) {
 }
 
 // ack drops the frames up to seq: the client has them.
-func (s *session) ack(seq uint64) {
+func (s *session) ack(seq uint64) { s.ackTo(seq, true) }
+
+// ackTo drops the frames up to seq; byClient is an acknowledgement from
+// the client (a sync's or a resume's ack), not a WebSocket write: only
+// those trim the stored frames, so that a takeover replays what a client
+// never confirmed.
+func (s *session) ackTo(seq uint64, byClient bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if seq <= s.acked {
@@ -196,7 +202,7 @@ func (s *session) ack(seq uint64) {
 		seq = s.nextSeq - 1
 	}
 	s.acked = seq
-	if s.established {
+	if s.established && byClient {
 		s.hub.persistLocked(StoreOp{Kind: "ack", ID: s.id, Seq: seq})
 	}
 	i := 0

@@ -175,7 +175,7 @@ func (w *wsConn) flush() {
 				w.closeNow()
 				return
 			}
-			s.ack(f.seq)
+			s.ackTo(f.seq, false) // written; the stored copy waits for the client's ack
 		}
 	}
 }

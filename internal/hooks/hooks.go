@@ -135,6 +135,20 @@ func (g *Hooks) Established(s client.Session) {
 	g.Next.Established(s)
 }
 
+// Adopt takes over a session of a lost node (cluster): the session's app
+// again, ConnectionStatusEvent ESTABLISHED with info "taken over from a
+// lost node" from this node, and Next is told Established (the gateway
+// registers the SIP account again). The connect hook is not called again;
+// a restClientConfig the backend gave at connect is not kept.
+func (g *Hooks) Adopt(s client.Session) {
+	if app, ok := g.Apps.ByKey(s.AppKey()); ok {
+		hs := &hookSession{app: app, established: true}
+		s.SetValue(sessionKey{}, hs)
+		g.event(s, hs, client.ConnectionStatusEvent, map[string]any{"status": "ESTABLISHED", "info": "taken over from a lost node"})
+	}
+	g.Next.Established(s)
+}
+
 // Handle calls the backend for the client's action — the REST method of
 // its row of client.Actions — and then lets Next run it. A refusal (a
 // non-2xx reply, none, or one over the size limit) stops the action under
