@@ -64,6 +64,9 @@ type SessionStore interface {
 	// ErrUnbound when there is none, the token is wrong, or its owner
 	// lives.
 	TakeOver(ctx context.Context, id, token string) (*SessionRecord, []StoredFrame, error)
+	// SessionOwner is the live node holding session id; ErrUnbound when
+	// none (no such session, or its owner's lease ended).
+	SessionOwner(ctx context.Context, id string) (Route, error)
 }
 
 // StoreOp is one change to a stored session.

@@ -207,3 +207,31 @@ func (b *RedisBroker) TakeOver(ctx context.Context, id, token string) (*SessionR
 	b.rdb.Expire(ctx, k+":frames", b.sessionTTL())
 	return rec, frames, nil
 }
+
+// SessionOwner implements SessionStore.
+func (b *RedisBroker) SessionOwner(ctx context.Context, id string) (Route, error) {
+	owner, err := b.rdb.HGet(ctx, sessionKey(id), "owner").Result()
+	if errors.Is(err, redis.Nil) {
+		return Route{}, ErrUnbound
+	}
+	if err != nil {
+		return Route{}, err
+	}
+	if owner == b.node {
+		return Route{Node: owner, Addr: b.addr, Local: true}, nil
+	}
+	v, err := b.rdb.Get(ctx, "rtcgate:node:"+owner).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Route{}, ErrUnbound // its lease ended: a takeover
+	}
+	if err != nil {
+		return Route{}, err
+	}
+	var n struct {
+		Client string `json:"client"`
+	}
+	if json.Unmarshal(v, &n) != nil || n.Client == "" {
+		return Route{}, ErrUnbound
+	}
+	return Route{Node: owner, Addr: n.Client}, nil
+}

@@ -180,3 +180,31 @@ func TestRedisBrokerTakeOver(t *testing.T) {
 		t.Fatalf("owner %q", h)
 	}
 }
+
+// TestRedisBrokerResumeRoutedToLiveOwner: a resume under a new
+// connectionId reaching another node while the owner lives is forwarded to
+// the owner, which serves the session; nothing is taken over.
+func TestRedisBrokerResumeRoutedToLiveOwner(t *testing.T) {
+	a, b, _, rdb := twoNodes(t)
+	ctx := context.Background()
+	rdb.Set(ctx, "rtcgate:node:node0", `{"id":"node0","client":"`+strings.TrimPrefix(a.srv.URL, "http://")+`"}`, time.Minute)
+	c := a.conn()
+	c.on(a).open()
+	c.on(a).send(fbConnection, 1)
+	s := c.on(a).sync("ack", "0", "wait", "0")
+	sid, token := s.arg(t, 0)["sessionId"].(string), s.arg(t, 0)["authToken"].(string)
+	waitFor(t, "session stored", 5*time.Second, func() bool {
+		n, _ := rdb.Exists(ctx, "rtcgate:session:"+sid).Result()
+		return n == 1
+	})
+	c2 := b.conn()
+	w := c2.on(b).open("sessionId", sid, "authToken", token, "ack", "1")
+	if w.SourceID != sid {
+		t.Fatalf("welcome %+v", w)
+	}
+	c2.on(b).send(`{"message":"sendData","data":[{"operationId":"op-1","payload":{}}]}`, 2)
+	wantMessages(t, c2.on(b).sync("ack", "1", "wait", "0"), "DataStatusEvent")
+	if b.hub.Len() != 0 || a.app.sendDataCount() != 1 {
+		t.Fatalf("node 1 holds %d sessions; node 0 ran %d sendData", b.hub.Len(), a.app.sendDataCount())
+	}
+}

@@ -82,6 +82,15 @@ func (h *Hub) route(w http.ResponseWriter, r *http.Request, p *fallbackParams, k
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	rt, err := b.Owner(ctx, k.hash)
+	bySession := false
+	if sid := p.get("sessionId"); errors.Is(err, ErrUnbound) && p.get("action") == "open" && sid != "" && h.session(sid) == nil {
+		// A resume under a new connectionId: to the node holding the
+		// session while it lives (a dead one's is taken over here).
+		if st := h.storeOf(); st != nil {
+			rt, err = st.SessionOwner(ctx, sid)
+			bySession = true
+		}
+	}
 	cancel()
 	switch {
 	case errors.Is(err, ErrUnbound):
@@ -95,7 +104,7 @@ func (h *Hub) route(w http.ResponseWriter, r *http.Request, p *fallbackParams, k
 		return false // bound here before a restart, or gone: served as unknown
 	}
 	ip := h.clientIP(r)
-	if rt.IP != ip {
+	if !bySession && rt.IP != ip { // a resume is proved by its authToken, on the owner
 		httpText(w, http.StatusForbidden, "this connectionId belongs to another client")
 		return true
 	}
