@@ -230,6 +230,9 @@ type Event struct {
 	// BackendOnly: the client does not know the event's subject (an
 	// incoming call not offered to it yet), so it gets no frame.
 	BackendOnly bool
+	// ClientOnly: the backend had the event already; the client's frame
+	// alone.
+	ClientOnly bool
 }
 
 // EventKind is one row of Events.

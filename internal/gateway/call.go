@@ -97,12 +97,18 @@ func (c *call) tell(e client.Event) { c.ua.g.notifier().Notify(c.ua.s, e) }
 
 // report sets the call's status and tells the client and the backend.
 func (c *call) report(status string, sipStatus int, sipMessage string) {
+	c.tell(c.statusEvent(status, sipStatus, sipMessage))
+}
+
+// statusEvent is the call's CallStatusEvent; the backend's only while the
+// client has not been offered the call.
+func (c *call) statusEvent(status string, sipStatus int, sipMessage string) client.Event {
 	c.mu.Lock()
 	ev := copyMap(c.info)
-	unknown := c.incoming && !c.told // the client has not been offered the call
+	unknown := c.incoming && !c.told
 	c.mu.Unlock()
 	ev["status"], ev["sipStatus"], ev["sipMessage"] = status, sipStatus, sipMessage
-	c.ua.g.notifier().Notify(c.ua.s, client.Event{Name: client.CallStatusEvent, Data: ev, BackendOnly: unknown})
+	return client.Event{Name: client.CallStatusEvent, Data: ev, BackendOnly: unknown}
 }
 
 // placeCall starts an outgoing call: the client's offer goes through the
@@ -593,6 +599,10 @@ func (c *call) offerToClient(sc *sipua.Call) {
 		c.end("FAILED", 0, err.Error())
 		return
 	}
+	// The backend hears RING before the client can answer: its answer
+	// hook must not overtake the event.
+	ring := c.statusEvent("RING", 180, "Ringing")
+	c.tell(ring)
 	c.mu.Lock()
 	c.told = true
 	c.mu.Unlock()
@@ -600,7 +610,8 @@ func (c *call) offerToClient(sc *sipua.Call) {
 	ev = copyMap(c.info)
 	ev["status"] = "RING"
 	c.tell(client.Event{Name: client.IncomingCall, Data: ev})
-	c.report("RING", 180, "Ringing")
+	ring.BackendOnly, ring.ClientOnly = false, true
+	c.tell(ring)
 }
 
 // answer answers an incoming call with the client's SDP.

@@ -203,7 +203,7 @@ func (g *Hooks) Notify(s client.Session, e client.Event) {
 		}
 	}
 	client.SendEvent(s, out)
-	if hs != nil && e.IsREST() {
+	if hs != nil && e.IsREST() && !e.ClientOnly {
 		g.event(s, hs, e.Name, e.Data)
 	}
 }
