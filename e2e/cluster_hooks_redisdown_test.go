@@ -69,26 +69,7 @@ func TestClusterHooksRedisDown(t *testing.T) {
 	back := time.Now()
 
 	perSession := len(clusterWant())
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		missing := 0
-		b.mu.Lock()
-		for _, sid := range all {
-			seen := map[string]bool{}
-			for _, e := range b.got[sid] {
-				seen[e.ev] = true
-			}
-			missing += perSession - len(seen)
-		}
-		b.mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still missing 10 s after Redis was back", missing)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b.waitAll(t, all, perSession, 10*time.Second, "after Redis was back")
 	t.Logf("all %d events delivered %.1f s after Redis was back (test %.1f s)", len(all)*perSession,
 		time.Since(back).Seconds(), time.Since(began).Seconds())
 	for _, r := range nodes {

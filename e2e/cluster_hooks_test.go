@@ -66,6 +66,32 @@ func newClusterBackend(t *testing.T) *clusterBackend {
 	return b
 }
 
+// waitAll waits until every session of all has perSession distinct events
+// at the backend, bounded by limit (since, for the failure: after what).
+func (b *clusterBackend) waitAll(t *testing.T, all []string, perSession int, limit time.Duration, since string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		missing := 0
+		b.mu.Lock()
+		for _, sid := range all {
+			seen := map[string]bool{}
+			for _, e := range b.got[sid] {
+				seen[e.ev] = true
+			}
+			missing += perSession - len(seen)
+		}
+		b.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still missing %v %s", missing, limit, since)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (b *clusterBackend) unhold() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -157,26 +183,7 @@ func TestClusterHooksNodeKilled(t *testing.T) {
 	for _, s := range sids {
 		all = append(all, s...)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		missing := 0
-		b.mu.Lock()
-		for _, sid := range all {
-			seen := map[string]bool{}
-			for _, e := range b.got[sid] {
-				seen[e.ev] = true
-			}
-			missing += perSession - len(seen)
-		}
-		b.mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still missing 15 s after node A was killed", missing)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b.waitAll(t, all, perSession, 15*time.Second, "after node A was killed")
 	t.Logf("all %d events delivered %.1f s after SIGKILL (test %.1f s)", len(all)*perSession,
 		time.Since(killed).Seconds(), time.Since(began).Seconds())
 
