@@ -85,30 +85,6 @@ func TestClusterHooksRedisDown(t *testing.T) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	want := strings.Join(clusterWant(), " ")
-	ids := map[string]string{}
-	dups := 0
-	for _, sid := range all {
-		var order []string
-		seen := map[string]string{}
-		for _, e := range b.got[sid] {
-			if id, ok := seen[e.ev]; ok {
-				dups++
-				if id != e.id {
-					t.Errorf("session %s: %s delivered twice under two ids (%s, %s)", sid, e.ev, id, e.id)
-				}
-				continue
-			}
-			seen[e.ev] = e.id
-			order = append(order, e.ev)
-			if other, ok := ids[e.id]; ok {
-				t.Errorf("event id %s for %s and %s/%s", e.id, other, sid, e.ev)
-			}
-			ids[e.id] = sid + "/" + e.ev
-		}
-		if got := strings.Join(order, " "); got != want {
-			t.Errorf("session %s: events by first arrival %v, want %v", sid, order, want)
-		}
-	}
+	dups := b.checkOrder(t, all)
 	t.Logf("%d sessions on 2 nodes, %d events, %d redeliveries", len(all), len(all)*perSession, dups)
 }

@@ -66,6 +66,43 @@ func newClusterBackend(t *testing.T) *clusterBackend {
 	return b
 }
 
+// checkOrder checks what the backend got for the sessions of all: each
+// event carries an event id, one id per event, every session's events in
+// order by first arrival; a redelivery keeps its id. It returns the
+// redeliveries. b.mu is held.
+func (b *clusterBackend) checkOrder(t *testing.T, all []string) int {
+	t.Helper()
+	dups := 0
+	want := strings.Join(clusterWant(), " ")
+	ids := map[string]string{} // event id → session/event
+	for _, sid := range all {
+		var order []string
+		seen := map[string]string{}
+		for _, e := range b.got[sid] {
+			if e.id == "" {
+				t.Fatalf("session %s: %s without X-Rtcgate-Event-Id", sid, e.ev)
+			}
+			if id, ok := seen[e.ev]; ok {
+				dups++
+				if id != e.id {
+					t.Errorf("session %s: %s redelivered under another id (%s, then %s)", sid, e.ev, id, e.id)
+				}
+				continue
+			}
+			seen[e.ev] = e.id
+			order = append(order, e.ev)
+			if other, ok := ids[e.id]; ok {
+				t.Errorf("event id %s for %s and %s/%s", e.id, other, sid, e.ev)
+			}
+			ids[e.id] = sid + "/" + e.ev
+		}
+		if got := strings.Join(order, " "); got != want {
+			t.Errorf("session %s: events by first arrival %v, want %v", sid, order, want)
+		}
+	}
+	return dups
+}
+
 // waitAll waits until every session of all has perSession distinct events
 // at the backend, bounded by limit (since, for the failure: after what).
 func (b *clusterBackend) waitAll(t *testing.T, all []string, perSession int, limit time.Duration, since string) {
@@ -189,34 +226,7 @@ func TestClusterHooksNodeKilled(t *testing.T) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	dups := 0
-	want := strings.Join(clusterWant(), " ")
-	ids := map[string]string{} // event id → session/event
-	for _, sid := range all {
-		var order []string
-		seen := map[string]string{}
-		for _, e := range b.got[sid] {
-			if e.id == "" {
-				t.Fatalf("session %s: %s without X-Rtcgate-Event-Id", sid, e.ev)
-			}
-			if id, ok := seen[e.ev]; ok {
-				dups++
-				if id != e.id {
-					t.Errorf("session %s: %s redelivered under another id (%s, then %s)", sid, e.ev, id, e.id)
-				}
-				continue
-			}
-			seen[e.ev] = e.id
-			order = append(order, e.ev)
-			if other, ok := ids[e.id]; ok {
-				t.Errorf("event id %s for %s and %s/%s", e.id, other, sid, e.ev)
-			}
-			ids[e.id] = sid + "/" + e.ev
-		}
-		if got := strings.Join(order, " "); got != want {
-			t.Errorf("session %s: events by first arrival %v, want %v", sid, order, want)
-		}
-	}
+	dups := b.checkOrder(t, all)
 	if len(b.got) != len(all) {
 		t.Errorf("events for %d sessions, want %d", len(b.got), len(all))
 	}

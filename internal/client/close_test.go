@@ -66,13 +66,7 @@ func stillAlive(t *testing.T, h *Hub, s *session, app endApp, addr string, ud ma
 	back := dial(t, resumeURL(addr, ud), nil)
 	sendFrame(t, back, "ping", nil)
 	next(t, back, "pong")
-	select {
-	case <-s.Done():
-		t.Fatal("the session ended")
-	case reason := <-app.ended:
-		t.Fatalf("the session ended: %q", reason)
-	default:
-	}
+	notEnded(t, s, app)
 	if h.Len() != 1 || h.session(s.id) != s {
 		t.Fatalf("sessions = %d, want the one resumed", h.Len())
 	}
@@ -173,13 +167,7 @@ func TestServerCloseEchoKeepsSession(t *testing.T) {
 		waitFor(t, "the old connection to be released", 5*time.Second, old.released.Load)
 		sendFrame(t, back, "ping", nil)
 		next(t, back, "pong")
-		select {
-		case <-s.Done():
-			t.Fatal("the session ended")
-		case reason := <-app.ended:
-			t.Fatalf("the session ended: %q", reason)
-		default:
-		}
+		notEnded(t, s, app)
 	})
 }
 
@@ -208,5 +196,17 @@ func TestInvalidUTF8ClosesWith1007(t *testing.T) {
 	stillAlive(t, h, s, app, addr, ud)
 	if strings.Contains(strings.ToLower(log.String()), "utf") {
 		t.Fatalf("the frame was logged:\n%s", log.String())
+	}
+}
+
+// notEnded fails the test if the session ended, or the app was told so.
+func notEnded(t *testing.T, s *session, app endApp) {
+	t.Helper()
+	select {
+	case <-s.Done():
+		t.Fatal("the session ended")
+	case reason := <-app.ended:
+		t.Fatalf("the session ended: %q", reason)
+	default:
 	}
 }
