@@ -123,3 +123,21 @@ func TestSlowBodyTimesOut(t *testing.T) {
 		t.Fatalf("answered after %v", d)
 	}
 }
+
+// FuzzClientIP: any X-Forwarded-For from a trusted proxy gives an address
+// (the proxy's own when the list is no list of addresses), never a panic.
+func FuzzClientIP(f *testing.F) {
+	for _, s := range []string{"203.0.113.9, 10.2.2.2", "", "junk", "::1,::ffff:10.0.0.1", ",,,"} {
+		f.Add(s)
+	}
+	h := NewHub(Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, BuiltIn{})
+	f.Cleanup(h.Close)
+	f.Fuzz(func(t *testing.T, xff string) {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "10.1.1.1:5"
+		r.Header.Set("X-Forwarded-For", xff)
+		if _, err := netip.ParseAddr(h.clientIP(r)); err != nil {
+			t.Fatalf("XFF %q gave %q", xff, h.clientIP(r))
+		}
+	})
+}
