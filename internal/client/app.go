@@ -22,6 +22,14 @@ type Session interface {
 	// SetValue stores a layer's per-session state under key (a private
 	// type of the layer's package, as with context keys).
 	SetValue(key, v any)
+	// SetStored keeps v under key with the session where a node taking
+	// it over finds it (Stored): a layer's own state, opaque to the
+	// session core, written to the session store in a cluster (kept in
+	// memory on a single node). A nil v forgets key.
+	SetStored(key string, v []byte)
+	// Stored is a copy of what SetStored kept, by key; after a takeover,
+	// what the lost node had kept.
+	Stored() map[string][]byte
 	// Send queues a frame for the client; false when the session is
 	// closed.
 	Send(message string, data ...any) bool

@@ -71,11 +71,12 @@ type SessionStore interface {
 
 // StoreOp is one change to a stored session.
 type StoreOp struct {
-	Kind   string         // "save", "frame", "ack", "renew", "drop"
+	Kind   string         // "save", "frame", "ack", "value", "renew", "drop"
 	ID     string         // sessionId
 	Record *SessionRecord // save
 	Seq    uint64         // frame, ack
-	Data   []byte         // frame
+	Key    string         // value: a layer's key (SetStored)
+	Data   []byte         // frame; value (nil: forget Key)
 	MaxLen int64          // frame: keep about this many (client-max-pending)
 }
 
@@ -86,7 +87,8 @@ type SessionRecord struct {
 	AppKey    string
 	Config    map[string]any // the effective configuration, without authToken
 	RemoteIP  string
-	NextSeq   uint64 // set by TakeOver: the number after the last frame stored
+	Stored    map[string][]byte // the layers' values (SetStored)
+	NextSeq   uint64            // set by TakeOver: the number after the last frame stored
 }
 
 // StoredFrame is a frame kept for a takeover.

@@ -112,6 +112,10 @@ func (b *RedisBroker) Secret() string {
 // sessionKey+":frames" (a stream, entry ids <seq>-0).
 func sessionKey(id string) string { return "rtcgate:session:" + id }
 
+// storedField prefixes a layer's value (SetStored) among the session's
+// fields.
+const storedField = "v:"
+
 func hashToken(t string) string {
 	sum := sha256.Sum256([]byte(t))
 	return hex.EncodeToString(sum[:])
@@ -137,8 +141,19 @@ func (b *RedisBroker) Persist(ctx context.Context, ops []StoreOp) error {
 					}
 				}
 				cj, _ := json.Marshal(cfg)
-				p.HSet(ctx, k, "owner", b.node, "token", hashToken(r.AuthToken), "app", r.AppKey, "config", cj, "ip", r.RemoteIP)
+				fields := []any{"owner", b.node, "token", hashToken(r.AuthToken), "app", r.AppKey, "config", cj, "ip", r.RemoteIP}
+				for key, v := range r.Stored {
+					fields = append(fields, storedField+key, v)
+				}
+				p.HSet(ctx, k, fields...)
 				p.Expire(ctx, k, ttl)
+			case "value":
+				if op.Data == nil {
+					p.HDel(ctx, k, storedField+op.Key)
+				} else {
+					p.HSet(ctx, k, storedField+op.Key, op.Data)
+					p.Expire(ctx, k, ttl)
+				}
 			case "frame":
 				p.XAdd(ctx, &redis.XAddArgs{Stream: fk, ID: strconv.FormatUint(op.Seq, 10) + "-0", Values: []any{"d", op.Data},
 					MaxLen: op.MaxLen, Approx: true})
@@ -182,6 +197,14 @@ func (b *RedisBroker) TakeOver(ctx context.Context, id, token string) (*SessionR
 		return nil, nil, err
 	}
 	rec := &SessionRecord{ID: id, AuthToken: token, AppKey: h["app"], RemoteIP: h["ip"]}
+	for f, v := range h {
+		if key, ok := strings.CutPrefix(f, storedField); ok {
+			if rec.Stored == nil {
+				rec.Stored = map[string][]byte{}
+			}
+			rec.Stored[key] = []byte(v)
+		}
+	}
 	if err := json.Unmarshal([]byte(h["config"]), &rec.Config); err != nil || rec.Config == nil {
 		rec.Config = map[string]any{}
 	}

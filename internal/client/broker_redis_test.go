@@ -208,3 +208,43 @@ func TestRedisBrokerResumeRoutedToLiveOwner(t *testing.T) {
 		t.Fatalf("node 1 holds %d sessions; node 0 ran %d sendData", b.hub.Len(), a.app.sendDataCount())
 	}
 }
+
+// TestRedisBrokerTakeOverStoredValues: what a layer keeps with a session
+// (SetStored) is written with it to Redis, forgotten there when the layer
+// forgets it, and handed to the node that takes the session over, whose
+// layer may forget it in turn.
+func TestRedisBrokerTakeOverStoredValues(t *testing.T) {
+	a, b, _, rdb := twoNodes(t)
+	ctx := context.Background()
+	c := a.conn()
+	c.on(a).open()
+	c.on(a).send(`{"message":"connection","data":[{"appKey":"defaultApp","keep":"at connect"}]}`, 1)
+	s := c.on(a).sync("ack", "0", "wait", "0")
+	sid, token := s.arg(t, 0)["sessionId"].(string), s.arg(t, 0)["authToken"].(string)
+	onA := <-a.app.established
+	onA.SetStored("call:1", []byte(`{"callee":"bob"}`))
+	onA.SetStored("call:2", []byte(`{"callee":"carol"}`))
+	onA.SetStored("call:2", nil)
+	onA.SetStored("call:3", nil) // never kept: nothing written
+	key := "rtcgate:session:" + sid
+	waitFor(t, "the values in Redis", 5*time.Second, func() bool {
+		h, _ := rdb.HGetAll(ctx, key).Result()
+		_, two := h["v:call:2"]
+		return h["v:connect"] == "at connect" && h["v:call:1"] == `{"callee":"bob"}` && !two
+	})
+	rdb.Del(ctx, "rtcgate:node:node0") // node 0's lease ended
+	c2 := b.conn()
+	c2.on(b).open("sessionId", sid, "authToken", token, "ack", "1")
+	onB := <-b.app.established
+	if got := onB.Stored(); len(got) != 2 || string(got["call:1"]) != `{"callee":"bob"}` || string(got["connect"]) != "at connect" {
+		t.Fatalf("taken over with %q", got)
+	}
+	onB.SetStored("call:1", nil)
+	waitFor(t, "the value forgotten in Redis", 5*time.Second, func() bool {
+		n, _ := rdb.HExists(ctx, key, "v:call:1").Result()
+		return !n
+	})
+	if owner, _ := rdb.HGet(ctx, key, "owner").Result(); owner != "node1" {
+		t.Fatalf("owner %q", owner)
+	}
+}

@@ -40,6 +40,9 @@ func (a *fbApp) Connect(ctx context.Context, s Session, req map[string]any) (map
 	if req["appKey"] == "refuse" {
 		return nil, errors.New("refused by the test app")
 	}
+	if v, ok := req["keep"].(string); ok {
+		s.SetStored("connect", []byte(v)) // kept before the session is established
+	}
 	return BuiltIn{}.Connect(ctx, s, req)
 }
 

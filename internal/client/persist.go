@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"maps"
 	"time"
 )
 
@@ -65,12 +66,14 @@ func (h *Hub) persist(st SessionStore, ops chan StoreOp) {
 
 // record is the session as stored; s.mu is held.
 func (s *session) recordLocked() *SessionRecord {
-	return &SessionRecord{ID: s.id, AuthToken: s.authToken, AppKey: s.appKey, Config: s.config, RemoteIP: s.remoteIP}
+	return &SessionRecord{ID: s.id, AuthToken: s.authToken, AppKey: s.appKey, Config: s.config, RemoteIP: s.remoteIP,
+		Stored: maps.Clone(s.stored)}
 }
 
 // takeOver re-creates, on this node, a session whose node died: the same
 // sessionId and authToken, its configuration, the frames its client had
-// not acknowledged, numbered as before. The app adopts it (Adopter), or
+// not acknowledged, numbered as before, and what the layers kept with it
+// (SetStored). The app adopts it (Adopter), or
 // is told Established as for a new session (the gateway registers the
 // SIP account again).
 func (h *Hub) takeOver(id, token string) *session {
@@ -90,7 +93,7 @@ func (h *Hub) takeOver(id, token string) *session {
 	now := time.Now()
 	s := newSession(h, rec.RemoteIP, now)
 	s.id, s.authToken = rec.ID, rec.AuthToken
-	s.appKey, s.config, s.established = rec.AppKey, rec.Config, true
+	s.appKey, s.config, s.established, s.stored = rec.AppKey, rec.Config, true, rec.Stored
 	s.config["sessionId"], s.config["authToken"] = s.id, s.authToken
 	s.nextSeq = rec.NextSeq
 	s.acked = rec.NextSeq - 1

@@ -1,8 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"sync"
 	"time"
 )
@@ -49,7 +51,8 @@ type session struct {
 	closed      bool
 	done        chan struct{}
 	remoteIP    string
-	values      []keyValue // what the layers keep per session (Value, SetValue): one or two entries
+	values      []keyValue        // what the layers keep per session (Value, SetValue): one or two entries
+	stored      map[string][]byte // what the layers keep for a takeover (SetStored); nil while empty
 }
 
 type queued struct {
@@ -120,6 +123,38 @@ func (s *session) SetValue(key, v any) {
 		}
 	}
 	s.values = append(s.values, keyValue{key, v})
+}
+
+// SetStored keeps a layer's state for a takeover: with the session's
+// record in the session store (a cluster), in memory on a single node.
+func (s *session) SetStored(key string, v []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if v == nil {
+		if _, ok := s.stored[key]; !ok {
+			return
+		}
+		delete(s.stored, key)
+	} else {
+		if s.stored == nil {
+			s.stored = map[string][]byte{}
+		}
+		v = bytes.Clone(v)
+		s.stored[key] = v
+	}
+	if s.established {
+		s.hub.persistLocked(StoreOp{Kind: "value", ID: s.id, Key: key, Data: v})
+	}
+}
+
+// Stored is a copy of what SetStored kept.
+func (s *session) Stored() map[string][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.stored)
 }
 
 // Send queues a frame for the client. It reports false when the session is

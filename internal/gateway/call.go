@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,16 +82,81 @@ func (ua *userAgent) newCall(id string, incoming bool, info map[string]any) (*ca
 		started: time.Now()}
 	info["callId"], info["incoming"] = id, incoming
 	ua.mu.Lock()
-	defer ua.mu.Unlock()
 	if ua.closed {
+		ua.mu.Unlock()
 		return nil, errors.New("session closed")
 	}
 	if _, dup := ua.calls[id]; dup {
+		ua.mu.Unlock()
 		return nil, fmt.Errorf("call %q exists", id)
 	}
 	ua.calls[id] = c
+	ua.mu.Unlock()
 	ua.g.metrics().active.Add(1)
+	c.mu.Lock()
+	c.keepLocked()
+	c.mu.Unlock()
 	return c, nil
+}
+
+// keptCallPrefix names a call's entry among the session's stored values
+// (client.Session SetStored): the calls up on this node, which a node
+// taking the session over after this one died reports ended (lostCalls).
+const keptCallPrefix = "call:"
+
+// keptCall is a call as the session's stored value holds it: what its
+// CallStatusEvent carries.
+type keptCall struct {
+	Info    map[string]any `json:"info"`    // callId, caller, callee, visibleName, hasAudio, hasVideo, mediaProvider, incoming
+	Told    bool           `json:"told"`    // the client knows the call
+	Started int64          `json:"started"` // unix ns
+}
+
+// keepLocked stores the call with the session while it is up; c.mu is
+// held.
+func (c *call) keepLocked() {
+	if c.ended {
+		return
+	}
+	b, _ := json.Marshal(keptCall{Info: c.info, Told: !c.incoming || c.told, Started: c.started.UnixNano()})
+	c.ua.s.SetStored(keptCallPrefix+c.id, b)
+}
+
+// ownerLost is the reason of a call reported ended by a node that took its
+// session over: its dialog and media were on the node that died.
+const ownerLost = "owner node lost"
+
+// lostCalls reports the calls a session had up on a lost node ended —
+// CallStatusEvent FAILED, "owner node lost" — in the order they started,
+// and forgets them.
+func (g *Gateway) lostCalls(s client.Session) {
+	type lost struct {
+		key string
+		keptCall
+	}
+	var calls []lost
+	for key, v := range s.Stored() {
+		if !strings.HasPrefix(key, keptCallPrefix) {
+			continue
+		}
+		var k keptCall
+		if json.Unmarshal(v, &k) == nil && k.Info != nil {
+			calls = append(calls, lost{key, k})
+		} else {
+			g.log().Warn("a stored call is unreadable; dropped")
+			s.SetStored(key, nil)
+		}
+	}
+	slices.SortFunc(calls, func(a, b lost) int { return cmp.Or(cmp.Compare(a.Started, b.Started), strings.Compare(a.key, b.key)) })
+	for _, c := range calls {
+		ev := c.Info
+		ev["callId"] = strings.TrimPrefix(c.key, keptCallPrefix)
+		ev["status"], ev["sipStatus"], ev["sipMessage"] = "FAILED", 0, ownerLost
+		incoming, _ := ev["incoming"].(bool)
+		g.metrics().callEnded(incoming, "FAILED")
+		g.notifier().Notify(s, client.Event{Name: client.CallStatusEvent, Data: ev, BackendOnly: !c.Told})
+		s.SetStored(c.key, nil)
+	}
 }
 
 // tell reports an event about the call.
@@ -286,6 +353,7 @@ func (c *call) end(status string, code int, reason string) {
 		c.ua.g.log().Warn("media not freed", "err", err)
 	}
 	c.ua.g.metrics().callEnded(c.incoming, status)
+	c.ua.s.SetStored(keptCallPrefix+c.id, nil)
 	c.report(status, code, reason)
 	c.ua.mu.Lock()
 	if c.ua.calls[c.id] == c {
@@ -605,6 +673,7 @@ func (c *call) offerToClient(sc *sipua.Call) {
 	c.tell(ring)
 	c.mu.Lock()
 	c.told = true
+	c.keepLocked()
 	c.mu.Unlock()
 	c.tell(client.Event{Name: client.RemoteSDP, Data: map[string]any{"callId": c.id, "sdp": string(toClient)}})
 	ev = copyMap(c.info)

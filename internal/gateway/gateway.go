@@ -180,6 +180,15 @@ func (g *Gateway) Established(s client.Session) {
 	ua.mu.Unlock()
 }
 
+// Adopt re-creates a session taken over from a lost node (client.Adopter):
+// the calls it had up there are reported ended — their dialogs and media
+// were on that node — and the SIP account is created again (Established:
+// a new REGISTER when the session asked to register).
+func (g *Gateway) Adopt(s client.Session) {
+	g.lostCalls(s)
+	g.Established(s)
+}
+
 func agentOf(s client.Session) *userAgent {
 	ua, _ := s.Value(uaKey{}).(*userAgent)
 	return ua

@@ -137,14 +137,19 @@ func (g *Hooks) Established(s client.Session) {
 
 // Adopt takes over a session of a lost node (cluster): the session's app
 // again, ConnectionStatusEvent ESTABLISHED with info "taken over from a
-// lost node" from this node, and Next is told Established (the gateway
-// registers the SIP account again). The connect hook is not called again;
-// a restClientConfig the backend gave at connect is not kept.
+// lost node" from this node, then Next adopts it (the gateway reports the
+// calls that were up there ended and registers the SIP account again), or
+// is told Established. The connect hook is not called again; a
+// restClientConfig the backend gave at connect is not kept.
 func (g *Hooks) Adopt(s client.Session) {
 	if app, ok := g.Apps.ByKey(s.AppKey()); ok {
 		hs := &hookSession{app: app, established: true}
 		s.SetValue(sessionKey{}, hs)
 		g.event(s, hs, client.ConnectionStatusEvent, map[string]any{"status": "ESTABLISHED", "info": "taken over from a lost node"})
+	}
+	if ad, ok := g.Next.(client.Adopter); ok {
+		ad.Adopt(s)
+		return
 	}
 	g.Next.Established(s)
 }

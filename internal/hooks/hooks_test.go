@@ -287,3 +287,44 @@ func TestEventIDHeader(t *testing.T) {
 		}
 	}
 }
+
+// adoptingNext is a Next that re-creates its state for a taken-over
+// session (client.Adopter), reporting an event as the gateway does.
+type adoptingNext struct {
+	fakeNext
+	told []string
+}
+
+func (n *adoptingNext) Adopt(s client.Session) {
+	n.told = append(n.told, "adopt")
+	n.Notify.Notify(s, client.Event{Name: client.CallStatusEvent, Data: map[string]any{"callId": "c1", "status": "FAILED"}})
+}
+
+func (n *adoptingNext) Established(client.Session) { n.told = append(n.told, "established") }
+
+// TestAdoptHandsNextTheSession: a session taken over from a lost node is
+// announced ESTABLISHED ("taken over from a lost node"), then Next adopts
+// it (not Established); what Next reports follows, to the backend and
+// the client.
+func TestAdoptHandsNextTheSession(t *testing.T) {
+	b := newRecorder(t)
+	h, _ := newHooks(t, b.srv.URL+"/A", restclient.DefaultOptions())
+	next := &adoptingNext{}
+	next.Notify = h
+	h.Next = next
+	s := newFakeSession()
+	h.Adopt(s)
+	for i, w := range []string{"ConnectionStatusEvent", "CallStatusEvent"} {
+		select {
+		case m := <-b.got:
+			if m != w {
+				t.Fatalf("backend call %d: %s, want %s", i, m, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("backend got no %s", w)
+		}
+	}
+	if f := s.Sent(); len(f) != 1 || f[0] != "finish" || strings.Join(next.told, ",") != "adopt" {
+		t.Fatalf("client frames %v, next told %v", f, next.told)
+	}
+}

@@ -3,6 +3,7 @@
 package clienttest
 
 import (
+	"bytes"
 	"maps"
 	"sync"
 )
@@ -15,6 +16,7 @@ type Session struct {
 
 	mu     sync.Mutex
 	values map[any]any
+	stored map[string][]byte
 	frames []Frame
 }
 
@@ -52,6 +54,27 @@ func (s *Session) SetValue(key, v any) {
 		s.values = map[any]any{}
 	}
 	s.values[key] = v
+}
+
+// SetStored implements client.Session: kept in memory.
+func (s *Session) SetStored(key string, v []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v == nil {
+		delete(s.stored, key)
+		return
+	}
+	if s.stored == nil {
+		s.stored = map[string][]byte{}
+	}
+	s.stored[key] = bytes.Clone(v)
+}
+
+// Stored implements client.Session.
+func (s *Session) Stored() map[string][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.stored)
 }
 
 // Send implements client.Session: the frame is recorded.
