@@ -208,7 +208,8 @@ func (c *Cluster) heartbeats(ctx context.Context) {
 // heartbeatScript renews a node's lease: its key with a TTL, its entry in
 // the index (Redis's clock, so that nodes' clocks do not matter), and prunes
 // the index of nodes whose lease ended. It answers the node's previous
-// value (to tell another process of the same node-id) and the live count.
+// value (to tell another process of the same node-id), then every live
+// node's JSON (the metrics' view of the registry).
 var heartbeatScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -218,7 +219,12 @@ local prev = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], cjson.encode(node), 'PX', ARGV[2])
 redis.call('ZADD', KEYS[2], now, node.id)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - tonumber(ARGV[2])))
-return {prev or '', redis.call('ZCARD', KEYS[2])}
+local out = {prev or ''}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local v = redis.call('GET', ARGV[3] .. id)
+  if v then table.insert(out, v) end
+end
+return out
 `)
 
 func (c *Cluster) heartbeat(ctx context.Context) {
@@ -227,7 +233,7 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 	b, _ := json.Marshal(n)
 	cctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
-	res, err := heartbeatScript.Run(cctx, c.rdb, []string{keyNodePrefix + n.ID, keyNodes}, string(b), c.o.NodeTTL.Milliseconds()).Slice()
+	res, err := heartbeatScript.Run(cctx, c.rdb, []string{keyNodePrefix + n.ID, keyNodes}, string(b), c.o.NodeTTL.Milliseconds(), keyNodePrefix).StringSlice()
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -245,17 +251,15 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 		c.o.Log.Info("cluster: Redis reached; node registered", "node-id", n.ID, "client", n.Client, "http", n.HTTP)
 	}
 	c.metrics.up.Set(1)
-	if len(res) == 2 {
-		if prev, _ := res[0].(string); prev != "" && c.registered.Load() {
+	if len(res) > 0 {
+		if prev := res[0]; prev != "" && c.registered.Load() {
 			var p Node
 			if json.Unmarshal([]byte(prev), &p) == nil && p.Instance != c.instance && !c.warnedDup.Swap(true) {
 				c.o.Log.Error("cluster: another node registers with this node-id; give each node its own node-id",
 					"node-id", n.ID, "other-client", p.Client)
 			}
 		}
-		if live, ok := res[1].(int64); ok {
-			c.metrics.nodes.Set(float64(live))
-		}
+		c.metrics.registry(decodeNodes(res[1:]))
 	}
 	c.registered.Store(true)
 }
@@ -283,14 +287,20 @@ func (c *Cluster) Nodes(ctx context.Context) ([]Node, int64, error) {
 	}
 	var now int64
 	fmt.Sscan(res[0], &now)
+	return decodeNodes(res[1:]), now, nil
+}
+
+// decodeNodes reads the registry's node JSONs (an unreadable one is left
+// out).
+func decodeNodes(js []string) []Node {
 	var nodes []Node
-	for _, s := range res[1:] {
+	for _, s := range js {
 		var n Node
 		if json.Unmarshal([]byte(s), &n) == nil {
 			nodes = append(nodes, n)
 		}
 	}
-	return nodes, now, nil
+	return nodes
 }
 
 // Stop ends the heartbeats and the background work, removes this node from

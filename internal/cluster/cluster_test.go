@@ -80,6 +80,14 @@ func TestRegistry(t *testing.T) {
 	if !a.Up() || testutil.ToFloat64(a.metrics.up) != 1 {
 		t.Errorf("up %v", a.Up())
 	}
+	nodeSessions := func(series ...string) error {
+		want := "# HELP rtcgate_cluster_node_sessions Client sessions of each live node, as the node registry had them at this node's last heartbeat\n" +
+			"# TYPE rtcgate_cluster_node_sessions gauge\n" + strings.Join(series, "")
+		return testutil.CollectAndCompare(a.metrics.sessions, strings.NewReader(want))
+	}
+	if err := nodeSessions(`rtcgate_cluster_node_sessions{node="a"} 3`+"\n", `rtcgate_cluster_node_sessions{node="b"} 0`+"\n"); err != nil {
+		t.Error(err)
+	}
 
 	// b dies: no heartbeat, no goodbye. Its lease ends within the TTL.
 	b.cancel()
@@ -89,6 +97,9 @@ func TestRegistry(t *testing.T) {
 	if since := time.Since(died); since < 300*time.Millisecond {
 		t.Errorf("b gone after %s, before its lease (500ms) could end", since)
 	}
+	waitFor(t, time.Second, "b's series gone from a's metrics", func() bool {
+		return nodeSessions(`rtcgate_cluster_node_sessions{node="a"} 3`+"\n") == nil
+	})
 	// a stops: gone at once.
 	c := newCluster(t, fast(r.URL))
 	c.Start("c", "x:1", "x:2", nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,34 @@ type metrics struct {
 	errors  *prometheus.CounterVec
 	up      prometheus.Gauge
 	nodes   prometheus.Gauge
+	// sessions is each live node's session count as the registry had it
+	// at this node's last heartbeat that reached Redis.
+	sessions *nodeSessions
+}
+
+// nodeSessions exports the registry's session counts, one series per live
+// node, from one snapshot (a node that left is gone at once).
+type nodeSessions struct {
+	desc  *prometheus.Desc
+	nodes atomic.Pointer[[]Node]
+}
+
+// Describe implements prometheus.Collector.
+func (n *nodeSessions) Describe(ch chan<- *prometheus.Desc) { ch <- n.desc }
+
+// Collect implements prometheus.Collector.
+func (n *nodeSessions) Collect(ch chan<- prometheus.Metric) {
+	if p := n.nodes.Load(); p != nil {
+		for _, nd := range *p {
+			ch <- prometheus.MustNewConstMetric(n.desc, prometheus.GaugeValue, float64(nd.Sessions), nd.ID)
+		}
+	}
+}
+
+// registry takes the live nodes of a heartbeat.
+func (m *metrics) registry(nodes []Node) {
+	m.nodes.Set(float64(len(nodes)))
+	m.sessions.nodes.Store(&nodes)
 }
 
 func newMetrics() *metrics {
@@ -34,12 +63,14 @@ func newMetrics() *metrics {
 		nodes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rtcgate_cluster_nodes", Help: "Nodes whose lease runs, as of this node's last heartbeat",
 		}),
+		sessions: &nodeSessions{desc: prometheus.NewDesc("rtcgate_cluster_node_sessions",
+			"Client sessions of each live node, as the node registry had them at this node's last heartbeat", []string{"node"}, nil)},
 	}
 }
 
 // Collectors are the cluster's metrics.
 func (c *Cluster) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{c.metrics.latency, c.metrics.errors, c.metrics.up, c.metrics.nodes}
+	return []prometheus.Collector{c.metrics.latency, c.metrics.errors, c.metrics.up, c.metrics.nodes, c.metrics.sessions}
 }
 
 func failed(err error) bool { return err != nil && !errors.Is(err, redis.Nil) }
