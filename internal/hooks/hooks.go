@@ -192,9 +192,15 @@ func (g *Hooks) Handle(ctx context.Context, s client.Session, a *client.Action, 
 
 // Notify sends an event to the client (as its frame, without the session's
 // clientExclude fields) and, for a REST method, to the backend (queued, in
-// order).
+// order). The event is queued before the frame goes out: an action the
+// client takes on the frame (a call once registered, a hangup once
+// talking) settles after it, so its hook cannot overtake the event — with
+// Redis's queue the append is a round trip the client could otherwise win.
 func (g *Hooks) Notify(s client.Session, e client.Event) {
 	hs := session(s)
+	if hs != nil && e.IsREST() && !e.ClientOnly {
+		g.event(s, hs, e.Name, e.Data)
+	}
 	out := e
 	if hs != nil {
 		if ex := hs.rest.For(e.Name).ClientExclude; len(ex) > 0 {
@@ -208,9 +214,6 @@ func (g *Hooks) Notify(s client.Session, e client.Event) {
 		}
 	}
 	client.SendEvent(s, out)
-	if hs != nil && e.IsREST() && !e.ClientOnly {
-		g.event(s, hs, e.Name, e.Data)
-	}
 }
 
 // Ask calls a deciding hook (OnCallEvent) synchronously: a non-2xx reply
