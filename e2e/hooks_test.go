@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcgate/rtcgate/internal/hooks"
 	"github.com/rtcgate/rtcgate/internal/testutil"
 )
 
@@ -28,9 +29,10 @@ type backend struct {
 }
 
 type hook struct {
-	Method string
-	Body   map[string]any
-	At     time.Time // when the backend received it
+	Method  string
+	Body    map[string]any
+	At      time.Time // when the backend received it
+	EventID string    // X-Rtcgate-Event-Id
 }
 
 func newBackend(t *testing.T) *backend {
@@ -41,7 +43,7 @@ func newBackend(t *testing.T) *backend {
 		json.Unmarshal(raw, &body)
 		method := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
 		b.mu.Lock()
-		b.hooks = append(b.hooks, hook{method, body, time.Now()})
+		b.hooks = append(b.hooks, hook{method, body, time.Now(), r.Header.Get(hooks.HeaderEventID)})
 		refuse, reply := b.refuse, b.reply
 		b.mu.Unlock()
 		b.arrived <- struct{}{}
@@ -66,13 +68,33 @@ func newBackend(t *testing.T) *backend {
 // order, for the session given.
 func (b *backend) waitFor(t *testing.T, sessionID string, want ...string) {
 	t.Helper()
+	b.waitForHooks(t, sessionID, false, want...)
+}
+
+// waitForDistinct is waitFor counting a hook redelivered under the same
+// X-Rtcgate-Event-Id once: a cluster's node that died before it had the
+// backend's answer.
+func (b *backend) waitForDistinct(t *testing.T, sessionID string, want ...string) {
+	t.Helper()
+	b.waitForHooks(t, sessionID, true, want...)
+}
+
+func (b *backend) waitForHooks(t *testing.T, sessionID string, distinct bool, want ...string) {
+	t.Helper()
 	deadline := time.After(15 * time.Second)
 	for {
 		b.mu.Lock()
 		var got []string
+		seen := map[string]bool{}
 		for _, h := range b.hooks {
 			if sessionID != "" && h.Body["sessionId"] != sessionID {
 				continue
+			}
+			if distinct && h.EventID != "" {
+				if seen[h.EventID] {
+					continue
+				}
+				seen[h.EventID] = true
 			}
 			name := h.Method
 			if st, ok := h.Body["status"].(string); ok && strings.HasSuffix(h.Method, "StatusEvent") {

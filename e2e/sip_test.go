@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,9 @@ import (
 type sdkClient struct {
 	ws     *websocket.Conn
 	frames chan sdkFrame
-	id     string // sessionId from getUserData
+	id     string       // sessionId from getUserData
+	token  string       // authToken from getUserData
+	got    atomic.Int64 // frames received, pings included: the number of the last (a resume's ack)
 }
 
 type sdkFrame struct {
@@ -43,7 +46,26 @@ func (f sdkFrame) obj() map[string]any {
 
 func newSDKClient(t *testing.T, url string) *sdkClient {
 	t.Helper()
-	c := &sdkClient{ws: dialWS(t, url, nil), frames: make(chan sdkFrame, 256)}
+	return sdkOn(dialWS(t, url, nil))
+}
+
+// sdkOn is an sdkClient over ws; early are frames already read from it.
+func sdkOn(ws *websocket.Conn, early ...[]byte) *sdkClient {
+	c := &sdkClient{ws: ws, frames: make(chan sdkFrame, 256)}
+	take := func(b []byte) {
+		c.got.Add(1)
+		var f sdkFrame
+		if json.Unmarshal(b, &f) == nil {
+			if f.Message == "ping" {
+				c.ws.Write(context.Background(), websocket.MessageText, []byte(`{"message":"pong","data":[null]}`))
+				return
+			}
+			c.frames <- f
+		}
+	}
+	for _, b := range early {
+		take(b)
+	}
 	go func() {
 		defer close(c.frames)
 		for {
@@ -51,14 +73,7 @@ func newSDKClient(t *testing.T, url string) *sdkClient {
 			if err != nil {
 				return
 			}
-			var f sdkFrame
-			if json.Unmarshal(b, &f) == nil {
-				if f.Message == "ping" {
-					c.ws.Write(context.Background(), websocket.MessageText, []byte(`{"message":"pong","data":[null]}`))
-					continue
-				}
-				c.frames <- f
-			}
+			take(b)
 		}
 	}()
 	return c
@@ -158,7 +173,8 @@ func (e *sipEnv) connectVia(t *testing.T, proxy, transport, user, password strin
 		"sipDomain": e.k.Domain, "sipOutboundProxy": host, "sipPort": port, "sipTransport": transport,
 		"sipRegisterRequired": register,
 	})
-	c.id = c.expect(t, "getUserData", nil).obj()["sessionId"].(string)
+	gud := c.expect(t, "getUserData", nil).obj()
+	c.id, c.token = gud["sessionId"].(string), gud["authToken"].(string)
 	return c
 }
 
