@@ -125,11 +125,13 @@ func TestClusterFallbackThroughHAProxy(t *testing.T) {
 	os.WriteFile(cfgFile, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
 		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
 	var addrs []string
+	var nodes []*rtcgate
 	for i := range 3 {
 		id := "n" + strconv.Itoa(i)
 		r := start(t, append(append([]string(nil), ephemeral...), "--config", cfgFile, "--state-file", filepath.Join(dir, id+".json"),
 			"--cluster-redis", red.URL, "--node-id", id, "--client-trusted-proxies", "127.0.0.1/32")...)
 		addrs = append(addrs, r.addr(t, "listen-client"))
+		nodes = append(nodes, r)
 	}
 	lb := testpeer.StartHAProxy(t, addrs...)
 	c := &lbConn{t: t, url: lb.URL, id: "cluster-sessions-" + strconv.FormatInt(time.Now().UnixNano(), 36), hc: fromLoopback(t, "127.0.0.2")}
@@ -179,6 +181,26 @@ func TestClusterFallbackThroughHAProxy(t *testing.T) {
 	}
 	if st, body, _ := c.post("close"); st != 200 {
 		t.Fatalf("close: %d %s", st, body)
+	}
+	// Each request that landed on another node than the owner (the one
+	// that served the open) was forwarded once; every node timed its
+	// Redis round trips (the bindings' lookups).
+	landedElsewhere := 0
+	for _, s := range c.served {
+		if s != c.served[0] {
+			landedElsewhere++
+		}
+	}
+	forwarded := 0.0
+	for _, n := range nodes {
+		m := scrape(t, "http://"+n.addr(t, "listen-http"))
+		forwarded += metricValue(m, `rtcgate_client_requests_routed_total{result="forwarded"}`)
+		if metricValue(m, `rtcgate_cluster_redis_seconds_count{command="get"}`) == 0 {
+			t.Errorf("a node's Redis round trips:\n%s", grepLines(m, "rtcgate_cluster_redis"))
+		}
+	}
+	if forwarded != float64(landedElsewhere) {
+		t.Errorf("%v requests forwarded, %d landed on another node than the owner", forwarded, landedElsewhere)
 	}
 	// The backend: ESTABLISHED, each sendData once and in order, DISCONNECTED.
 	wantEv := append([]string{"ESTABLISHED"}, want...)

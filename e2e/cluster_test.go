@@ -128,6 +128,18 @@ func TestClusterApps(t *testing.T) {
 	if out := cliTCP(t, a.addr(t, "listen-cli"), "list nodes"); !strings.HasPrefix(out, "Error: cluster-redis unreachable") {
 		t.Errorf("list nodes with Redis down = %q", out)
 	}
+	// A's metrics: Redis down, its failed commands counted.
+	eventually(t, 2*time.Second, "A's metrics say Redis is down, with errors", func() bool {
+		m := scrape(t, "http://"+a.addr(t, "listen-http"))
+		errs := 0.0
+		for _, l := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(l, "rtcgate_cluster_redis_errors_total{"); ok {
+				f, _ := strconv.ParseFloat(v[strings.LastIndexByte(v, ' ')+1:], 64)
+				errs += f
+			}
+		}
+		return errs > 0 && strings.Contains(m, "rtcgate_cluster_redis_up 0\n")
+	})
 
 	// Redis back (its AOF kept X): the registry catches up.
 	_, port, _ := net.SplitHostPort(red.Addr)
