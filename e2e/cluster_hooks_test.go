@@ -210,10 +210,7 @@ func TestClusterHooksNodeKilled(t *testing.T) {
 		waitOutageMetric(t, "http://"+r.addr(t, "listen-http"), "rtcgate_hook_queue_depth",
 			func(v float64) bool { return v == float64(perNode*perSession) }, 10*time.Second)
 	}
-	a.cmd.Process.Kill()
-	<-a.exited
-	a.err = nil // killed on purpose
-	killed := time.Now()
+	killed := a.kill()
 	b.unhold()
 
 	var all []string

@@ -230,6 +230,32 @@ func TestClusterFallbackThroughHAProxy(t *testing.T) {
 	t.Logf("%d requests over 3 nodes in %v", len(c.served), time.Since(began))
 }
 
+// resumeWS resumes a session over a WebSocket at url (sessionId,
+// authToken, ack), trying again while the node refuses it (close 4001:
+// its owner's lease still runs), and returns the socket and the first
+// frame it sent.
+func resumeWS(t *testing.T, url string) (*websocket.Conn, []byte) {
+	t.Helper()
+	var ws *websocket.Conn
+	var first []byte
+	eventually(t, 10*time.Second, "resumed", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			return false
+		}
+		if _, first, err = c.Read(ctx); err != nil {
+			c.CloseNow()
+			return false
+		}
+		ws = c
+		return true
+	})
+	t.Cleanup(func() { ws.CloseNow() })
+	return ws, first
+}
+
 // TestClusterTakeoverAfterSIGKILL: a WebSocket client of node A (direct),
 // A killed with SIGKILL; the client resumes on node B with its sessionId,
 // authToken and ack, within the node lease (cluster-node-ttl 2s), and gets
@@ -272,42 +298,27 @@ func TestClusterTakeoverAfterSIGKILL(t *testing.T) {
 		n, _ := rdb.HGet(context.Background(), "rtcgate:session:"+sid, "last").Int()
 		return n == len(frames)
 	})
-	a.cmd.Process.Kill()
-	<-a.exited
-	a.err = nil // killed on purpose
-	killed := time.Now()
+	killed := a.kill()
 
 	const ack = 3 // the client says it has the first three frames
 	url := "ws://" + bn.addr(t, "listen-client") + "/?sessionId=" + sid + "&authToken=" + token + "&ack=" + strconv.Itoa(ack)
-	var got []string
-	eventually(t, 10*time.Second, "resumed on B", func() bool {
+	c, replayed := resumeWS(t, url)
+	t.Logf("resumed on B %v after SIGKILL", time.Since(killed))
+	got := []string{string(replayed)}
+	for len(got) < len(frames)-ack {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, _, err := websocket.Dial(ctx, url, nil)
-		if err != nil {
-			return false
-		}
 		_, msg, err := c.Read(ctx)
-		if err != nil { // 4001 while A's lease lives
-			c.CloseNow()
-			return false
+		cancel()
+		if err != nil {
+			t.Fatalf("after %d frames: %v", len(got), err)
 		}
 		got = append(got, string(msg))
-		for len(got) < len(frames)-ack {
-			_, msg, err := c.Read(ctx)
-			if err != nil {
-				t.Fatalf("after %d frames: %v", len(got), err)
-			}
-			got = append(got, string(msg))
-		}
-		reply := wsExchange(t, c, `{"message":"sendData","data":[{"operationId":"onB","payload":{}}]}`)
-		if !strings.Contains(reply, "onB") {
-			t.Fatalf("sendData on B: %s", reply)
-		}
-		c.Close(websocket.StatusNormalClosure, "")
-		return true
-	})
-	t.Logf("resumed on B %v after SIGKILL", time.Since(killed))
+	}
+	reply := wsExchange(t, c, `{"message":"sendData","data":[{"operationId":"onB","payload":{}}]}`)
+	if !strings.Contains(reply, "onB") {
+		t.Fatalf("sendData on B: %s", reply)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
 	if strings.Join(got, "\n") != strings.Join(frames[ack:], "\n") {
 		t.Fatalf("B replayed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(frames[ack:], "\n"))
 	}

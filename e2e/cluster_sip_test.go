@@ -1,17 +1,12 @@
 package e2e
 
 import (
-	"context"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"github.com/rtcgate/rtcgate/internal/hooks"
 	"github.com/rtcgate/rtcgate/internal/testpeer"
 )
 
@@ -30,10 +25,7 @@ func TestClusterSIPTakeover(t *testing.T) {
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{Routes: map[string]string{"echo": uas.Addr}})
 	red := testpeer.StartRedis(t, testpeer.RedisOptions{})
 	b := newBackend(t)
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "rtcgate.yaml")
-	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: "+b.srv.URL+"/EchoApp\n"+
-		"    methods: ["+strings.Join(hooks.Methods, ", ")+"]\n"), 0o600)
+	dir, cfgFile := t.TempDir(), sipAppConfig(t, b)
 	node := func(id string) *rtcgate {
 		return start(t, append(append([]string(nil), ephemeral...), "--config", cfgFile, "--state-file", filepath.Join(dir, id+".json"),
 			"--cluster-redis", red.URL, "--node-id", id, "--cluster-heartbeat", "250ms", "--cluster-node-ttl", "2s",
@@ -55,29 +47,10 @@ func TestClusterSIPTakeover(t *testing.T) {
 	flow = append(flow, "call", "CallStatusEvent:TRYING", "CallStatusEvent:RING", "CallStatusEvent:ESTABLISHED")
 	b.waitFor(t, c.id, flow...)
 
-	a.cmd.Process.Kill()
-	<-a.exited
-	a.err = nil // killed on purpose
-	killed := time.Now()
+	killed := a.kill()
 	ack := c.got.Load() // every frame A sent reached the client
 	url := "ws://" + bn.addr(t, "listen-client") + "/?sessionId=" + c.id + "&authToken=" + c.token + "&ack=" + strconv.FormatInt(ack, 10)
-	var onB *sdkClient
-	eventually(t, 10*time.Second, "resumed on B", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ws, _, err := websocket.Dial(ctx, url, nil)
-		if err != nil {
-			return false
-		}
-		_, first, err := ws.Read(ctx) // 4001 while A's lease lives
-		if err != nil {
-			ws.CloseNow()
-			return false
-		}
-		t.Cleanup(func() { ws.CloseNow() })
-		onB = sdkOn(ws, first)
-		return true
-	})
+	onB := sdkOn(resumeWS(t, url))
 	onB.id = c.id
 	t.Logf("resumed on B %v after SIGKILL", time.Since(killed))
 	// The frames after ack: the call ended, then B's registration.

@@ -134,6 +134,15 @@ func (r *rtcgate) addr(t *testing.T, key string) string {
 	return a
 }
 
+// kill ends the process with SIGKILL (a node dying) and waits for it; its
+// exit status is not checked.
+func (r *rtcgate) kill() time.Time {
+	r.cmd.Process.Kill()
+	<-r.exited
+	r.err = nil // killed on purpose
+	return time.Now()
+}
+
 // stop signals the process and requires a clean exit (status 0).
 func (r *rtcgate) stop(t *testing.T, sig os.Signal) {
 	t.Helper()

@@ -143,10 +143,7 @@ func newSIPEnv(t *testing.T, routes map[string]string, extra ...string) *sipEnv 
 func startSIPEnv(t *testing.T, k *testpeer.Kamailio, extra ...string) *sipEnv {
 	t.Helper()
 	b := newBackend(t)
-	cfgFile := filepath.Join(t.TempDir(), "rtcgate.yaml")
-	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: "+b.srv.URL+"/EchoApp\n"+
-		"    methods: ["+strings.Join(hooks.Methods, ", ")+"]\n"), 0o600)
-	r := start(t, append(append(ephemeral, "--config", cfgFile, "--log-level", "7"), extra...)...)
+	r := start(t, append(append(ephemeral, "--config", sipAppConfig(t, b), "--log-level", "7"), extra...)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log("kamailio:\n" + k.Logs())
@@ -154,6 +151,15 @@ func startSIPEnv(t *testing.T, k *testpeer.Kamailio, extra ...string) *sipEnv {
 		}
 	})
 	return &sipEnv{r: r, k: k, b: b, url: "ws://" + r.addr(t, "listen-client") + "/"}
+}
+
+// sipAppConfig writes a configuration file with the app EchoApp (key
+// echoKey) whose backend b gets every REST method.
+func sipAppConfig(t *testing.T, b *backend) string {
+	cfgFile := filepath.Join(t.TempDir(), "rtcgate.yaml")
+	os.WriteFile(cfgFile, []byte("apps:\n  - name: EchoApp\n    key: echoKey\n    url: "+b.srv.URL+"/EchoApp\n"+
+		"    methods: ["+strings.Join(hooks.Methods, ", ")+"]\n"), 0o600)
+	return cfgFile
 }
 
 // connect opens a session for user (a Kamailio account), registering with

@@ -80,6 +80,21 @@ func newRecorder(t *testing.T) *recorder {
 	return r
 }
 
+// expect waits for the backend's next calls: want, in order.
+func (r *recorder) expect(t *testing.T, want ...string) {
+	t.Helper()
+	for i, w := range want {
+		select {
+		case m := <-r.got:
+			if m != w {
+				t.Fatalf("backend call %d: %s, want %s", i, m, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("backend got no %s", w)
+		}
+	}
+}
+
 // newHooks is Hooks with one app (all methods) at url, a real restclient
 // and an in-memory event queue.
 func newHooks(t *testing.T, url string, o restclient.Options) (*Hooks, *fakeNext) {
@@ -217,17 +232,7 @@ func TestDataStatusEventIsPosted(t *testing.T) {
 	if err := h.Handle(context.Background(), s, a, json.RawMessage(`{"operationId":"op","payload":{}}`)); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"connect", "OnDataEvent", "DataStatusEvent"}
-	for i, w := range want {
-		select {
-		case m := <-b.got:
-			if m != w {
-				t.Fatalf("backend call %d: %s, want %s", i, m, w)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("backend got no %s", w)
-		}
-	}
+	b.expect(t, "connect", "OnDataEvent", "DataStatusEvent")
 	if f := s.Sent(); len(f) != 1 || f[0] != "DataStatusEvent" || len(next.ran) != 1 {
 		t.Fatalf("client frames %v, next ran %v", f, next.ran)
 	}
@@ -314,16 +319,7 @@ func TestAdoptHandsNextTheSession(t *testing.T) {
 	h.Next = next
 	s := newFakeSession()
 	h.Adopt(s)
-	for i, w := range []string{"ConnectionStatusEvent", "CallStatusEvent"} {
-		select {
-		case m := <-b.got:
-			if m != w {
-				t.Fatalf("backend call %d: %s, want %s", i, m, w)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("backend got no %s", w)
-		}
-	}
+	b.expect(t, "ConnectionStatusEvent", "CallStatusEvent")
 	if f := s.Sent(); len(f) != 1 || f[0] != "finish" || strings.Join(next.told, ",") != "adopt" {
 		t.Fatalf("client frames %v, next told %v", f, next.told)
 	}
