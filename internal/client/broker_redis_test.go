@@ -248,3 +248,60 @@ func TestRedisBrokerTakeOverStoredValues(t *testing.T) {
 		t.Fatalf("owner %q", owner)
 	}
 }
+
+// TestRedisBrokerTakeOverAfterUnstoredFrames: the lost node had sent its
+// client frames it had not stored yet (its writes trail the frames). A
+// client resuming with an ack beyond the stored frames gets the new
+// owner's frames numbered after that ack, not under it (where its ack
+// would drop them); an ack beyond anything the node could have had
+// waiting to be stored is not believed.
+func TestRedisBrokerTakeOverAfterUnstoredFrames(t *testing.T) {
+	a, b, _, rdb := twoNodes(t)
+	ctx := context.Background()
+	session := func(frames int) (sid, token string) {
+		c := a.conn()
+		c.on(a).open()
+		c.on(a).send(fbConnection, 1)
+		s := c.on(a).sync("ack", "0", "wait", "0")
+		sid, token = s.arg(t, 0)["sessionId"].(string), s.arg(t, 0)["authToken"].(string)
+		onA := <-a.app.established
+		for range frames - 1 {
+			onA.Send("onA")
+		}
+		key := "rtcgate:session:" + sid
+		waitFor(t, "the frames stored", 5*time.Second, func() bool {
+			n, _ := rdb.HGet(ctx, key, "last").Int()
+			return n == frames
+		})
+		// All but the first never reached Redis (the node died first).
+		for seq := 2; seq <= frames; seq++ {
+			rdb.XDel(ctx, key+":frames", strconv.Itoa(seq)+"-0")
+		}
+		rdb.HSet(ctx, key, "last", 1)
+		return sid, token
+	}
+	sid, token := session(3)
+	c := b.conn()
+	if w := c.on(b).open("sessionId", sid, "authToken", token, "ack", "3"); w.LastSeq != 3 {
+		t.Fatalf("welcome %+v, want last 3", w)
+	}
+	(<-b.app.established).Send("onB")
+	s := c.on(b).sync("ack", "3", "wait", "0")
+	wantMessages(t, s, "onB")
+	if s.first != "4" {
+		t.Fatalf("B's frame numbered %s, want 4", s.first)
+	}
+
+	sid, token = session(2)
+	c = b.conn()
+	bogus := strconv.Itoa(1 + persistQueue + 5)
+	if w := c.on(b).open("sessionId", sid, "authToken", token, "ack", bogus); w.LastSeq != 1 {
+		t.Fatalf("welcome after ack %s: %+v, want last 1 (the stored frames)", bogus, w)
+	}
+	(<-b.app.established).Send("onB")
+	s = c.on(b).sync("ack", "1", "wait", "0")
+	wantMessages(t, s, "onB")
+	if s.first != "2" {
+		t.Fatalf("B's frame numbered %s, want 2", s.first)
+	}
+}

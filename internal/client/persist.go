@@ -75,8 +75,9 @@ func (s *session) recordLocked() *SessionRecord {
 // not acknowledged, numbered as before, and what the layers kept with it
 // (SetStored). The app adopts it (Adopter), or
 // is told Established as for a new session (the gateway registers the
-// SIP account again).
-func (h *Hub) takeOver(id, token string) *session {
+// SIP account again). clientAck is the last frame the resuming client
+// says it has (0: none said).
+func (h *Hub) takeOver(id, token string, clientAck uint64) *session {
 	st := h.storeOf()
 	if st == nil || id == "" || token == "" {
 		return nil
@@ -89,6 +90,14 @@ func (h *Hub) takeOver(id, token string) *session {
 			h.log.Warn("client: cannot look up a session in cluster-redis", "err", err)
 		}
 		return nil
+	}
+	// The lost node stored its frames after sending them: its client may
+	// have had some that never reached Redis. The frames queued here come
+	// after those, or the client's ack would drop them as frames it has.
+	// An ack beyond what the node could have had waiting to be stored is
+	// not believed (ackTo clamps it).
+	if clientAck >= rec.NextSeq && clientAck-rec.NextSeq < persistQueue {
+		rec.NextSeq = clientAck + 1
 	}
 	now := time.Now()
 	s := newSession(h, rec.RemoteIP, now)

@@ -81,14 +81,15 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 // resume finds a session for a returning client, checking its token in
 // constant time, and drops the frames it says it has.
 func (h *Hub) resume(id, token, ack string) *session {
+	n, ackErr := strconv.ParseUint(ack, 10, 64)
 	s := h.session(id)
 	if s == nil {
-		s = h.takeOver(id, token) // a cluster: the session of a lost node
+		s = h.takeOver(id, token, n) // a cluster: the session of a lost node
 	}
 	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(s.authToken)) != 1 {
 		return nil
 	}
-	if n, err := strconv.ParseUint(ack, 10, 64); err == nil {
+	if ackErr == nil {
 		s.ack(n)
 	}
 	return s
