@@ -71,10 +71,10 @@ type SessionStore interface {
 
 // StoreOp is one change to a stored session.
 type StoreOp struct {
-	Kind   string         // "save", "frame", "ack", "renew", "drop"
+	Kind   string         // "save", "frame", "ack", "sent", "renew", "drop"
 	ID     string         // sessionId
 	Record *SessionRecord // save
-	Seq    uint64         // frame, ack
+	Seq    uint64         // frame, ack (the client has it), sent (written to its WebSocket)
 	Data   []byte         // frame
 	MaxLen int64          // frame: keep about this many (client-max-pending)
 }
@@ -87,6 +87,7 @@ type SessionRecord struct {
 	Config    map[string]any // the effective configuration, without authToken
 	RemoteIP  string
 	NextSeq   uint64 // set by TakeOver: the number after the last frame stored
+	Sent      uint64 // set by TakeOver: the last frame written to the client's WebSocket
 }
 
 // StoredFrame is a frame kept for a takeover.

@@ -72,11 +72,12 @@ func (s *session) recordLocked() *SessionRecord {
 // sessionId and authToken, its configuration, the frames its client had
 // not acknowledged, numbered as before. The app adopts it (Adopter), or
 // is told Established as for a new session (the gateway registers the
-// SIP account again).
-func (h *Hub) takeOver(id, token string) *session {
+// SIP account again). sent is the last frame the dead node wrote to the
+// client's WebSocket.
+func (h *Hub) takeOver(id, token string) (s *session, sent uint64) {
 	st := h.storeOf()
 	if st == nil || id == "" || token == "" {
-		return nil
+		return nil, 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -85,10 +86,10 @@ func (h *Hub) takeOver(id, token string) *session {
 		if err != ErrUnbound {
 			h.log.Warn("client: cannot look up a session in cluster-redis", "err", err)
 		}
-		return nil
+		return nil, 0
 	}
 	now := time.Now()
-	s := newSession(h, rec.RemoteIP, now)
+	s = newSession(h, rec.RemoteIP, now)
 	s.id, s.authToken = rec.ID, rec.AuthToken
 	s.appKey, s.config, s.established = rec.AppKey, rec.Config, true
 	s.config["sessionId"], s.config["authToken"] = s.id, s.authToken
@@ -104,7 +105,10 @@ func (h *Hub) takeOver(id, token string) *session {
 	h.mu.Lock()
 	if old := h.sessions[s.id]; old != nil || h.closed {
 		h.mu.Unlock()
-		return old
+		if old == nil {
+			return nil, 0
+		}
+		return old, old.ackedSeq()
 	}
 	h.sessions[s.id] = s
 	h.mu.Unlock()
@@ -120,5 +124,5 @@ func (h *Hub) takeOver(id, token string) *session {
 	} else {
 		h.handler.Established(s)
 	}
-	return s
+	return s, rec.Sent
 }
