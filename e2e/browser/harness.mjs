@@ -37,7 +37,7 @@ const require = createRequire(import.meta.url);
 //   extraArgs   more Chromium flags
 //   permissions more permissions for rtcgate's origin
 //   init        a value the page gets as window.e2eCall before it loads
-//   watch(page, origin, note)      set up more page listeners
+//   watch(page, origin, note)      set up more page listeners (may be async)
 //   after(page, outcome, note)     act on the page once its outcome is in
 //                                  (e.g. close it), before check
 //   check(outcome, note)           refine the page's outcome
@@ -117,7 +117,7 @@ export async function runPage({ name, addr, page: pageFile, query = '', overallM
 		page.on('response', (r) => {
 			if (r.status() >= 400) note(`[response ${r.status()}] ${r.request().method()} ${r.url()}`);
 		});
-		if (watch) watch(page, origin, note);
+		if (watch) await watch(page, origin, note);
 		await page.route(`${origin}/__e2e__/**`, async (route) => {
 			const f = files[new URL(route.request().url()).pathname];
 			if (!f) return route.fulfill({ status: 404, contentType: 'text/plain', body: 'not found\n' });

@@ -26,25 +26,28 @@ function withTimeout(p, ms, what) {
 // statusWaiter registers one callback per status of obj (a Flashphoner
 // session or call: the SDK keeps one per event), records each status in
 // record and logs it with log, and returns waitFor(want, failOn, ms): a
-// promise that resolves once obj went want (or already had), and rejects
-// when it goes one of failOn first or ms pass.
+// promise that resolves once obj went want (or already had), with the
+// callback's second argument (a session's ESTABLISHED: getUserData's
+// object), and rejects when it goes one of failOn first or ms pass.
 function statusWaiter(obj, statuses, record, what, log) {
 	var listeners = [];
+	var args = {};
 	Object.keys(statuses).forEach(function (k) {
-		obj.on(statuses[k], function (x) {
+		obj.on(statuses[k], function (x, y) {
 			var info = (x && typeof x.getInfo === 'function') ? x.getInfo() : '';
 			record.push(statuses[k]);
+			args[statuses[k]] = y;
 			log(what + ' status ' + statuses[k] + (info ? ' (' + info + ')' : ''));
 			listeners.slice().forEach(function (fn) { fn(statuses[k]); });
 		});
 	});
 	return function (want, failOn, ms) {
 		var fn;
-		if (record.indexOf(want) >= 0) return Promise.resolve();
+		if (record.indexOf(want) >= 0) return Promise.resolve(args[want]);
 		var p = new Promise(function (resolve, reject) {
 			fn = function (status) {
 				if (status === want) {
-					resolve();
+					resolve(args[want]);
 				} else if (failOn.indexOf(status) >= 0) {
 					reject(new Error(what + ' went ' + status + ' while waiting for ' + want));
 				}
