@@ -233,9 +233,7 @@ func TestClusterWebSDKReconnectAfterSIGKILL(t *testing.T) {
 	b := newClusterBackend(t)
 	b.unhold()
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "rtcgate.yaml")
-	os.WriteFile(cfgFile, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
-		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
+	cfgFile := b.config(t)
 	nodes := map[string]*rtcgate{}
 	var addrs []string
 	for _, id := range []string{"a", "b"} {

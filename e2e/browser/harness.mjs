@@ -27,6 +27,25 @@ const CLOSE_MS = 10_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
+// scriptArgs is a driver script's HOST:PORT argument and its E2E_CALL
+// configuration (JSON, for the page as window.e2eCall: it may carry a SIP
+// password, so it never goes in a URL); ok(cfg) says whether the
+// configuration will do. Anything else prints usage and exits 2.
+export function scriptArgs(usage, ok = () => true) {
+	const [addr] = process.argv.slice(2);
+	let cfg;
+	try {
+		cfg = JSON.parse(process.env.E2E_CALL || '');
+	} catch {
+		cfg = undefined;
+	}
+	if (process.argv.length !== 3 || !addr || !cfg || !ok(cfg)) {
+		process.stderr.write(`usage: ${usage}\n`);
+		process.exit(2);
+	}
+	return { addr, cfg };
+}
+
 // runPage runs the page and exits the process with its verdict.
 //   name        the script's name, for messages
 //   addr        rtcgate's listen-client HOST:PORT

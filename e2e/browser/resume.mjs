@@ -19,19 +19,9 @@
 // Chromium is Debian's (env CHROMIUM, default /usr/bin/chromium); Playwright's
 // own browsers are never downloaded or used.
 
-import { runPage } from './harness.mjs';
+import { runPage, scriptArgs } from './harness.mjs';
 
-const [addr] = process.argv.slice(2);
-let cfg;
-try {
-	cfg = JSON.parse(process.env.E2E_CALL || '');
-} catch {
-	cfg = undefined;
-}
-if (process.argv.length !== 3 || !addr || !cfg) {
-	process.stderr.write('usage: E2E_CALL=JSON node resume.mjs HOST:PORT\n');
-	process.exit(2);
-}
+const { addr, cfg } = scriptArgs('E2E_CALL=JSON node resume.mjs HOST:PORT');
 
 await runPage({
 	name: 'resume.mjs',

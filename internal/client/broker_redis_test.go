@@ -219,18 +219,8 @@ func TestRedisBrokerResumeRoutedToLiveOwner(t *testing.T) {
 func TestRedisReconnectTakesOverWithoutRepeats(t *testing.T) {
 	a, b, _, rdb := twoNodes(t)
 	ctx := context.Background()
-	ws := dial(t, "ws"+strings.TrimPrefix(a.srv.URL, "http")+"/", nil)
-	sendFrame(t, ws, "connection", map[string]any{"appKey": "defaultApp"})
-	ud := next(t, ws, "getUserData")
+	ud := wsAway(t, a.hub, strings.TrimPrefix(a.srv.URL, "http://"), 2, "never written")
 	sid, token := ud["sessionId"].(string), ud["authToken"].(string)
-	for _, op := range []string{"op-1", "op-2"} {
-		sendFrame(t, ws, "sendData", map[string]any{"operationId": op, "payload": map[string]any{}})
-		next(t, ws, "DataStatusEvent")
-	}
-	s := a.hub.session(sid)
-	ws.CloseNow()
-	waitDetached(t, s)
-	s.Send("OnDataEvent", map[string]any{"payload": "never written"})
 	waitFor(t, "frames and the sent mark stored", 5*time.Second, func() bool {
 		h, _ := rdb.HGetAll(ctx, "rtcgate:session:"+sid).Result()
 		return h["sent"] == "3" && h["last"] == "4"
@@ -238,7 +228,7 @@ func TestRedisReconnectTakesOverWithoutRepeats(t *testing.T) {
 
 	// Node 0 has no lease (it died): node 1 takes the session over.
 	back := dial(t, "ws"+strings.TrimPrefix(b.srv.URL, "http")+"/", nil)
-	sendFrame(t, back, "connection", map[string]any{"appKey": "defaultApp", "authToken": token, "keepAlive": true})
+	sendFrame(t, back, "connection", map[string]any{"appKey": "a", "authToken": token, "keepAlive": true})
 	if ev := next(t, back, "OnDataEvent"); ev["payload"] != "never written" {
 		t.Fatalf("first frame on node 1 = %v", ev)
 	}
@@ -266,14 +256,8 @@ func TestRedisWebSocketResumeProxiedToLiveOwner(t *testing.T) {
 		rdb.Set(ctx, "rtcgate:node:node0", `{"id":"node0","client":"`+client+`"}`, time.Minute)
 	}
 	lease(strings.TrimPrefix(a.srv.URL, "http://"))
-	ws := dial(t, "ws"+strings.TrimPrefix(a.srv.URL, "http")+"/", nil)
-	sendFrame(t, ws, "connection", map[string]any{"appKey": "defaultApp"})
-	ud := next(t, ws, "getUserData")
+	ud := wsAway(t, a.hub, strings.TrimPrefix(a.srv.URL, "http://"), 0, "while you were away")
 	sid, token := ud["sessionId"].(string), ud["authToken"].(string)
-	s := a.hub.session(sid)
-	ws.CloseNow()
-	waitDetached(t, s)
-	s.Send("OnDataEvent", map[string]any{"payload": "while you were away"})
 	waitFor(t, "session stored", 5*time.Second, func() bool {
 		n, _ := rdb.Exists(ctx, "rtcgate:session:"+sid).Result()
 		return n == 1

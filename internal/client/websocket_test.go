@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -230,7 +231,7 @@ func TestOrigins(t *testing.T) {
 	dial(t, "ws://"+addr+"/", http.Header{"Origin": {"http://localhost:1234"}})
 }
 
-// pushApp lets a test queue frames to a session from outside.
+// pushApp tells a test of each session established.
 type pushApp struct {
 	BuiltIn
 	established chan Session
@@ -242,25 +243,8 @@ func (a pushApp) Established(s Session) { a.established <- s }
 // client comes back with sessionId and authToken and gets what was queued
 // meanwhile; a wrong token is refused.
 func TestResumeOverWebSocket(t *testing.T) {
-	app := pushApp{established: make(chan Session, 1)}
-	h, addr := wsServer(t, Options{}, app)
-	c := dial(t, "ws://"+addr+"/", nil)
-	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
-	ud := next(t, c, "getUserData")
-	s := (<-app.established).(*session)
-	c.CloseNow() // the transport drops: no close frame
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		s.mu.Lock()
-		detached := s.transport == nil
-		s.mu.Unlock()
-		if detached {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("session never detached")
-		}
-	}
-	s.Send("OnDataEvent", map[string]any{"payload": "while you were away"})
+	h, addr := wsServer(t, Options{}, nil)
+	ud := wsAway(t, h, addr, 0, "while you were away")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -357,6 +341,26 @@ func TestFrameInTheHandshakePacket(t *testing.T) {
 	}
 }
 
+// wsAway connects a WebSocket client (appKey "a") to the hub h listening
+// at addr, runs sendData n times, drops the WebSocket without a close
+// frame and, once the session noticed, queues an OnDataEvent with payload
+// for it. It returns getUserData's object.
+func wsAway(t *testing.T, h *Hub, addr string, n int, payload string) map[string]any {
+	t.Helper()
+	ws := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, ws, "connection", map[string]any{"appKey": "a"})
+	ud := next(t, ws, "getUserData")
+	for i := range n {
+		sendFrame(t, ws, "sendData", map[string]any{"operationId": "op-" + strconv.Itoa(i), "payload": map[string]any{}})
+		next(t, ws, "DataStatusEvent")
+	}
+	s := h.session(ud["sessionId"].(string))
+	ws.CloseNow() // the transport drops: no close frame
+	waitDetached(t, s)
+	s.Send("OnDataEvent", map[string]any{"payload": payload})
+	return ud
+}
+
 // waitDetached waits until s has no transport.
 func waitDetached(t *testing.T, s *session) {
 	t.Helper()
@@ -384,17 +388,12 @@ func waitDetached(t *testing.T, s *session) {
 func TestReconnectWithAuthToken(t *testing.T) {
 	app := pushApp{established: make(chan Session, 2)}
 	h, addr := wsServer(t, Options{}, app)
-	c := dial(t, "ws://"+addr+"/", nil)
-	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
-	ud := next(t, c, "getUserData")
+	ud := wsAway(t, h, addr, 0, "while you were away")
+	<-app.established
 	token := ud["authToken"].(string)
 	if tokenSession(token) != ud["sessionId"] {
 		t.Fatalf("authToken %q does not name session %v", token, ud["sessionId"])
 	}
-	s := (<-app.established).(*session)
-	c.CloseNow()
-	waitDetached(t, s)
-	s.Send("OnDataEvent", map[string]any{"payload": "while you were away"})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
