@@ -146,7 +146,7 @@ func (h *Hub) reconnect(fresh *session, message, token string) *refusal {
 		return nil
 	}
 	fresh.detach(ws.first.gen, time.Now())
-	fresh.Close("resumed another session")
+	fresh.Close("replaced by the session its authToken names")
 	s.ack(written)
 	ws.moveTo(s)
 	s.Send("getUserData", s.Config())
