@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,9 +24,7 @@ func TestClusterHooksRedisDown(t *testing.T) {
 	red := testpeer.StartRedis(t, testpeer.RedisOptions{Dir: dir, AOF: true})
 	b := newClusterBackend(t)
 	b.unhold()
-	cfgFile := filepath.Join(t.TempDir(), "rtcgate.yaml")
-	os.WriteFile(cfgFile, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
-		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
+	cfgFile := b.config(t)
 	node := func(id string) *rtcgate {
 		return start(t, append(append([]string(nil), ephemeral...), "--config", cfgFile, "--state-file", filepath.Join(dir, id+".json"),
 			"--cluster-redis", red.URL, "--node-id", id, "--hooks-redis-claim-after", "1s", "--cluster-heartbeat", "250ms",

@@ -66,6 +66,20 @@ func newClusterBackend(t *testing.T) *clusterBackend {
 	return b
 }
 
+// config writes a configuration file with the app Cluster (key
+// clusterKey) whose backend is b, for its status events, and returns its
+// path.
+func (b *clusterBackend) config(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "rtcgate.yaml")
+	err := os.WriteFile(f, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
+		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // checkOrder checks what the backend got for the sessions of all: each
 // event carries an event id, one id per event, every session's events in
 // order by first arrival; a redelivery keeps its id. It returns the
@@ -177,9 +191,7 @@ func TestClusterHooksNodeKilled(t *testing.T) {
 	red := testpeer.StartRedis(t, testpeer.RedisOptions{})
 	b := newClusterBackend(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "rtcgate.yaml")
-	os.WriteFile(cfgFile, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
-		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
+	cfgFile := b.config(t)
 	node := func(id string) *rtcgate {
 		return start(t, append(append([]string(nil), ephemeral...), "--config", cfgFile, "--state-file", filepath.Join(dir, id+".json"),
 			"--cluster-redis", red.URL, "--node-id", id, "--hooks-redis-claim-after", "1s", "--shutdown-timeout", "2s")...)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -121,9 +120,7 @@ func TestClusterFallbackThroughHAProxy(t *testing.T) {
 	b := newClusterBackend(t)
 	b.unhold()
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "rtcgate.yaml")
-	os.WriteFile(cfgFile, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
-		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
+	cfgFile := b.config(t)
 	var addrs []string
 	var nodes []*rtcgate
 	for i := range 3 {
@@ -271,9 +268,7 @@ func TestClusterTakeoverAfterSIGKILL(t *testing.T) {
 	b := newClusterBackend(t)
 	b.unhold()
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "rtcgate.yaml")
-	os.WriteFile(cfgFile, []byte("apps:\n  - name: Cluster\n    key: clusterKey\n    url: "+b.srv.URL+"/Cluster\n"+
-		"    methods: [ConnectionStatusEvent, DataStatusEvent]\n"), 0o600)
+	cfgFile := b.config(t)
 	node := func(id string) *rtcgate {
 		return start(t, append(append([]string(nil), ephemeral...), "--config", cfgFile, "--state-file", filepath.Join(dir, id+".json"),
 			"--cluster-redis", red.URL, "--node-id", id, "--cluster-heartbeat", "250ms", "--cluster-node-ttl", "2s", "--hooks-redis-claim-after", "1s")...)

@@ -21,21 +21,12 @@
 // Chromium is Debian's (env CHROMIUM, default /usr/bin/chromium); Playwright's
 // own browsers are never downloaded or used.
 
-import { runPage } from './harness.mjs';
+import { runPage, scriptArgs } from './harness.mjs';
 
 const PAGE_CLOSE_MS = 10_000;
 
-const [addr] = process.argv.slice(2);
-let cfg;
-try {
-	cfg = JSON.parse(process.env.E2E_CALL || '');
-} catch {
-	cfg = undefined;
-}
-if (process.argv.length !== 3 || !addr || !cfg || !['disconnect', 'close'].includes(cfg.end)) {
-	process.stderr.write('usage: E2E_CALL=JSON node disconnect.mjs HOST:PORT (JSON with "end": "disconnect" or "close")\n');
-	process.exit(2);
-}
+const { addr, cfg } = scriptArgs('E2E_CALL=JSON node disconnect.mjs HOST:PORT (JSON with "end": "disconnect" or "close")',
+	(c) => ['disconnect', 'close'].includes(c.end));
 
 const closes = []; // the page's WebSockets as Playwright saw them end
 

@@ -27,6 +27,25 @@ const CLOSE_MS = 10_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
+// scriptArgs is a driver script's HOST:PORT argument and its E2E_CALL
+// configuration (JSON, for the page as window.e2eCall: it may carry a SIP
+// password, so it never goes in a URL); ok(cfg) says whether the
+// configuration will do. Anything else prints usage and exits 2.
+export function scriptArgs(usage, ok = () => true) {
+	const [addr] = process.argv.slice(2);
+	let cfg;
+	try {
+		cfg = JSON.parse(process.env.E2E_CALL || '');
+	} catch {
+		cfg = undefined;
+	}
+	if (process.argv.length !== 3 || !addr || !cfg || !ok(cfg)) {
+		process.stderr.write(`usage: ${usage}\n`);
+		process.exit(2);
+	}
+	return { addr, cfg };
+}
+
 // runPage runs the page and exits the process with its verdict.
 //   name        the script's name, for messages
 //   addr        rtcgate's listen-client HOST:PORT
@@ -37,7 +56,7 @@ const require = createRequire(import.meta.url);
 //   extraArgs   more Chromium flags
 //   permissions more permissions for rtcgate's origin
 //   init        a value the page gets as window.e2eCall before it loads
-//   watch(page, origin, note)      set up more page listeners
+//   watch(page, origin, note)      set up more page listeners (may be async)
 //   after(page, outcome, note)     act on the page once its outcome is in
 //                                  (e.g. close it), before check
 //   check(outcome, note)           refine the page's outcome
@@ -117,7 +136,7 @@ export async function runPage({ name, addr, page: pageFile, query = '', overallM
 		page.on('response', (r) => {
 			if (r.status() >= 400) note(`[response ${r.status()}] ${r.request().method()} ${r.url()}`);
 		});
-		if (watch) watch(page, origin, note);
+		if (watch) await watch(page, origin, note);
 		await page.route(`${origin}/__e2e__/**`, async (route) => {
 			const f = files[new URL(route.request().url()).pathname];
 			if (!f) return route.fulfill({ status: 404, contentType: 'text/plain', body: 'not found\n' });

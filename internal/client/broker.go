@@ -71,10 +71,10 @@ type SessionStore interface {
 
 // StoreOp is one change to a stored session.
 type StoreOp struct {
-	Kind   string         // "save", "frame", "ack", "value", "renew", "drop"
+	Kind   string         // "save", "frame", "ack", "sent", "value", "renew", "drop"
 	ID     string         // sessionId
 	Record *SessionRecord // save
-	Seq    uint64         // frame, ack
+	Seq    uint64         // frame, ack (the client has it), sent (written to its WebSocket)
 	Key    string         // value: a layer's key (SetStored)
 	Data   []byte         // frame; value (nil: forget Key)
 	MaxLen int64          // frame: keep about this many (client-max-pending)
@@ -89,6 +89,7 @@ type SessionRecord struct {
 	RemoteIP  string
 	Stored    map[string][]byte // the layers' values (SetStored)
 	NextSeq   uint64            // set by TakeOver: the number after the last frame stored
+	Sent      uint64            // set by TakeOver: the last frame written to the client's WebSocket
 }
 
 // StoredFrame is a frame kept for a takeover.

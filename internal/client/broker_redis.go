@@ -161,6 +161,9 @@ func (b *RedisBroker) Persist(ctx context.Context, ops []StoreOp) error {
 				p.Expire(ctx, fk, ttl)
 			case "ack":
 				p.XTrimMinID(ctx, fk, strconv.FormatUint(op.Seq+1, 10)+"-0")
+			case "sent":
+				p.HSet(ctx, k, "sent", op.Seq)
+				p.Expire(ctx, k, ttl)
 			case "renew":
 				p.Expire(ctx, k, ttl)
 				p.Expire(ctx, fk, ttl)
@@ -223,9 +226,10 @@ func (b *RedisBroker) TakeOver(ctx context.Context, id, token string) (*SessionR
 	if len(frames) > 0 {
 		rec.NextSeq = frames[len(frames)-1].Seq + 1
 	}
-	if last, err := b.rdb.HGet(ctx, k, "last").Uint64(); err == nil && last+1 > rec.NextSeq {
+	if last, err := strconv.ParseUint(h["last"], 10, 64); err == nil && last+1 > rec.NextSeq {
 		rec.NextSeq = last + 1
 	}
+	rec.Sent, _ = strconv.ParseUint(h["sent"], 10, 64)
 	b.rdb.Expire(ctx, k, b.sessionTTL())
 	b.rdb.Expire(ctx, k+":frames", b.sessionTTL())
 	return rec, frames, nil

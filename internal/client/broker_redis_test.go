@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtcgate/rtcgate/internal/testpeer"
@@ -303,5 +304,79 @@ func TestRedisBrokerTakeOverAfterUnstoredFrames(t *testing.T) {
 	wantMessages(t, s, "onB")
 	if s.first != "2" {
 		t.Fatalf("B's frame numbered %s, want 2", s.first)
+	}
+}
+
+// TestRedisReconnectTakesOverWithoutRepeats: the Web SDK's reconnect
+// (`connection` with the authToken) on node 1 after node 0 died. Node 0
+// wrote getUserData and two DataStatusEvents to the WebSocket — stored as
+// sent — and queued one more frame after its client vanished. Node 1 takes
+// the session over and sends the frame that was never written, then
+// getUserData: nothing the client had is repeated, nothing is lost.
+func TestRedisReconnectTakesOverWithoutRepeats(t *testing.T) {
+	a, b, _, rdb := twoNodes(t)
+	ctx := context.Background()
+	ud := wsAway(t, a.hub, strings.TrimPrefix(a.srv.URL, "http://"), 2, "never written")
+	sid, token := ud["sessionId"].(string), ud["authToken"].(string)
+	waitFor(t, "frames and the sent mark stored", 5*time.Second, func() bool {
+		h, _ := rdb.HGetAll(ctx, "rtcgate:session:"+sid).Result()
+		return h["sent"] == "3" && h["last"] == "4"
+	})
+
+	// Node 0 has no lease (it died): node 1 takes the session over.
+	back := dial(t, "ws"+strings.TrimPrefix(b.srv.URL, "http")+"/", nil)
+	sendFrame(t, back, "connection", map[string]any{"appKey": "a", "authToken": token, "keepAlive": true})
+	if ev := next(t, back, "OnDataEvent"); ev["payload"] != "never written" {
+		t.Fatalf("first frame on node 1 = %v", ev)
+	}
+	if ud2 := next(t, back, "getUserData"); ud2["sessionId"] != sid || ud2["authToken"] != token {
+		t.Fatalf("getUserData on node 1 = %v", ud2)
+	}
+	sendFrame(t, back, "sendData", map[string]any{"operationId": "op-3", "payload": map[string]any{}})
+	if ds := next(t, back, "DataStatusEvent"); ds["operationId"] != "op-3" {
+		t.Fatalf("DataStatusEvent on node 1 = %v", ds)
+	}
+	if owner, _ := rdb.HGet(ctx, "rtcgate:session:"+sid, "owner").Result(); owner != "node1" || b.app.sendDataCount() != 1 {
+		t.Fatalf("owner %q, node 1 ran %d sendData", owner, b.app.sendDataCount())
+	}
+}
+
+// TestRedisWebSocketResumeProxiedToLiveOwner: a WebSocket resume
+// (?sessionId=&authToken=&ack=) reaching node 1 while node 0, the owner,
+// lives is proxied to node 0, which serves it: the frame queued meanwhile,
+// then sendData run by node 0; node 1 holds no session. An owner whose
+// lease names an address that does not answer gives 503.
+func TestRedisWebSocketResumeProxiedToLiveOwner(t *testing.T) {
+	a, b, _, rdb := twoNodes(t)
+	ctx := context.Background()
+	lease := func(client string) {
+		rdb.Set(ctx, "rtcgate:node:node0", `{"id":"node0","client":"`+client+`"}`, time.Minute)
+	}
+	lease(strings.TrimPrefix(a.srv.URL, "http://"))
+	ud := wsAway(t, a.hub, strings.TrimPrefix(a.srv.URL, "http://"), 0, "while you were away")
+	sid, token := ud["sessionId"].(string), ud["authToken"].(string)
+	waitFor(t, "session stored", 5*time.Second, func() bool {
+		n, _ := rdb.Exists(ctx, "rtcgate:session:"+sid).Result()
+		return n == 1
+	})
+
+	url := "ws" + strings.TrimPrefix(b.srv.URL, "http") + "/?sessionId=" + sid + "&authToken=" + token + "&ack=1"
+	back := dial(t, url, nil)
+	if ev := next(t, back, "OnDataEvent"); ev["payload"] != "while you were away" {
+		t.Fatalf("resumed frame through node 1 = %v", ev)
+	}
+	sendFrame(t, back, "sendData", map[string]any{"operationId": "op-1", "payload": map[string]any{}})
+	next(t, back, "DataStatusEvent")
+	if b.hub.Len() != 0 || a.app.sendDataCount() != 1 {
+		t.Fatalf("node 1 holds %d sessions; node 0 ran %d sendData", b.hub.Len(), a.app.sendDataCount())
+	}
+	back.CloseNow() // no close frame: the session stays
+
+	lease("127.0.0.1:1")
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(dctx, url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("resume to an owner that does not answer: %v %v", resp, err)
 	}
 }

@@ -280,6 +280,9 @@ func (h *Hub) connect(ctx context.Context, s *session, f *Frame) *refusal {
 	if err := json.Unmarshal(f.Arg(), &req); err != nil || req == nil {
 		return &refusal{f.Message, "connection needs an object with appKey"}
 	}
+	if token, _ := req["authToken"].(string); token != "" {
+		return h.reconnect(s, f.Message, token)
+	}
 	cfg, err := h.handler.Connect(ctx, s, req)
 	if err != nil {
 		s.Fail(f.Message, err.Error())

@@ -76,11 +76,12 @@ func (s *session) recordLocked() *SessionRecord {
 // (SetStored). The app adopts it (Adopter), or
 // is told Established as for a new session (the gateway registers the
 // SIP account again). clientAck is the last frame the resuming client
-// says it has (0: none said).
-func (h *Hub) takeOver(id, token string, clientAck uint64) *session {
+// says it has (0: none said); sent is the last frame the dead node wrote
+// to the client's WebSocket.
+func (h *Hub) takeOver(id, token string, clientAck uint64) (s *session, sent uint64) {
 	st := h.storeOf()
 	if st == nil || id == "" || token == "" {
-		return nil
+		return nil, 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -89,7 +90,7 @@ func (h *Hub) takeOver(id, token string, clientAck uint64) *session {
 		if err != ErrUnbound {
 			h.log.Warn("client: cannot look up a session in cluster-redis", "err", err)
 		}
-		return nil
+		return nil, 0
 	}
 	// The lost node stored its frames after sending them: its client may
 	// have had some that never reached Redis. The frames queued here come
@@ -100,7 +101,7 @@ func (h *Hub) takeOver(id, token string, clientAck uint64) *session {
 		rec.NextSeq = clientAck + 1
 	}
 	now := time.Now()
-	s := newSession(h, rec.RemoteIP, now)
+	s = newSession(h, rec.RemoteIP, now)
 	s.id, s.authToken = rec.ID, rec.AuthToken
 	s.appKey, s.config, s.established, s.stored = rec.AppKey, rec.Config, true, rec.Stored
 	s.config["sessionId"], s.config["authToken"] = s.id, s.authToken
@@ -116,7 +117,10 @@ func (h *Hub) takeOver(id, token string, clientAck uint64) *session {
 	h.mu.Lock()
 	if old := h.sessions[s.id]; old != nil || h.closed {
 		h.mu.Unlock()
-		return old
+		if old == nil {
+			return nil, 0
+		}
+		return old, old.ackedSeq()
 	}
 	h.sessions[s.id] = s
 	h.mu.Unlock()
@@ -132,5 +136,5 @@ func (h *Hub) takeOver(id, token string, clientAck uint64) *session {
 	} else {
 		h.handler.Established(s)
 	}
-	return s
+	return s, rec.Sent
 }

@@ -25,9 +25,12 @@ import (
 // cannot see, and keep a reading goroutine instead.
 type wsConn struct {
 	*websocket.Conn
-	h   *Hub
-	s   *session
-	gen uint64 // the session's attach generation
+	h *Hub
+	// att is the session the WebSocket carries and its attach generation:
+	// first, unless a `connection` with an authToken moved the WebSocket
+	// to the session it names (moveTo).
+	att   atomic.Pointer[wsAttachment]
+	first wsAttachment
 
 	// Guarded by the session's lock: whether a flush goroutine runs (one
 	// exists only while there is something to write, so an idle WebSocket
@@ -45,6 +48,15 @@ type wsConn struct {
 	closing  atomic.Bool // rtcgate sent a close frame: the peer's is only its echo
 }
 
+// wsAttachment is a WebSocket's session and its attach generation.
+type wsAttachment struct {
+	s   *session
+	gen uint64
+}
+
+// at is the session the WebSocket carries now.
+func (w *wsConn) at() *wsAttachment { return w.att.Load() }
+
 // close ends the WebSocket with a close frame and lets the session wait for
 // a resume.
 func (w *wsConn) close(code websocket.StatusCode, reason string) {
@@ -61,10 +73,11 @@ func (w *wsConn) close(code websocket.StatusCode, reason string) {
 // one of rtcgate's (keep-alive timeout, resumed elsewhere), and one from a
 // connection the session has left already.
 func (w *wsConn) ended(err error) {
-	byClient := websocket.CloseStatus(err) != -1 && !w.closing.Load() && w.s.current(w.gen)
+	a := w.at()
+	byClient := websocket.CloseStatus(err) != -1 && !w.closing.Load() && a.s.current(a.gen)
 	w.closeNow()
 	if byClient {
-		w.s.Close("closed by client")
+		a.s.Close("closed by client")
 	}
 }
 
@@ -75,7 +88,8 @@ func (w *wsConn) closeNow() {
 }
 
 func (w *wsConn) done() {
-	w.s.detach(w.gen, time.Now())
+	a := w.at()
+	a.s.detach(a.gen, time.Now())
 	if w.raw != nil {
 		w.h.ready.release(w)
 	}
@@ -99,7 +113,7 @@ func (w *wsConn) read() {
 			return
 		}
 		if typ != websocket.MessageText {
-			w.s.Fail("unknown", "binary frames are not part of the protocol")
+			w.at().s.Fail("unknown", "binary frames are not part of the protocol")
 		} else if !utf8.Valid(data) {
 			// RFC 6455 8.1: the connection fails with 1007; the session
 			// waits for a resume, as after a frame over client-max-frame.

@@ -6,7 +6,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"time"
 
@@ -162,6 +165,52 @@ func (h *Hub) route(w http.ResponseWriter, r *http.Request, p *fallbackParams, k
 	return true
 }
 
+// routeResume proxies a WebSocket resume (?sessionId=…) for a session
+// another live node holds to that node, and reports whether it answered
+// the request. A session of this node, one whose owner's lease ended (a
+// takeover, here), a request already forwarded, a single node, and Redis
+// down are served locally. The owner gets the client address this node
+// read, vouched for as a forwarded fallback request's is; it checks the
+// Origin and the authToken itself.
+func (h *Hub) routeResume(w http.ResponseWriter, r *http.Request, sid string) bool {
+	st, b := h.storeOf(), h.brokerOf()
+	if st == nil || b == nil || h.session(sid) != nil {
+		return false
+	}
+	if _, ok := h.routedIP(r); ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	rt, err := st.SessionOwner(ctx, sid)
+	cancel()
+	if err != nil || rt.Local {
+		return false
+	}
+	secret := b.Secret()
+	if secret == "" {
+		return false
+	}
+	ip := h.clientIP(r)
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(&url.URL{Scheme: "http", Host: rt.Addr})
+			pr.Out.Host = r.Host
+			pr.Out.Header.Set(headerRoutedClient, ip)
+			pr.Out.Header.Set(headerRoutedSecret, secret)
+		},
+		Transport: h.forwarder.Transport,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			h.routed.WithLabelValues("owner-unreachable").Inc()
+			h.log.Warn("websocket resume: owner node unreachable", "node", rt.Node, "err", err)
+			httpText(w, http.StatusServiceUnavailable, "the node holding this session does not answer; try again later")
+		},
+		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+	}
+	h.routed.WithLabelValues("forwarded").Inc()
+	proxy.ServeHTTP(w, r)
+	return true
+}
+
 // bindShared records a binding opened here in the broker.
 func (h *Hub) bindShared(k bindingKey, ip string) {
 	b := h.brokerOf()
@@ -223,6 +272,6 @@ func newPersistDroppedCounter() prometheus.Counter {
 
 func newRoutedCounter() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rtcgate_client_requests_routed_total",
-		Help: "HTTP fallback requests for a connection another node owns, by result: forwarded, owner-unreachable, redis-down."},
+		Help: "HTTP fallback requests for a connection, and WebSocket resumes of a session, another node owns, by result: forwarded, owner-unreachable, redis-down."},
 		[]string{"result"})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 )
@@ -69,8 +70,18 @@ func randomID() string {
 }
 
 func newSession(h *Hub, remoteIP string, now time.Time) *session {
-	return &session{id: randomID(), authToken: randomID(), created: now, hub: h, nextSeq: 1,
+	id := randomID()
+	return &session{id: id, authToken: id + "." + randomID(), created: now, hub: h, nextSeq: 1,
 		wake: make(chan struct{}), lastActive: now, lastInbound: now, done: make(chan struct{}), remoteIP: remoteIP}
+}
+
+// tokenSession is the sessionId an authToken belongs to: a token is
+// "<sessionId>.<secret>", so that the Web SDK, which comes back with the
+// authToken alone (createSession's authToken option), names its session.
+// The whole token is still checked, in constant time.
+func tokenSession(token string) string {
+	id, _, _ := strings.Cut(token, ".")
+	return id
 }
 
 // ID is the sessionId.

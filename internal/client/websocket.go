@@ -24,13 +24,18 @@ const (
 
 // serveWebSocket is the SDK's transport: `ws://host:port/`. A client that
 // lost its WebSocket may resume its session with ?sessionId=…&authToken=…
-// [&ack=N, the last frame it has]; the frames it has not had follow.
+// [&ack=N, the last frame it has]; the frames it has not had follow. In a
+// cluster, a resume reaching a node that is not the session's live owner
+// is proxied there (routeResume).
 func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !originAllowed(r.Header.Get("Origin"), r.Host, h.opts.Origins) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
 	q := r.URL.Query()
+	if sid := q.Get("sessionId"); sid != "" && h.routeResume(w, r, sid) {
+		return
+	}
 	sb := &smallBuffers{ResponseWriter: w}
 	c, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the Origin was checked above, with our own patterns
@@ -56,11 +61,13 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.Close(websocket.StatusTryAgainLater, "too many connections (client-max-connections)")
 		return
 	}
-	ws := &wsConn{Conn: c, h: h, s: s, br: sb.br, nc: sb.conn}
+	ws := &wsConn{Conn: c, h: h, br: sb.br, nc: sb.conn}
 	if sc, ok := sb.conn.(syscall.Conn); ok && h.ready != nil {
 		ws.raw, _ = sc.SyscallConn()
 	}
-	ws.gen = s.attach(ws, time.Now())
+	ws.first.s = s
+	ws.att.Store(&ws.first)
+	ws.first.gen = s.attach(ws, time.Now())
 	// The handler returns either way, so that net/http frees the request
 	// and its connection state (about 2.5 KiB per held session).
 	if ws.raw != nil {
@@ -78,21 +85,81 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	go ws.read() // TLS, or no readiness set: a goroutine reads for good
 }
 
-// resume finds a session for a returning client, checking its token in
-// constant time, and drops the frames it says it has.
+// resume finds a session for a returning client and drops the frames it
+// says it has.
 func (h *Hub) resume(id, token, ack string) *session {
 	n, ackErr := strconv.ParseUint(ack, 10, 64)
-	s := h.session(id)
+	s, _ := h.find(id, token, n)
 	if s == nil {
-		s = h.takeOver(id, token, n) // a cluster: the session of a lost node
-	}
-	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(s.authToken)) != 1 {
 		return nil
 	}
 	if ackErr == nil {
 		s.ack(n)
 	}
 	return s
+}
+
+// find is session id if token is its authToken (checked in constant
+// time): one of this node's, or, in a cluster, one of a lost node, taken
+// over here. written is the last frame its client was written (or
+// acknowledged): for a client that cannot say what it has, the frames after
+// it are the ones it missed.
+func (h *Hub) find(id, token string, clientAck uint64) (*session, uint64) {
+	s := h.session(id)
+	var written uint64
+	if s == nil {
+		s, written = h.takeOver(id, token, clientAck)
+	} else {
+		written = s.ackedSeq()
+	}
+	if s == nil || subtle.ConstantTimeCompare([]byte(token), []byte(s.authToken)) != 1 {
+		return nil, 0
+	}
+	return s, written
+}
+
+// reconnect is the Web SDK's way back to its session:
+// createSession({authToken, keepAlive: true}) opens a new WebSocket whose
+// `connection` carries the authToken that getUserData gave (the SDK's
+// options.authToken, "token for auth on server with keepalived client").
+// The WebSocket leaves the session it opened with — which never was:
+// nothing heard of it — for the one the token names, here or taken over
+// from a lost node; the frames that session queued and had not written
+// follow, then getUserData again (the same sessionId and authToken). The
+// rest of the connection request (appKey, SIP options) is not looked at:
+// the token decides. Over the HTTP fallback a client resumes with open's
+// sessionId and authToken instead.
+func (h *Hub) reconnect(fresh *session, message, token string) *refusal {
+	fresh.mu.Lock()
+	ws, _ := fresh.transport.(*wsConn)
+	first := fresh.nextSeq == 1 && !fresh.closed && !fresh.established
+	fresh.mu.Unlock()
+	if ws == nil {
+		return &refusal{message, "resuming with an authToken works over the WebSocket; over the HTTP fallback, open with sessionId and authToken"}
+	}
+	if !first {
+		return &refusal{message, "a connection with an authToken must be the WebSocket's first frame"}
+	}
+	s, written := h.find(tokenSession(token), token, 0)
+	if s == nil || s == fresh {
+		fresh.Fail(message, "unknown session or wrong authToken")
+		fresh.Close("refused: unknown session or wrong authToken")
+		return nil
+	}
+	fresh.detach(ws.first.gen, time.Now())
+	fresh.Close("replaced by the session its authToken names")
+	s.ack(written)
+	ws.moveTo(s)
+	s.Send("getUserData", s.Config())
+	return nil
+}
+
+// moveTo attaches the WebSocket to s in place of the session it opened
+// with. It runs on the reader, inside handleFrame (handling is set: no
+// flush starts before handleFrame's own).
+func (w *wsConn) moveTo(s *session) {
+	gen := s.attach(w, time.Now())
+	w.att.Store(&wsAttachment{s: s, gen: gen})
 }
 
 func (s *session) ackedSeq() uint64 {
@@ -123,13 +190,14 @@ func (w *wsConn) Replaced() {
 // that same goroutine: a request/response costs no extra goroutine (and no
 // stack growth of a fresh one) per frame.
 func (w *wsConn) handleFrame(ctx context.Context, data []byte) {
-	s := w.s
+	s := w.at().s
 	s.mu.Lock()
 	w.handling = true
 	s.mu.Unlock()
 	if err := w.h.handle(ctx, s, data); err != nil {
 		s.Fail(err.message, err.info)
 	}
+	s = w.at().s // a `connection` with an authToken moved the WebSocket
 	s.mu.Lock()
 	w.handling = false
 	run := s.transport == Transport(w) && !w.flushing && (len(s.outbox) > 0 || s.closed)
@@ -146,9 +214,14 @@ func (w *wsConn) handleFrame(ctx context.Context, data []byte) {
 // WebSocket a frame counts as delivered once written: TCP brings it unless
 // the connection dies, and then the client resumes with the ack it has.
 func (w *wsConn) flush() {
-	s := w.s
+	s := w.at().s
+	var written uint64 // the last frame written, for the session store
 	for {
 		s.mu.Lock()
+		if written > 0 && s.established && !s.closed {
+			s.hub.persistLocked(StoreOp{Kind: "sent", ID: s.id, Seq: written})
+		}
+		written = 0
 		if s.transport != Transport(w) {
 			w.flushing = false
 			s.mu.Unlock()
@@ -177,6 +250,7 @@ func (w *wsConn) flush() {
 				return
 			}
 			s.ackTo(f.seq, false) // written; the stored copy waits for the client's ack
+			written = f.seq
 		}
 	}
 }

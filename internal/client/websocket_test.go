@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -230,7 +231,7 @@ func TestOrigins(t *testing.T) {
 	dial(t, "ws://"+addr+"/", http.Header{"Origin": {"http://localhost:1234"}})
 }
 
-// pushApp lets a test queue frames to a session from outside.
+// pushApp tells a test of each session established.
 type pushApp struct {
 	BuiltIn
 	established chan Session
@@ -242,25 +243,8 @@ func (a pushApp) Established(s Session) { a.established <- s }
 // client comes back with sessionId and authToken and gets what was queued
 // meanwhile; a wrong token is refused.
 func TestResumeOverWebSocket(t *testing.T) {
-	app := pushApp{established: make(chan Session, 1)}
-	h, addr := wsServer(t, Options{}, app)
-	c := dial(t, "ws://"+addr+"/", nil)
-	sendFrame(t, c, "connection", map[string]any{"appKey": "a"})
-	ud := next(t, c, "getUserData")
-	s := (<-app.established).(*session)
-	c.CloseNow() // the transport drops: no close frame
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		s.mu.Lock()
-		detached := s.transport == nil
-		s.mu.Unlock()
-		if detached {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("session never detached")
-		}
-	}
-	s.Send("OnDataEvent", map[string]any{"payload": "while you were away"})
+	h, addr := wsServer(t, Options{}, nil)
+	ud := wsAway(t, h, addr, 0, "while you were away")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -354,5 +338,110 @@ func TestFrameInTheHandshakePacket(t *testing.T) {
 	}
 	if hdr[0] != 0x81 || !strings.Contains(string(body), `"getUserData"`) || !strings.Contains(string(body), `"appKey":"early"`) {
 		t.Fatalf("first frame %x %q", hdr, body)
+	}
+}
+
+// wsAway connects a WebSocket client (appKey "a") to the hub h listening
+// at addr, runs sendData n times, drops the WebSocket without a close
+// frame and, once the session noticed, queues an OnDataEvent with payload
+// for it. It returns getUserData's object.
+func wsAway(t *testing.T, h *Hub, addr string, n int, payload string) map[string]any {
+	t.Helper()
+	ws := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, ws, "connection", map[string]any{"appKey": "a"})
+	ud := next(t, ws, "getUserData")
+	for i := range n {
+		sendFrame(t, ws, "sendData", map[string]any{"operationId": "op-" + strconv.Itoa(i), "payload": map[string]any{}})
+		next(t, ws, "DataStatusEvent")
+	}
+	s := h.session(ud["sessionId"].(string))
+	ws.CloseNow() // the transport drops: no close frame
+	waitDetached(t, s)
+	s.Send("OnDataEvent", map[string]any{"payload": payload})
+	return ud
+}
+
+// waitDetached waits until s has no transport.
+func waitDetached(t *testing.T, s *session) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		detached := s.transport == nil
+		s.mu.Unlock()
+		if detached {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("session never detached")
+		}
+	}
+}
+
+// TestReconnectWithAuthToken: the Web SDK's way back,
+// createSession({authToken, keepAlive: true}) — a new WebSocket whose
+// `connection` carries the authToken of getUserData. The WebSocket takes
+// the session over: what was queued meanwhile, then getUserData again with
+// the same sessionId and authToken; the app is not told of a new session;
+// the session goes on. A wrong token gets `fail` and the WebSocket closes;
+// a connection with an authToken after another frame is refused; over the
+// HTTP fallback it is refused with a pointer to open's sessionId.
+func TestReconnectWithAuthToken(t *testing.T) {
+	app := pushApp{established: make(chan Session, 2)}
+	h, addr := wsServer(t, Options{}, app)
+	ud := wsAway(t, h, addr, 0, "while you were away")
+	<-app.established
+	token := ud["authToken"].(string)
+	if tokenSession(token) != ud["sessionId"] {
+		t.Fatalf("authToken %q does not name session %v", token, ud["sessionId"])
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bad := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, bad, "connection", map[string]any{"appKey": "a", "authToken": ud["sessionId"].(string) + ".wrong"})
+	if f := next(t, bad, "fail"); f["apiMethod"] != "connection" || f["info"] != "unknown session or wrong authToken" {
+		t.Fatalf("wrong token: %v", f)
+	}
+	if _, _, err := bad.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("after a wrong token: %v", err)
+	}
+	late := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, late, "ping", nil)
+	next(t, late, "pong")
+	sendFrame(t, late, "connection", map[string]any{"appKey": "a", "authToken": token})
+	if f := next(t, late, "fail"); f["apiMethod"] != "connection" || !strings.Contains(f["info"].(string), "first frame") {
+		t.Fatalf("authToken after another frame: %v", f)
+	}
+
+	back := dial(t, "ws://"+addr+"/", nil)
+	sendFrame(t, back, "connection", map[string]any{"appKey": "defaultApp", "authToken": token, "keepAlive": true})
+	if ev := next(t, back, "OnDataEvent"); ev["payload"] != "while you were away" {
+		t.Fatalf("resumed frame = %v", ev)
+	}
+	if ud2 := next(t, back, "getUserData"); ud2["sessionId"] != ud["sessionId"] || ud2["authToken"] != token || ud2["appKey"] != "a" {
+		t.Fatalf("getUserData after the reconnect = %v, want the session's own %v", ud2, ud)
+	}
+	sendFrame(t, back, "sendData", map[string]any{"operationId": "op-1", "payload": map[string]any{}})
+	if ds := next(t, back, "DataStatusEvent"); ds["operationId"] != "op-1" {
+		t.Fatalf("DataStatusEvent = %v", ds)
+	}
+	select {
+	case <-app.established:
+		t.Fatal("the app was told of a new session")
+	default:
+	}
+	// The fresh sessions of the three WebSockets are gone; "late" is
+	// still open, unconnected.
+	if n := h.Len(); n != 2 {
+		t.Fatalf("sessions = %d, want the resumed one and late's", n)
+	}
+
+	// Over the HTTP fallback: a 400 naming the way.
+	e := newFBEnv(t, nil)
+	fc := e.conn()
+	fc.open()
+	r := fc.post("send", "utid", "1", "data", `{"message":"connection","data":[{"appKey":"a","authToken":"x.y"}]}`)
+	if r.status != 400 || !strings.Contains(string(r.body), "open with sessionId and authToken") {
+		t.Fatalf("connection with an authToken over the fallback: %v", r)
 	}
 }

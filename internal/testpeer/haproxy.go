@@ -13,8 +13,11 @@ import (
 
 // HAProxy is a running haproxy in front of rtcgate nodes' listen-client:
 // mode http, balance roundrobin, no stickiness (every request is balanced
-// on its own), option forwardfor. Each response says which server answered
-// in X-Served-By (s0, s1, … in the order of the servers).
+// on its own), option forwardfor. A connection a server refuses (a node
+// that died) is retried on another server at once, as a load balancer with
+// health checks would soon do (option redispatch 1). Each response says
+// which server answered in X-Served-By (s0, s1, … in the order of the
+// servers).
 type HAProxy struct {
 	Addr string // "127.0.0.1:PORT"
 	URL  string // "http://127.0.0.1:PORT"
@@ -43,6 +46,8 @@ defaults
     timeout server 60s
     timeout http-keep-alive 10s
     option forwardfor
+    option redispatch 1
+    retries 2
 frontend fe
     bind %s
     default_backend nodes
