@@ -67,29 +67,17 @@ func scenarioHTTP(ctx context.Context, env *runEnv, c *rtcgatechild.Child) (*loa
 			var h hist.Histogram
 			defer l.merge(&h)
 			prefix := "h" + strconv.Itoa(i) + "-"
-			var frame []byte
 			for n := 0; ; n++ {
 				if l.phase.Load() == phaseStop || ctx.Err() != nil || time.Now().After(loopStop) {
 					return
 				}
-				op := prefix + strconv.Itoa(n)
-				frame = sdkclient.SendDataFrame(frame, op)
-				t0 := time.Now()
-				if err := s.Send(ctx, frame); err != nil {
-					l.noteErr(fmt.Errorf("session %d: send: %w", i, err))
-					return
-				}
-				ev, err := s.Await(ctx, "DataStatusEvent", sdkclient.RoundTripTimeout)
+				d, err := s.SendData(ctx, prefix+strconv.Itoa(n))
 				if err != nil {
 					l.noteErr(fmt.Errorf("session %d: %w", i, err))
 					return
 				}
-				if err := sdkclient.CheckStatus(ev.Frame, op); err != nil {
-					l.noteErr(fmt.Errorf("session %d: %w", i, err))
-					return
-				}
 				if l.phase.Load() == phaseMeasure {
-					h.Record(ev.At.Sub(t0))
+					h.Record(d)
 				}
 			}
 		})

@@ -257,3 +257,22 @@ func (s *Session) Await(ctx context.Context, message string, timeout time.Durati
 		return Event{}, ctx.Err()
 	}
 }
+
+// SendData is one sendData round trip: the frame for operation op posted,
+// then its DataStatusEvent out of the sync loop, which must be about op
+// and ACCEPTED. It returns the time from the post to the sync that brought
+// the answer.
+func (s *Session) SendData(ctx context.Context, op string) (time.Duration, error) {
+	t0 := time.Now()
+	if err := s.Send(ctx, SendDataFrame(nil, op)); err != nil {
+		return 0, fmt.Errorf("send: %w", err)
+	}
+	ev, err := s.Await(ctx, "DataStatusEvent", RoundTripTimeout)
+	if err != nil {
+		return 0, err
+	}
+	if err := CheckStatus(ev.Frame, op); err != nil {
+		return 0, err
+	}
+	return ev.At.Sub(t0), nil
+}
