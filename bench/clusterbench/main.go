@@ -116,7 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.hooksSrc, "hooksbench-src", "./bench/hooksbench", "(4) hooksbench package to build")
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 15*time.Second, "longest a node may take to log its listeners")
 	fs.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep the nodes', HAProxy's and hooksbench's logs after the run")
-	fs.DurationVar(&cfg.waitQuiet, "wait-quiet", 5*time.Second, "before each measured window, wait up to this long for other processes to leave the CPUs idle (shared boxes); 0: do not wait")
+	fs.DurationVar(&cfg.waitQuiet, "wait-quiet", 3*time.Second, "before each measured window, wait up to this long for other processes to leave the CPUs idle (shared boxes); 0: do not wait")
 
 	nodes := fs.String("nodes", "1,2,3", "(1) node counts behind HAProxy")
 	fs.IntVar(&cfg.conns, "conns", 32, "(1, 2) C: fallback sessions, each one sendData at a time")
@@ -176,14 +176,21 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	return cfg, nil
 }
 
+// items are the non-empty comma-separated items of a flag's list, trimmed.
+func items(list string) []string {
+	var out []string
+	for f := range strings.SplitSeq(list, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // parseNodes reads -nodes: node counts in 1..8, each once, in order.
 func parseNodes(list string) ([]int, error) {
 	var out []int
-	for f := range strings.SplitSeq(list, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
+	for _, f := range items(list) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 || n > 8 {
 			return nil, fmt.Errorf("-nodes: %q: want node counts in 1..8", f)
@@ -202,11 +209,7 @@ func parseNodes(list string) ([]int, error) {
 // (heartbeat ≥ 100ms, TTL ≥ twice the heartbeat), at most 4.
 func parseLeases(list string) ([]lease, error) {
 	var out []lease
-	for f := range strings.SplitSeq(list, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
+	for _, f := range items(list) {
 		a, b, ok := strings.Cut(f, "/")
 		ttl, err1 := time.ParseDuration(a)
 		hb, err2 := time.ParseDuration(b)
@@ -270,36 +273,18 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		var serr error
 		switch sc {
 		case "lb":
-			for _, n := range cfg.nodes {
-				if ctx.Err() != nil {
-					break
-				}
+			res.LB, serr = forEach(ctx, cfg.nodes, func(n int) string { return strconv.Itoa(n) + " node(s)" }, func(n int) (*lbResult, error) {
 				env.Logf("(1) %d node(s) behind HAProxy, %d fallback sessions", n, cfg.conns)
-				r, err := scenarioLB(ctx, env, n)
-				if r != nil {
-					res.LB = append(res.LB, r)
-				}
-				if err != nil {
-					serr = errors.Join(serr, fmt.Errorf("%d node(s): %w", n, err))
-				}
-			}
+				return scenarioLB(ctx, env, n)
+			})
 		case "route":
 			env.Logf("(2) owner vs another node, %d fallback sessions", cfg.conns)
 			res.Route, serr = scenarioRoute(ctx, env)
 		case "takeover":
-			for _, l := range cfg.leases {
-				if ctx.Err() != nil {
-					break
-				}
+			res.Takeover, serr = forEach(ctx, cfg.leases, func(l lease) string { return "lease " + l.String() }, func(l lease) (*takeoverResult, error) {
 				env.Logf("(3) takeover after SIGKILL, %d sessions, lease %s", cfg.tkSessions, l)
-				r, err := scenarioTakeover(ctx, env, l)
-				if r != nil {
-					res.Takeover = append(res.Takeover, r)
-				}
-				if err != nil {
-					serr = errors.Join(serr, fmt.Errorf("lease %s: %w", l, err))
-				}
-			}
+				return scenarioTakeover(ctx, env, l)
+			})
 		case "hookstore":
 			env.Logf("(4) hook events through the disk and the Redis store (bench/hooksbench -scenarios queue)")
 			res.HookStore, serr = scenarioHookStore(ctx, env)
@@ -322,6 +307,30 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 	return code
 }
 
+// forEach runs a scenario for each of list in turn, keeping every result
+// it returns (with an error too) and every error, named by what; it stops
+// when something fails to start or ctx ends.
+func forEach[T, R any](ctx context.Context, list []T, what func(T) string, f func(T) (*R, error)) ([]*R, error) {
+	var out []*R
+	var errs error
+	for _, x := range list {
+		if ctx.Err() != nil {
+			break
+		}
+		r, err := f(x)
+		if r != nil {
+			out = append(out, r)
+		}
+		if err != nil {
+			errs = errors.Join(errs, fmt.Errorf("%s: %w", what(x), err))
+			if se := (*startError)(nil); errors.As(err, &se) {
+				break
+			}
+		}
+	}
+	return out, errs
+}
+
 // startError is a node, HAProxy or hooksbench that did not build or start:
 // the run stops there (exit status 3).
 type startError struct{ err error }
@@ -334,7 +343,8 @@ const (
 	targetTakeoverP99 = 5 * time.Second // takeover after SIGKILL, p99
 )
 
-// report prints the table, the note and the JSON line.
+// report prints the table with the note under it, the errors and warnings,
+// and the JSON line.
 func report(w io.Writer, env *runEnv, started time.Time, res *results) {
 	cfg := env.cfg
 	res.Warnings = append(res.Warnings, warnings(res)...)
@@ -342,22 +352,11 @@ func report(w io.Writer, env *runEnv, started time.Time, res *results) {
 	for _, l := range cfg.leases {
 		ls = append(ls, l.String())
 	}
-	benchrun.Header(w, "clusterbench", started, fmt.Sprintf("C=%d D=%v nodes=%v  leases (ttl/heartbeat) %s  retry-every %v",
-		cfg.conns, cfg.duration, cfg.nodes, strings.Join(ls, ","), cfg.retryEvery))
-	for _, line := range tableLines(cfg, res) {
-		fmt.Fprintln(w, line)
-	}
-	for _, e := range res.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
-	}
-	for _, wn := range res.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", wn)
-	}
 	note := noteLines(res)
-	for _, line := range note {
-		fmt.Fprintln(w, line)
-	}
-	benchrun.JSON(w, started, map[string]any{"config": jsonConfig(cfg), "results": res, "goals": goals(res), "note": strings.Join(note, "\n")})
+	benchrun.Report(w, "clusterbench", started,
+		fmt.Sprintf("C=%d D=%v nodes=%v  leases (ttl/heartbeat) %s  retry-every %v", cfg.conns, cfg.duration, cfg.nodes, strings.Join(ls, ","), cfg.retryEvery),
+		append(tableLines(cfg, res), note...), res.Notes,
+		map[string]any{"config": jsonConfig(cfg), "results": res, "goals": goals(res), "note": strings.Join(note, "\n")})
 }
 
 func jsonConfig(cfg *config) map[string]any {

@@ -232,8 +232,8 @@ func (e *runEnv) awaitPersisted(ctx context.Context, sessions []*wsSession, limi
 	}
 }
 
-// forEach runs f on every session at once and joins the errors.
-func forEach(sessions []*wsSession, f func(s *wsSession) error) error {
+// eachSession runs f on every session at once and joins the errors.
+func eachSession(sessions []*wsSession, f func(s *wsSession) error) error {
 	errs := make([]error, len(sessions))
 	var wg sync.WaitGroup
 	for i, s := range sessions {
@@ -302,7 +302,7 @@ func scenarioTakeover(ctx context.Context, env *runEnv, l lease) (_ *takeoverRes
 		all = append(all, spare)
 		// Each session gets a frame it will not acknowledge: the one
 		// the new owner must replay.
-		if err := forEach(sessions, func(s *wsSession) error {
+		if err := eachSession(sessions, func(s *wsSession) error {
 			return s.sendData(ctx, "pre"+strconv.Itoa(round)+"-"+strconv.Itoa(s.i))
 		}); err != nil {
 			return r, fmt.Errorf("round %d: sendData on %s: %w", round, owner.id, err)
@@ -325,7 +325,7 @@ func scenarioTakeover(ctx context.Context, env *runEnv, l lease) (_ *takeoverRes
 		}()
 		deadline := killed.Add(l.TTL + 20*time.Second)
 		outs := make([]resumed, len(sessions))
-		forEach(sessions, func(s *wsSession) error {
+		eachSession(sessions, func(s *wsSession) error {
 			outs[s.i] = s.resume(ctx, spare.Addr("listen-client"), cfg.retryEvery, deadline, round)
 			return nil
 		})
