@@ -35,13 +35,16 @@ fuzz:
 
 # ngbench: rtcgate side by side with Debian's rtpengine-daemon (userspace,
 # --table=-1) in one run, printing ratios; clientbench: client sessions
-# (idle memory, sendData round trips). Not tests: figures, for closing notes.
+# (idle memory, sendData round trips); clusterbench: the cluster on Redis
+# behind HAProxy (1-3 nodes, forwarding's CPU, takeover after SIGKILL, the
+# hook queue's Redis store). Not tests: figures, for closing notes.
 bench:
 	./scripts/bench-deps.sh
 	$(GO) run ./bench/ngbench $(BENCHFLAGS)
 	$(GO) run ./bench/clientbench $(CLIENTBENCHFLAGS)
 	$(GO) run ./bench/hooksbench $(HOOKSBENCHFLAGS)
 	$(GO) run ./bench/sipbench $(SIPBENCHFLAGS)
+	$(GO) run ./bench/clusterbench $(CLUSTERBENCHFLAGS)
 
 # The long half of the hostile suite: each attack against a fresh rtcgate,
 # with liveness, RSS, descriptors, log bytes and a call's RTP (README).

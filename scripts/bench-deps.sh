@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, what `make bench` measures rtcgate against, when it
 # is missing: Debian's rtpengine-daemon (the userspace relay,
-# /usr/bin/rtpengine) for ngbench, and kamailio and sip-tester (sipp), the
-# SIP proxy and far end of sipbench. Safe to run again: it installs nothing
-# already there.
+# /usr/bin/rtpengine) for ngbench, kamailio and sip-tester (sipp), the
+# SIP proxy and far end of sipbench, and redis-server and haproxy, the
+# cluster's store and load balancer in clusterbench (and hooksbench -store
+# redis). Safe to run again: it installs nothing already there.
 #
-# The benchmarks start their own rtpengine and Kamailio as child processes,
-# so the packages' system services must not run: they would hold ports
-# (2223-2225 and 30000-40000; 5060) and take CPU from the measurement.
+# The benchmarks start their own rtpengine, Kamailio, redis-server and
+# HAProxy as child processes, so the packages' system services must not
+# run: they would hold ports (2223-2225 and 30000-40000; 5060; 6379) and
+# take CPU from the measurement.
 # Service starts are blocked during the install (policy-rc.d, honoured by
 # invoke-rc.d and deb-systemd-invoke), and the services are stopped and
 # disabled afterwards in case something started them anyway.
@@ -16,6 +18,8 @@ set -euo pipefail
 RTPENGINE=${RTPENGINE:-/usr/bin/rtpengine}
 KAMAILIO=${KAMAILIO:-/usr/sbin/kamailio}
 SIPP=${SIPP:-/usr/bin/sipp}
+REDIS=${REDIS:-/usr/bin/redis-server}
+HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
 
 # package → whether it is missing; services: the packages' system services.
 pkgs=()
@@ -30,6 +34,14 @@ if [ ! -x "$KAMAILIO" ]; then
 fi
 if [ ! -x "$SIPP" ] && ! command -v sipp >/dev/null 2>&1; then
 	pkgs+=(sip-tester) # sipp has no service
+fi
+if [ ! -x "$REDIS" ] && ! command -v redis-server >/dev/null 2>&1; then
+	pkgs+=(redis-server)
+	services+=(redis-server)
+fi
+if [ ! -x "$HAPROXY" ] && ! command -v haproxy >/dev/null 2>&1; then
+	pkgs+=(haproxy)
+	services+=(haproxy)
 fi
 if [ ${#pkgs[@]} -eq 0 ]; then
 	exit 0
@@ -78,6 +90,8 @@ for SERVICE in "${services[@]}"; do
 		# run by hand.
 		case $SERVICE in
 		kamailio) pidfile=/run/kamailio/kamailio.pid ;;
+		redis-server) pidfile=/run/redis/redis-server.pid ;;
+		haproxy) pidfile=/run/haproxy.pid ;;
 		*) pidfile=$(. "/etc/default/$SERVICE" 2>/dev/null; echo "${PIDFILE:-/run/rtpengine.pid}") ;;
 		esac
 		if [ -s "$pidfile" ] && $sudo kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -97,5 +111,13 @@ for bin in "$RTPENGINE" "$KAMAILIO"; do
 done
 if [ ! -x "$SIPP" ] && ! command -v sipp >/dev/null 2>&1; then
 	echo "bench-deps: installed $PKG but sipp is missing" >&2
+	exit 1
+fi
+if [ ! -x "$REDIS" ] && ! command -v redis-server >/dev/null 2>&1; then
+	echo "bench-deps: installed $PKG but redis-server is missing" >&2
+	exit 1
+fi
+if [ ! -x "$HAPROXY" ] && ! command -v haproxy >/dev/null 2>&1; then
+	echo "bench-deps: installed $PKG but haproxy is missing" >&2
 	exit 1
 fi

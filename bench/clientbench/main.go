@@ -57,6 +57,7 @@ import (
 	"github.com/rtcgate/rtcgate/bench/internal/childproc"
 	"github.com/rtcgate/rtcgate/bench/internal/proc"
 	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
+	"github.com/rtcgate/rtcgate/bench/internal/sdkclient"
 )
 
 type config struct {
@@ -255,7 +256,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		if serr != nil {
 			code = 1
 			env.Fail(&res.Notes, sc, serr)
-			var u *errUnavailable
+			var u *sdkclient.ErrUnavailable
 			if !errors.As(serr, &u) {
 				env.Logf("rtcgate log %s, last lines:\n%s", c.LogPath(), childproc.Indent(childproc.LogTail(c.LogPath(), 15)))
 			}

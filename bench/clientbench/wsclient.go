@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/bench/internal/loopdial"
+	"github.com/rtcgate/rtcgate/bench/internal/sdkclient"
 )
 
 // A minimal RFC 6455 client: just what the benchmark needs, so that an idle
@@ -225,13 +226,13 @@ func (c *wsConn) nextNamed(name string) ([]byte, error) {
 			}
 			continue
 		}
-		return nil, fmt.Errorf("got %s while waiting for %s", clip(m, 200), name)
+		return nil, fmt.Errorf("got %s while waiting for %s", sdkclient.Clip(m, 200), name)
 	}
 	return nil, fmt.Errorf("no %s within 100 frames", name)
 }
 
 // connectFrame is the SDK's first message.
-var connectFrame = []byte(`{"message":"connection","data":[{"appKey":"defaultApp","clientVersion":"clientbench"}]}`)
+var connectFrame = sdkclient.ConnectFrame("defaultApp", "clientbench")
 
 // handshake sends connection and waits for getUserData; it returns the
 // sessionId.
@@ -243,34 +244,11 @@ func (c *wsConn) handshake() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sid := jsonField(m, "sessionId")
+	sid := sdkclient.JSONField(m, "sessionId")
 	if sid == "" {
-		return "", fmt.Errorf("getUserData without sessionId: %s", clip(m, 200))
+		return "", fmt.Errorf("getUserData without sessionId: %s", sdkclient.Clip(m, 200))
 	}
 	return sid, nil
-}
-
-// jsonField finds "key":"value" in b and returns value (no unescaping: the
-// fields read here are ids).
-func jsonField(b []byte, key string) string {
-	k := []byte(`"` + key + `":"`)
-	i := bytes.Index(b, k)
-	if i < 0 {
-		return ""
-	}
-	rest := b[i+len(k):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
-		return ""
-	}
-	return string(rest[:j])
-}
-
-func clip(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "…"
-	}
-	return string(b)
 }
 
 // idle drops everything but the socket: after the handshake the server

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/rtcgate/rtcgate/bench/internal/loopdial"
 	"github.com/rtcgate/rtcgate/bench/internal/proc"
 	"github.com/rtcgate/rtcgate/bench/internal/rtcgatechild"
+	"github.com/rtcgate/rtcgate/bench/internal/sdkclient"
 )
 
 // loadResult is scenario (2) or (3): closed-loop sendData round trips.
@@ -123,28 +123,6 @@ func (l *loadRun) measure(ctx context.Context, env *runEnv, c *rtcgatechild.Chil
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
-// rtTimeout bounds one round trip; a connection that misses it stops.
-const rtTimeout = 5 * time.Second
-
-// sendDataFrame builds the sendData frame for operation id op.
-func sendDataFrame(buf []byte, op string) []byte {
-	buf = append(buf[:0], `{"message":"sendData","data":[{"operationId":"`...)
-	buf = append(buf, op...)
-	buf = append(buf, `","payload":{"bench":"clientbench","n":1}}]}`...)
-	return buf
-}
-
-// checkStatus verifies a DataStatusEvent frame is about op and ACCEPTED.
-func checkStatus(m []byte, op string) error {
-	if jsonField(m, "operationId") != op {
-		return fmt.Errorf("DataStatusEvent for %q, want %q: %s", jsonField(m, "operationId"), op, clip(m, 200))
-	}
-	if !bytes.Contains(m, []byte(`"status":"ACCEPTED"`)) {
-		return fmt.Errorf("DataStatusEvent not ACCEPTED: %s", clip(m, 200))
-	}
-	return nil
-}
-
 // scenarioWS is (2): cfg.conns WebSockets, each looping sendData → wait
 // for its DataStatusEvent.
 func scenarioWS(ctx context.Context, env *runEnv, c *rtcgatechild.Child) (*loadResult, error) {
@@ -189,9 +167,9 @@ func scenarioWS(ctx context.Context, env *runEnv, c *rtcgatechild.Child) (*loadR
 				}
 				opb = strconv.AppendInt(append(opb[:0], prefix...), int64(n), 10)
 				op := string(opb)
-				frame = sendDataFrame(frame, op)
+				frame = sdkclient.SendDataFrame(frame, op)
 				t0 := time.Now()
-				wc.nc.SetDeadline(t0.Add(rtTimeout))
+				wc.nc.SetDeadline(t0.Add(sdkclient.RoundTripTimeout))
 				if err := wc.writeText(frame); err != nil {
 					l.noteErr(fmt.Errorf("conn %d: write: %w", i, err))
 					return
@@ -202,7 +180,7 @@ func scenarioWS(ctx context.Context, env *runEnv, c *rtcgatechild.Child) (*loadR
 					return
 				}
 				d := time.Since(t0)
-				if err := checkStatus(m, op); err != nil {
+				if err := sdkclient.CheckStatus(m, op); err != nil {
 					l.noteErr(fmt.Errorf("conn %d: %w", i, err))
 					return
 				}

@@ -119,3 +119,6 @@ func (r *Redis) Kill() { r.p.stop(0) }
 
 // Logs is the server's output.
 func (r *Redis) Logs() string { return r.p.out.String() }
+
+// Pid is the server's process id.
+func (r *Redis) Pid() int { return r.p.cmd.Process.Pid }

@@ -5,6 +5,7 @@ package childproc
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -154,6 +155,17 @@ func LogTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// GoBuild compiles the Go package src into the binary bin, so that the
+// process a program measures is that binary and not `go run` around it;
+// the error carries the compiler's output.
+func GoBuild(ctx context.Context, src, bin string) error {
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, src).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build -o %s %s: %w\n%s", bin, src, err, Indent(strings.TrimSpace(string(out))))
+	}
+	return nil
 }
 
 // Indent indents every line of s by four spaces, to set a log's lines

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,11 +26,7 @@ import (
 // measured is rtcgate itself and not `go run` around it.
 func Build(ctx context.Context, src, dir string) (string, error) {
 	bin := filepath.Join(dir, "rtcgate")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, src).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build -o %s %s: %w\n%s", bin, src, err, childproc.Indent(strings.TrimSpace(string(out))))
-	}
-	return bin, nil
+	return bin, childproc.GoBuild(ctx, src, bin)
 }
 
 // App is the one app a benchmark configures, with its backend.
