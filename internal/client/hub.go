@@ -129,6 +129,41 @@ func (h *Hub) Len() int {
 	return len(h.sessions)
 }
 
+// SessionInfo is a session as the operator's status page lists it.
+type SessionInfo struct {
+	Session     Session // what the layers keep per session (the SIP gateway's calls) is read through it
+	App         string  // the appKey it connected with ("" before connection)
+	Transport   string  // "websocket" or "http"; "" while it waits for a resume
+	RemoteIP    string
+	Created     time.Time
+	Established bool
+}
+
+// EachSession calls visit with every session, oldest first, until visit
+// returns false. The sessions are read one at a time: none is held while
+// visit runs.
+func (h *Hub) EachSession(visit func(SessionInfo) bool) {
+	h.mu.Lock()
+	all := make([]*session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
+	for _, s := range all {
+		s.mu.Lock()
+		info := SessionInfo{Session: s, App: s.appKey, RemoteIP: s.remoteIP, Created: s.created, Established: s.established}
+		if s.transport != nil {
+			info.Transport = s.transport.Kind()
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed && !visit(info) {
+			return
+		}
+	}
+}
+
 // open makes a session for a new connection, within max connections.
 func (h *Hub) open(remoteIP string) (*session, error) {
 	now := time.Now()

@@ -53,6 +53,7 @@ type Server struct {
 	subMu        sync.RWMutex
 	subprotocols map[string]MessageHandler
 	subOrder     []string
+	pages        []string // path prefixes of HandlePage
 
 	// Everything Shutdown must stop: HTTP servers, the CLI listeners, and
 	// the WebSocket and CLI connections in flight (http.Server.Shutdown does
@@ -62,6 +63,7 @@ type Server struct {
 	listeners  []net.Listener
 	conns      sync.WaitGroup
 	websockets map[*websocket.Conn]struct{}
+	streams    map[*context.CancelFunc]struct{} // event streams (ServeEvents)
 	closing    bool
 	baseCtx    context.Context
 	cancel     context.CancelFunc
@@ -83,6 +85,7 @@ func New(opts Options, registry *cli.Registry, reg *prometheus.Registry, metrics
 		opts: opts, cli: registry, mux: http.NewServeMux(), log: opts.Log,
 		subprotocols: map[string]MessageHandler{},
 		websockets:   map[*websocket.Conn]struct{}{},
+		streams:      map[*context.CancelFunc]struct{}{},
 		baseCtx:      ctx, cancel: cancel,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtcgate_control_requests_total",
@@ -147,7 +150,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func endpointOf(path string) string {
 	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	switch seg {
-	case "ping", "cli", "metrics", "ng", "ng-plain":
+	case "ping", "cli", "metrics", "ng", "ng-plain", "status":
 		return "/" + seg
 	}
 	return "other"
@@ -251,6 +254,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// to end by themselves.
 	for c := range s.websockets {
 		go c.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	// Event streams never end by themselves either.
+	for cancel := range s.streams {
+		(*cancel)()
 	}
 	s.mu.Unlock()
 
