@@ -39,6 +39,10 @@
 		if (!sec) return '–';
 		return sec < 0.01 ? `${(sec * 1000).toFixed(2)} ms` : `${Math.round(sec * 1000)} ms`;
 	}
+	// A stream's peer: latched from its packets, or as its SDP said until
+	// one arrives.
+	const peer = (st) => (!st.remote ? '–' : st.confirmed ? st.remote
+		: el('span', { class: 'muted', title: 'from the SDP: no packet from it yet' }, st.remote, ' (SDP)'));
 	const rate = (r) => (r === null || r === undefined ? '…' : `${r < 10 ? r.toFixed(1) : Math.round(r)}/s`);
 
 	// A status as a badge, coloured by what it means.
@@ -57,7 +61,7 @@
 		const head = el('tr', {}, ...columns.map((c) => el('th', { scope: 'col', class: c.num ? 'num' : null }, c.title)));
 		const body = el('tbody');
 		for (const r of rows) {
-			body.append(el('tr', r.attrs || {}, ...columns.map((c) => el('td', { class: c.num ? 'num' : null, 'data-label': c.title }, c.cell(r)))));
+			body.append(el('tr', r.attrs || {}, ...columns.map((c) => el('td', { class: [c.num && 'num', c.wide && 'wide'].filter(Boolean).join(' ') || null, 'data-label': c.title }, c.cell(r)))));
 		}
 		if (!rows.length) {
 			body.append(el('tr', { class: 'empty' }, el('td', { colspan: columns.length }, empty)));
@@ -133,7 +137,7 @@
 				{ title: 'Duration', num: true, cell: (c) => duration(c.duration) },
 				{ title: 'Talking', num: true, cell: (c) => (c.talking ? duration(c.talking) : '–') },
 				{ title: 'Session', cell: (c) => el('code', {}, c.session + '…') },
-				{ title: 'Relay call', cell: (c) => el('code', {}, c.media) },
+				{ title: 'Relay call', wide: true, cell: (c) => el('code', {}, c.media) },
 			], (sip.calls || []).map((c) => ({ ...c, attrs: { 'data-call': c.id, 'data-state': c.status } })), 'No calls.', sip.moreCalls);
 			table($('registrations'), 'SIP accounts', [
 				{ title: 'Account', cell: (r) => r.account },
@@ -161,12 +165,12 @@
 			(c.streams || []).forEach((st, i) => streams.push({ call: c, st, first: i === 0, n: c.streams.length }));
 		}
 		table($('relay'), 'Calls and streams', [
-			{ title: 'Call-ID', cell: (r) => (r.first ? el('code', {}, r.call.id) : '') },
+			{ title: 'Call-ID', wide: true, cell: (r) => (r.first ? el('code', {}, r.call.id) : '') },
 			{ title: 'Age', num: true, cell: (r) => (r.first ? duration(r.call.age) : '') },
 			{ title: 'Tag', cell: (r) => r.st.tag },
 			{ title: 'Media', cell: (r) => `${r.st.media} ${r.st.type}${r.st.rtcp ? ' RTCP' : ''}` },
 			{ title: 'Local', cell: (r) => r.st.local },
-			{ title: 'Peer', cell: (r) => (r.st.remote ? r.st.remote + (r.st.confirmed ? '' : ' ?') : '–') },
+			{ title: 'Peer', cell: (r) => peer(r.st) },
 			{ title: 'Packets/s', num: true, cell: (r) => rate(r.st.rate) },
 			{ title: 'Packets', num: true, cell: (r) => int(r.st.packets) },
 			{ title: 'Bytes', num: true, cell: (r) => bytes(r.st.bytes) },
