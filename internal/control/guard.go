@@ -43,7 +43,8 @@ func IsLoopbackListener(ln net.Listener) bool { return !newListenerInfo(ln).need
 //     an Origin, is answered 403;
 //   - without a valid "Authorization: Bearer <control-token>", a request to
 //     a listener bound to a non-loopback address is answered 401 (GET /ping
-//     excepted, for health checks); a wrong token is refused anywhere.
+//     excepted, for health checks); a wrong token is refused anywhere. A
+//     page (HandlePage) also takes the token as a Basic password.
 //
 // Tools send no Origin (curl, rtpengine-ctl, rtcgate ctl, Kamailio), so
 // they pass.
