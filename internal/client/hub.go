@@ -144,13 +144,9 @@ type SessionInfo struct {
 // visit runs.
 func (h *Hub) EachSession(visit func(SessionInfo) bool) {
 	h.mu.Lock()
-	all := make([]*session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
+	all := h.listLocked()
 	h.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
-	for _, s := range all {
+	for _, s := range oldestFirst(all) {
 		s.mu.Lock()
 		info := SessionInfo{Session: s, App: s.appKey, RemoteIP: s.remoteIP, Created: s.created, Established: s.established}
 		if s.transport != nil {
@@ -162,6 +158,22 @@ func (h *Hub) EachSession(visit func(SessionInfo) bool) {
 			return
 		}
 	}
+}
+
+// listLocked is every session, for work that runs without h.mu, which is
+// held here.
+func (h *Hub) listLocked() []*session {
+	all := make([]*session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		all = append(all, s)
+	}
+	return all
+}
+
+// oldestFirst sorts sessions by when they were created.
+func oldestFirst(all []*session) []*session {
+	sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
+	return all
 }
 
 // open makes a session for a new connection, within max connections.
@@ -358,10 +370,7 @@ func (h *Hub) Run(ctx context.Context) {
 
 func (h *Hub) sweep(now time.Time, ping bool) {
 	h.mu.Lock()
-	all := make([]*session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
+	all := h.listLocked()
 	h.mu.Unlock()
 	h.peers.sweep(now)
 	renew := h.storeOf() != nil && now.Sub(h.lastRenew) >= max(h.opts.IdleTimeout/4, time.Second)
@@ -404,13 +413,9 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
-	all := make([]*session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
+	all := h.listLocked()
 	h.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
-	for _, s := range all {
+	for _, s := range oldestFirst(all) {
 		s.Close("shutdown")
 	}
 	if h.ready != nil {

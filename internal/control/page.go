@@ -74,11 +74,11 @@ const eventRetry = time.Second
 func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request, interval time.Duration, next func(ctx context.Context) ([]byte, error)) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	if !s.enterStream(&cancel) {
+	if !s.enterLive(r, cancel) {
 		plain(w, http.StatusServiceUnavailable, "shutting down\n")
 		return
 	}
-	defer s.leaveStream(&cancel)
+	defer s.leaveLive(r)
 	if tc, _ := r.Context().Value(connKey{}).(*trackedConn); tc != nil {
 		if s.opts.IdleTimeout > 0 {
 			tc.setOnIdle(cancel)
@@ -120,22 +120,4 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request, interval ti
 		case <-t.C:
 		}
 	}
-}
-
-// enterStream records an event stream for Shutdown to end; false when
-// shutting down.
-func (s *Server) enterStream(cancel *context.CancelFunc) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.streams[cancel] = struct{}{}
-	return true
-}
-
-func (s *Server) leaveStream(cancel *context.CancelFunc) {
-	s.mu.Lock()
-	delete(s.streams, cancel)
-	s.mu.Unlock()
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,16 +46,7 @@ func TestPageToken(t *testing.T) {
 		{"loopback page without", loop, "GET", "/status", "", 200, ""},
 		{"loopback page with a wrong password", loop, "GET", "/status", basic("x", "nope"), 401, "Basic"},
 	} {
-		s := &Server{opts: Options{Token: token}, pages: []string{"/status"}}
-		s.requests, s.refused = newTestCounters()
-		s.log = discardLog()
-		h := s.guard(c.li, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }))
-		r := httptest.NewRequest(c.method, "http://127.0.0.1"+c.path, nil)
-		if c.auth != "" {
-			r.Header.Set("Authorization", c.auth)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
+		w := guarded(&Server{opts: Options{Token: token}, pages: []string{"/status"}}, c.li, c.method, c.path, c.auth)
 		if w.Code != c.want {
 			t.Errorf("%s: %d, want %d", c.name, w.Code, c.want)
 		}
@@ -182,7 +172,6 @@ func TestEventsQuiet(t *testing.T) {
 	holder.SetDeadline(time.Now().Add(10 * time.Second))
 	events = openEvents(t, holder, "/events")
 	nextData(t, events)
-	time.Sleep(2 * evictFloor) // quiet for longer than a newcomer needs
 	if code, body, _ := get(t, ts.httpURL+"/ping"); code != 200 || body != "pong\n" {
 		t.Fatalf("ping while a stream held the only slot: %d %q", code, body)
 	}

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtcgate/rtcgate/internal/cli"
@@ -58,15 +57,14 @@ type Server struct {
 	// Everything Shutdown must stop: HTTP servers, the CLI listeners, and
 	// the WebSocket and CLI connections in flight (http.Server.Shutdown does
 	// not wait for hijacked connections).
-	mu         sync.Mutex
-	servers    []*http.Server
-	listeners  []net.Listener
-	conns      sync.WaitGroup
-	websockets map[*websocket.Conn]struct{}
-	streams    map[*context.CancelFunc]struct{} // event streams (ServeEvents)
-	closing    bool
-	baseCtx    context.Context
-	cancel     context.CancelFunc
+	mu        sync.Mutex
+	servers   []*http.Server
+	listeners []net.Listener
+	conns     sync.WaitGroup
+	live      map[any]func() // what never ends by itself (WebSockets, event streams): how Shutdown ends it
+	closing   bool
+	baseCtx   context.Context
+	cancel    context.CancelFunc
 
 	requests *prometheus.CounterVec
 	wsOpen   *prometheus.GaugeVec
@@ -84,8 +82,7 @@ func New(opts Options, registry *cli.Registry, reg *prometheus.Registry, metrics
 	s := &Server{
 		opts: opts, cli: registry, mux: http.NewServeMux(), log: opts.Log,
 		subprotocols: map[string]MessageHandler{},
-		websockets:   map[*websocket.Conn]struct{}{},
-		streams:      map[*context.CancelFunc]struct{}{},
+		live:         map[any]func(){},
 		baseCtx:      ctx, cancel: cancel,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtcgate_control_requests_total",
@@ -250,14 +247,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ln := range listeners {
 		ln.Close()
 	}
-	// WebSockets are long-lived: tell them now instead of waiting for them
-	// to end by themselves.
-	for c := range s.websockets {
-		go c.Close(websocket.StatusGoingAway, "server shutting down")
-	}
-	// Event streams never end by themselves either.
-	for cancel := range s.streams {
-		(*cancel)()
+	// WebSockets and event streams are long-lived: tell them now instead
+	// of waiting for them to end by themselves.
+	for _, stop := range s.live {
+		go stop()
 	}
 	s.mu.Unlock()
 
