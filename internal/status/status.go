@@ -128,7 +128,9 @@ func (st *Status) Current(ctx context.Context) []byte {
 	if st.last != nil && now.Sub(st.builtAt) < st.opts.Interval/2 {
 		return st.last
 	}
-	snap, cur := st.build(ctx, now)
+	// Shared: a page that goes away meanwhile does not cut the others'
+	// snapshot short (the cluster's reads have their own timeout).
+	snap, cur := st.build(context.WithoutCancel(ctx), now)
 	b, err := json.Marshal(snap)
 	if err != nil {
 		b = []byte(`{"error":"snapshot not encodable"}`)
