@@ -129,6 +129,8 @@ try {
 	await page.waitForTimeout(300); // let the last update's layout settle
 	const desktop = path.join(outDir, 'status-1280x800.png');
 	await page.screenshot({ path: desktop, fullPage: true });
+	const desktopViewport = path.join(outDir, 'status-1280x800-first-screen.png');
+	await page.screenshot({ path: desktopViewport });
 	await page.setViewportSize({ width: 390, height: 844 });
 	await page.waitForTimeout(300);
 	const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -140,7 +142,7 @@ try {
 	await page.setViewportSize({ width: 1280, height: 800 });
 
 	out({ step: 'shown', packets: [first, later], rate, updates: [updates, updatesLater], callRow,
-		screenshots: [desktop, phone, phoneViewport], problems });
+		screenshots: [desktop, desktopViewport, phone, phoneViewport], problems });
 
 	if ((await nextLine()) !== 'ended') throw new Error('the Go test did not say "ended"');
 	await gone(`[data-call="${expect.call}"]`, `call ${expect.call}`);
