@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -448,14 +449,23 @@ window.results = {};
 		ws.onclose = (e) => res("closed " + e.code);
 		setTimeout(() => res("timeout"), 5000);
 	});
+	// The operator's page: read its figures, follow its events.
+	try { const r = await fetch(C + "/status/snapshot"); results.status = "read " + (await r.text()).slice(0, 40); } catch (e) { results.status = "error " + e; }
+	results.events = await new Promise((res) => {
+		const es = new EventSource(C + "/status/events");
+		es.onmessage = (m) => { es.close(); res("message " + m.data.slice(0, 40)); };
+		es.onerror = () => { es.close(); res("error"); };
+		setTimeout(() => { es.close(); res("timeout"); }, 5000);
+	});
 	window.done = true;
 })();
 </script>`
 
 // TestControlCSRFInChromium: a real browser on an attacker's page — a
 // cross-site one, and one reached through a rebound name — cannot change
-// anything on the control plane; every attempt reaches rtcgate and is
-// refused there (counted by reason), not merely blocked by the browser.
+// anything on the control plane, nor read the status page or follow its
+// events; every attempt reaches rtcgate and is refused there (counted by
+// reason), not merely blocked by the browser.
 func TestControlCSRFInChromium(t *testing.T) {
 	chromium := needTool(t, "chromium", "chromium")
 	node := needTool(t, "node", "nodejs")
@@ -492,8 +502,13 @@ func TestControlCSRFInChromium(t *testing.T) {
 			if strings.Contains(stdout, "answered") {
 				t.Errorf("the page's WebSocket got an answer: %s", stdout)
 			}
-			if n := refusedCount(t, r, c.reason) - before; n < 4 {
-				t.Errorf("rtcgate refused %v of the page's 4 requests for %s", n, c.reason)
+			var saw struct{ Status, Events string }
+			json.Unmarshal([]byte(stdout), &saw)
+			if !strings.HasPrefix(saw.Status, "error") || saw.Events != "error" {
+				t.Errorf("the page read the status page: snapshot %q, events %q", saw.Status, saw.Events)
+			}
+			if n := refusedCount(t, r, c.reason) - before; n < 6 {
+				t.Errorf("rtcgate refused %v of the page's 6 requests for %s", n, c.reason)
 			}
 			if code, body := rawHTTP(t, r.addr(t, "listen-http"), "GET /cli/list+maxsessions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"); code != 200 || body != "Maximum sessions configured on rtpengine: -1\n" {
 				t.Errorf("after the page: maxsessions %d %q", code, body)

@@ -129,6 +129,53 @@ func (h *Hub) Len() int {
 	return len(h.sessions)
 }
 
+// SessionInfo is a session as the operator's status page lists it.
+type SessionInfo struct {
+	Session     Session // what the layers keep per session (the SIP gateway's calls) is read through it
+	App         string  // the appKey it connected with ("" before connection)
+	Transport   string  // "websocket" or "http"; "" while it waits for a resume
+	RemoteIP    string
+	Created     time.Time
+	Established bool
+}
+
+// EachSession calls visit with every session, oldest first, until visit
+// returns false. The sessions are read one at a time: none is held while
+// visit runs.
+func (h *Hub) EachSession(visit func(SessionInfo) bool) {
+	h.mu.Lock()
+	all := h.listLocked()
+	h.mu.Unlock()
+	for _, s := range oldestFirst(all) {
+		s.mu.Lock()
+		info := SessionInfo{Session: s, App: s.appKey, RemoteIP: s.remoteIP, Created: s.created, Established: s.established}
+		if s.transport != nil {
+			info.Transport = s.transport.Kind()
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed && !visit(info) {
+			return
+		}
+	}
+}
+
+// listLocked is every session, for work that runs without h.mu, which is
+// held here.
+func (h *Hub) listLocked() []*session {
+	all := make([]*session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		all = append(all, s)
+	}
+	return all
+}
+
+// oldestFirst sorts sessions by when they were created.
+func oldestFirst(all []*session) []*session {
+	sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
+	return all
+}
+
 // open makes a session for a new connection, within max connections.
 func (h *Hub) open(remoteIP string) (*session, error) {
 	now := time.Now()
@@ -326,10 +373,7 @@ func (h *Hub) Run(ctx context.Context) {
 
 func (h *Hub) sweep(now time.Time, ping bool) {
 	h.mu.Lock()
-	all := make([]*session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
+	all := h.listLocked()
 	h.mu.Unlock()
 	h.peers.sweep(now)
 	renew := h.storeOf() != nil && now.Sub(h.lastRenew) >= max(h.opts.IdleTimeout/4, time.Second)
@@ -372,13 +416,9 @@ func (h *Hub) sweep(now time.Time, ping bool) {
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
-	all := make([]*session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
+	all := h.listLocked()
 	h.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
-	for _, s := range all {
+	for _, s := range oldestFirst(all) {
 		s.Close("shutdown")
 	}
 	if h.ready != nil {

@@ -133,6 +133,10 @@ type Config struct {
 	ControlCLIAllowRemote      bool       `yaml:"control-cli-allow-remote"`
 	ControlIdleTimeout         Duration   `yaml:"control-idle-timeout"`
 	ControlPressureIdleTimeout Duration   `yaml:"control-pressure-idle-timeout"`
+
+	// The operator's page, /status on the control listeners.
+	StatusInterval Duration `yaml:"status-interval"`
+	StatusMaxRows  int      `yaml:"status-max-rows"`
 }
 
 // AppConfig is one backend app (see the hooks package): its REST URL gets a

@@ -127,6 +127,9 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"no interface", "interface: []\n", nil, nil, "interface", "at least one"},
 		{"small message limit", "control-max-message: 10\n", nil, nil, "control-max-message", "at least 512"},
 		{"zero connections", "control-max-connections: 0\n", nil, nil, "control-max-connections", "at least 1"},
+		{"status interval", "status-interval: 10ms\n", nil, nil, "status-interval", "100ms to 1m"},
+		{"status rows", "status-max-rows: 0\n", nil, nil, "status-max-rows", "1 to 10000"},
+		{"status rows too many", "status-max-rows: 20000\n", nil, nil, "status-max-rows", "1 to 10000"},
 		{"zero control timeout", "control-timeout: 0\n", nil, nil, "control-timeout", "positive"},
 		{"negative delete delay", "delete-delay: -1\n", nil, nil, "delete-delay", "negative"},
 		{"too many relay threads", "relay-threads: 1000\n", nil, nil, "relay-threads", "0 (one per CPU) to 256"},
@@ -317,5 +320,23 @@ func TestClusterDefaults(t *testing.T) {
 	if c.ClusterRedis != "" || c.ClusterAdvertise != "" || c.ClusterHeartbeat.D() != time.Second ||
 		c.ClusterNodeTTL.D() != 5*time.Second || c.ClusterRedisTimeout.D() != time.Second {
 		t.Errorf("cluster defaults: %q %q %s %s %s", c.ClusterRedis, c.ClusterAdvertise, c.ClusterHeartbeat, c.ClusterNodeTTL, c.ClusterRedisTimeout)
+	}
+}
+
+// The status page's keys and the defaults the README's table gives.
+func TestStatusDefaults(t *testing.T) {
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StatusInterval.D() != time.Second || c.StatusMaxRows != 100 {
+		t.Errorf("status defaults: %s %d", c.StatusInterval, c.StatusMaxRows)
+	}
+	c, err = Load("", nil, []Override{{"status-interval", "250ms"}, {"status-max-rows", "5"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StatusInterval.D() != 250*time.Millisecond || c.StatusMaxRows != 5 {
+		t.Errorf("status keys set: %s %d", c.StatusInterval, c.StatusMaxRows)
 	}
 }

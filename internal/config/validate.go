@@ -200,6 +200,12 @@ func (c *Config) Validate() error {
 	if c.ControlMaxConnections < 1 {
 		return keyErr("control-max-connections", "%d: want at least 1", c.ControlMaxConnections)
 	}
+	if c.StatusInterval < Duration(100*time.Millisecond) || c.StatusInterval > Duration(time.Minute) {
+		return keyErr("status-interval", "%s: want 100ms to 1m", c.StatusInterval)
+	}
+	if c.StatusMaxRows < 1 || c.StatusMaxRows > 10000 {
+		return keyErr("status-max-rows", "%d: want 1 to 10000", c.StatusMaxRows)
+	}
 	if err := c.validateCluster(); err != nil {
 		return err
 	}

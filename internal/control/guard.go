@@ -43,7 +43,8 @@ func IsLoopbackListener(ln net.Listener) bool { return !newListenerInfo(ln).need
 //     an Origin, is answered 403;
 //   - without a valid "Authorization: Bearer <control-token>", a request to
 //     a listener bound to a non-loopback address is answered 401 (GET /ping
-//     excepted, for health checks); a wrong token is refused anywhere.
+//     excepted, for health checks); a wrong token is refused anywhere. A
+//     page (HandlePage) also takes the token as a Basic password.
 //
 // Tools send no Origin (curl, rtpengine-ctl, rtcgate ctl, Kamailio), so
 // they pass.
@@ -77,7 +78,13 @@ func (s *Server) guard(li *listenerInfo, next http.Handler) http.Handler {
 			return
 		}
 		if !s.authorized(li, r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="rtcgate"`)
+			if s.isPage(r) {
+				// A browser prompts for Basic; the control-token is the
+				// password (HandlePage).
+				w.Header().Set("WWW-Authenticate", `Basic realm="rtcgate control-token", charset="UTF-8"`)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="rtcgate"`)
+			}
 			s.refuse(w, r, http.StatusUnauthorized, "token",
 				"this control listener needs Authorization: Bearer <control-token> (rtcgate ctl: --token, RTCGATE_CONTROL_TOKEN or --config)\n")
 			return
@@ -154,7 +161,8 @@ func (s *Server) originAllowed(origin string) bool {
 }
 
 // authorized checks the bearer token: required on a non-loopback listener
-// (GET /ping excepted), checked wherever one is sent.
+// (GET /ping excepted), checked wherever one is sent. A page (HandlePage)
+// also takes it as a Basic password, any user name.
 func (s *Server) authorized(li *listenerInfo, r *http.Request) bool {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
@@ -166,6 +174,10 @@ func (s *Server) authorized(li *listenerInfo, r *http.Request) bool {
 		return !li.needToken
 	}
 	scheme, tok, ok := strings.Cut(auth, " ")
+	if ok && strings.EqualFold(scheme, "Basic") && s.isPage(r) {
+		_, password, ok := r.BasicAuth()
+		return ok && s.tokenMatches(password)
+	}
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}

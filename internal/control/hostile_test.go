@@ -112,16 +112,7 @@ func TestToken(t *testing.T) {
 		{"loopback right", token, loop, "GET", "/cli/x", "Bearer " + token, 200},
 		{"loopback wrong", token, loop, "GET", "/cli/x", "Bearer nope", 401},
 	} {
-		s := &Server{opts: Options{Token: c.configured}}
-		s.requests, s.refused = newTestCounters()
-		s.log = discardLog()
-		h := s.guard(c.li, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }))
-		r := httptest.NewRequest(c.method, "http://127.0.0.1"+c.path, nil)
-		if c.auth != "" {
-			r.Header.Set("Authorization", c.auth)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
+		w := guarded(&Server{opts: Options{Token: c.configured}}, c.li, c.method, c.path, c.auth)
 		if w.Code != c.want {
 			t.Errorf("%s: %d, want %d", c.name, w.Code, c.want)
 		}
@@ -279,6 +270,21 @@ func TestHTTPOnTheCLIPort(t *testing.T) {
 	if got := cliExchange(t, ts.cliAddr, "echo HTTP/1.1 x\n"); got != "HTTP/1.1|x\n" {
 		t.Errorf("a command mentioning HTTP = %q", got)
 	}
+}
+
+// guarded runs one request through s's guard, in front of a handler that
+// answers 200, with auth as its Authorization ("": none).
+func guarded(s *Server, li *listenerInfo, method, path, auth string) *httptest.ResponseRecorder {
+	s.requests, s.refused = newTestCounters()
+	s.log = discardLog()
+	h := s.guard(li, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }))
+	r := httptest.NewRequest(method, "http://127.0.0.1"+path, nil)
+	if auth != "" {
+		r.Header.Set("Authorization", auth)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
 }
 
 func newTestCounters() (requests, refused *prometheus.CounterVec) {

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtcgate/rtcgate/internal/cli"
@@ -53,18 +52,19 @@ type Server struct {
 	subMu        sync.RWMutex
 	subprotocols map[string]MessageHandler
 	subOrder     []string
+	pages        []string // path prefixes of HandlePage
 
 	// Everything Shutdown must stop: HTTP servers, the CLI listeners, and
 	// the WebSocket and CLI connections in flight (http.Server.Shutdown does
 	// not wait for hijacked connections).
-	mu         sync.Mutex
-	servers    []*http.Server
-	listeners  []net.Listener
-	conns      sync.WaitGroup
-	websockets map[*websocket.Conn]struct{}
-	closing    bool
-	baseCtx    context.Context
-	cancel     context.CancelFunc
+	mu        sync.Mutex
+	servers   []*http.Server
+	listeners []net.Listener
+	conns     sync.WaitGroup
+	live      map[any]func() // what never ends by itself (WebSockets, event streams): how Shutdown ends it
+	closing   bool
+	baseCtx   context.Context
+	cancel    context.CancelFunc
 
 	requests *prometheus.CounterVec
 	wsOpen   *prometheus.GaugeVec
@@ -82,7 +82,7 @@ func New(opts Options, registry *cli.Registry, reg *prometheus.Registry, metrics
 	s := &Server{
 		opts: opts, cli: registry, mux: http.NewServeMux(), log: opts.Log,
 		subprotocols: map[string]MessageHandler{},
-		websockets:   map[*websocket.Conn]struct{}{},
+		live:         map[any]func(){},
 		baseCtx:      ctx, cancel: cancel,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtcgate_control_requests_total",
@@ -147,7 +147,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func endpointOf(path string) string {
 	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	switch seg {
-	case "ping", "cli", "metrics", "ng", "ng-plain":
+	case "ping", "cli", "metrics", "ng", "ng-plain", "status":
 		return "/" + seg
 	}
 	return "other"
@@ -247,10 +247,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ln := range listeners {
 		ln.Close()
 	}
-	// WebSockets are long-lived: tell them now instead of waiting for them
-	// to end by themselves.
-	for c := range s.websockets {
-		go c.Close(websocket.StatusGoingAway, "server shutting down")
+	// WebSockets and event streams are long-lived: tell them now instead
+	// of waiting for them to end by themselves.
+	for _, stop := range s.live {
+		go stop()
 	}
 	s.mu.Unlock()
 

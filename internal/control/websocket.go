@@ -31,11 +31,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	if !s.enterWebSocket(c) {
+	if !s.enterLive(c, func() { c.Close(websocket.StatusGoingAway, "server shutting down") }) {
 		c.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	defer s.leaveWebSocket(c)
+	defer s.leaveLive(c)
 	s.wsOpen.WithLabelValues(name).Inc()
 	defer s.wsOpen.WithLabelValues(name).Dec()
 	c.SetReadLimit(int64(s.opts.MaxMessage))
@@ -132,21 +132,22 @@ func (s *Server) enterLocked() bool {
 	return true
 }
 
-// enterWebSocket also records the connection for Shutdown to close, under
-// the same lock, so that Shutdown cannot miss it.
-func (s *Server) enterWebSocket(c *websocket.Conn) bool {
+// enterLive counts a long-lived connection (a WebSocket, an event stream)
+// and records how Shutdown ends it, under the same lock, so that Shutdown
+// cannot miss it; false when shutting down.
+func (s *Server) enterLive(key any, stop func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.enterLocked() {
 		return false
 	}
-	s.websockets[c] = struct{}{}
+	s.live[key] = stop
 	return true
 }
 
-func (s *Server) leaveWebSocket(c *websocket.Conn) {
+func (s *Server) leaveLive(key any) {
 	s.mu.Lock()
-	delete(s.websockets, c)
+	delete(s.live, key)
 	s.mu.Unlock()
 	s.conns.Done()
 }

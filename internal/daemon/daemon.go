@@ -37,6 +37,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/ng"
 	"github.com/rtcgate/rtcgate/internal/sipua"
 	"github.com/rtcgate/rtcgate/internal/stats"
+	"github.com/rtcgate/rtcgate/internal/status"
 	"github.com/rtcgate/rtcgate/internal/version"
 	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
@@ -242,7 +243,24 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	d.Metrics.MustRegister(d.guards.Collectors()...)
 	d.client = client.NewServer(d.Clients)
 	d.Metrics.MustRegister(d.Clients.Collectors()...)
+	d.registerStatus()
 	return d, nil
+}
+
+// registerStatus adds the operator's page (/status) to the control plane,
+// over the figures every subsystem already keeps.
+func (d *Daemon) registerStatus() {
+	src := status.Sources{
+		Metrics: d.Metrics, Stats: d.Stats, Relay: d.Media, Sessions: d.Clients.EachSession, Apps: d.Apps.List,
+		Node: func() string { return d.hooks.NodeID }, Version: version.String(),
+	}
+	if d.sipGateway != nil {
+		src.SIP = d.sipGateway.Status
+	}
+	if d.Cluster != nil {
+		src.Nodes = d.Cluster.Nodes
+	}
+	status.New(src, status.Options{Interval: d.Config.StatusInterval.D(), MaxRows: d.Config.StatusMaxRows}).Register(d.Control)
 }
 
 // Start opens every configured listener — all of them or none — and starts

@@ -43,6 +43,8 @@ type call struct {
 	sdpSent   bool // the client has its remote SDP (setRemoteSDP goes once)
 	told      bool // the client knows the call (incoming: notifyIncomingCall sent)
 	ended     bool
+	status    string    // the last CallStatusEvent's status
+	answered  time.Time // ESTABLISHED first reported
 	done      chan struct{}
 	ops       []func() // the client's in-call requests, run in order (do)
 	opRunning bool
@@ -173,6 +175,10 @@ func (c *call) statusEvent(status string, sipStatus int, sipMessage string) clie
 	c.mu.Lock()
 	ev := copyMap(c.info)
 	unknown := c.incoming && !c.told
+	c.status = status
+	if status == "ESTABLISHED" && c.answered.IsZero() {
+		c.answered = time.Now()
+	}
 	c.mu.Unlock()
 	ev["status"], ev["sipStatus"], ev["sipMessage"] = status, sipStatus, sipMessage
 	return client.Event{Name: client.CallStatusEvent, Data: ev, BackendOnly: unknown}

@@ -57,6 +57,14 @@ type userAgent struct {
 	mu     sync.Mutex
 	calls  map[string]*call // by the client's callId
 	closed bool
+	reg    registration // the last REGISTER outcome
+}
+
+// registration is a REGISTER round's outcome, as last reported.
+type registration struct {
+	status sipua.RegistrationStatus
+	code   int
+	at     time.Time
 }
 
 type uaKey struct{}
@@ -333,6 +341,9 @@ func (ua *userAgent) Registration(status sipua.RegistrationStatus, code int, rea
 }
 
 func (ua *userAgent) registration(status sipua.RegistrationStatus, code int, reason string) {
+	ua.mu.Lock()
+	ua.reg = registration{status, code, time.Now()}
+	ua.mu.Unlock()
 	ua.g.metrics().registration(string(status))
 	ua.g.notifier().Notify(ua.s, client.Event{Name: client.RegistrationStatusEvent, Data: map[string]any{
 		"status": string(status), "sipStatus": code, "sipMessage": reason, "sipLogin": ua.cfg.Login, "sipDomain": ua.cfg.Domain,
