@@ -62,9 +62,12 @@ setTimeout(() => {
 
 const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
+const started = Date.now();
+
 async function main() {
 	browser = await launch(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection']);
 	out.chromium = browser.version();
+	out.launchMs = Date.now() - started;
 	const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
 	await context.grantPermissions(['microphone', 'camera'], { origin });
 	const page = await context.newPage();
@@ -73,8 +76,9 @@ async function main() {
 
 	const step = async (name, fn) => {
 		out.step = name;
+		const t0 = Date.now();
 		await fn();
-		out.steps.push(name);
+		out.steps.push(`${name} ${Date.now() - t0}ms`);
 	};
 	const label = (text) => page.getByLabel(text, { exact: true });
 	const button = (name) => page.getByRole('button', { name, exact: true });
@@ -129,6 +133,17 @@ async function main() {
 		await page.setViewportSize({ width: 390, height: 844 });
 		await shot('bad-input-390x844');
 		await page.setViewportSize({ width: 1280, height: 800 });
+	});
+
+	// An app key rtcgate does not know: refused by the server, said on
+	// the page, and the session is over.
+	await step('bad-appkey', async () => {
+		await label('Port').fill(String(cfg.sip.port));
+		await label('App key').fill('no-such-app');
+		await badInput('appKey', () => button('Connect').click());
+		await page.waitForFunction(() => ['DISCONNECTED', 'FAILED'].includes(document.querySelector('#session-state').dataset.state));
+		await button('Connect').waitFor({ state: 'visible' });
+		if (await button('Connect').isDisabled()) throw new Error('Connect stays disabled after a refused session');
 	});
 
 	await step('connect', async () => {
