@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -131,15 +130,7 @@ func TestDemo(t *testing.T) {
 	})
 	c.expect(t, "getUserData", nil)
 	c.expect(t, "registered", nil)
-	rtp := newRTPPeer(t)
-	c.send(t, "call", map[string]any{"callId": "demo-1", "callee": q.Get("callee"), "sdp": rtp.offer(), "caller": q.Get("sipLogin")})
-	remote := c.expect(t, "setRemoteSDP", nil)
-	var sdp string
-	json.Unmarshal(remote.Data[1], &sdp)
-	c.expect(t, "talk", status("ESTABLISHED"))
-	rtp.echo(t, sdp)
-	c.send(t, "hangup", map[string]any{"callId": "demo-1"})
-	c.expect(t, "finish", status("FINISH"))
+	c.callEcho(t, map[string]any{"callId": "demo-1", "callee": q.Get("callee"), "caller": q.Get("sipLogin")})
 
 	// The sample backend logged the hooks, in the demo's output.
 	hooksShown := func() bool {

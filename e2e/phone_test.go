@@ -36,6 +36,10 @@ type phoneOutcome struct {
 	// RemoteLevel is the far end's audio level the page showed.
 	RemoteLevel float64
 	Console     []struct{ Type, Line, Step string }
+	// Stored is what the page kept in localStorage; Reloaded the fields
+	// when it was opened again with ?callee=carol&sipPassword=….
+	Stored   string
+	Reloaded struct{ Login, Password, Callee, Transport string }
 }
 
 // TestPhonePage drives the phone page rtcgate serves at "/" (client-demo)
@@ -51,13 +55,7 @@ type phoneOutcome struct {
 // The screenshots go to $RTCGATE_TEST_OUTPUT, else a new folder under the
 // system's temporary folder; the test logs their paths.
 func TestPhonePage(t *testing.T) {
-	chromium := needTool(t, "chromium", "chromium")
-	node := needTool(t, "node", "nodejs")
-	npm := needTool(t, "npm", "npm")
-	npmDeps(t, npm)
-
-	uas := testpeer.StartSipp(t, "uas_echo")
-	e := newSIPEnv(t, map[string]string{"echo": uas.Addr}, "--webrtc-address", "127.0.0.1")
+	chromium, node, e := browserCallEnv(t)
 	addr := e.r.addr(t, "listen-client")
 	host, port := splitHostPort(t, e.k.Addr)
 	outDir := testOutputDir(t, "phone")
@@ -180,6 +178,14 @@ func TestPhonePage(t *testing.T) {
 				}
 				return strings.Contains(digits, "12#4") && msg && data
 			})
+
+			// Remembered: the fields, never the password (nor from the URL).
+			if strings.Contains(out.Stored, testpeer.DefaultUsers[tc.user]) || !strings.Contains(out.Stored, `"sipLogin":"`+tc.user+`"`) {
+				fail("localStorage holds %q: want the login and never the password", out.Stored)
+			}
+			if r := out.Reloaded; r.Login != tc.user || r.Password != "" || r.Callee != "carol" || r.Transport != tc.mode {
+				fail("opened again with ?callee=carol&sipPassword=…, the page shows %+v: want the remembered login and transport, callee carol, no password", r)
+			}
 
 			for _, p := range out.Screenshots {
 				if st, err := os.Stat(p); err != nil || st.Size() == 0 {

@@ -253,6 +253,23 @@ async function main() {
 		await attrIs('#session-state', 'data-state', 'DISCONNECTED');
 	});
 
+	// The fields come back on the next visit, but not the password; the
+	// URL's query fills fields too, never the password.
+	await step('remembered', async () => {
+		// What this page showed is the outcome: collected before leaving it.
+		await collect();
+		collect = async () => {};
+		out.stored = await page.evaluate(() => localStorage.getItem('rtcgate.phone.v1'));
+		await page.goto(`${origin}/?callee=carol&sipPassword=from-the-url`, { waitUntil: 'load' });
+		await attrIs('body', 'data-ready', 'true');
+		out.reloaded = {
+			login: await label('Login').inputValue(),
+			password: await label('Password').inputValue(),
+			callee: await label('Number or SIP user').inputValue(),
+			transport: await page.getByRole('radio', { name: 'HTTP fallback' }).isChecked() ? 'http' : 'ws',
+		};
+	});
+
 	out.ok = true;
 }
 

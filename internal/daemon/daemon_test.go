@@ -14,15 +14,11 @@ import (
 	"github.com/rtcgate/rtcgate/internal/config"
 )
 
-// TestSingleNodeHasNoRedis: without cluster-redis rtcgate is one node as
-// before: no Redis client is ever built (so nothing dials Redis), no
-// cluster metrics, and `list nodes` says it is not a cluster.
-func TestSingleNodeHasNoRedis(t *testing.T) {
-	var over []config.Override
-	for _, k := range []string{"listen-http", "listen-cli", "listen-ng", "listen-client", "listen-sip"} {
-		over = append(over, config.Override{Key: k, Value: "127.0.0.1:0"})
-	}
-	over = append(over, config.Override{Key: "state-file", Value: filepath.Join(t.TempDir(), "state.json")})
+// newDaemon builds (does not start) a daemon on the defaults and over, its
+// state file in the test's folder.
+func newDaemon(t *testing.T, over ...config.Override) *Daemon {
+	t.Helper()
+	over = append([]config.Override{{Key: "state-file", Value: filepath.Join(t.TempDir(), "state.json")}}, over...)
 	cfg, err := config.Load("", nil, over)
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +27,18 @@ func TestSingleNodeHasNoRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+// TestSingleNodeHasNoRedis: without cluster-redis rtcgate is one node as
+// before: no Redis client is ever built (so nothing dials Redis), no
+// cluster metrics, and `list nodes` says it is not a cluster.
+func TestSingleNodeHasNoRedis(t *testing.T) {
+	var over []config.Override
+	for _, k := range []string{"listen-http", "listen-cli", "listen-ng", "listen-client", "listen-sip"} {
+		over = append(over, config.Override{Key: k, Value: "127.0.0.1:0"})
+	}
+	d := newDaemon(t, over...)
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,19 +79,11 @@ func TestPhonePageWhenAsked(t *testing.T) {
 		{"loopback turned off", "127.0.0.1:0", "false", 404},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			over := []config.Override{{Key: "listen-client", Value: c.client},
-				{Key: "state-file", Value: filepath.Join(t.TempDir(), "state.json")}}
+			over := []config.Override{{Key: "listen-client", Value: c.client}}
 			if c.demo != "" {
 				over = append(over, config.Override{Key: "client-demo", Value: c.demo})
 			}
-			cfg, err := config.Load("", nil, over)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := New(cfg, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := newDaemon(t, over...)
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

@@ -502,7 +502,7 @@
 			return;
 		}
 		if (!account) {
-			showProblems([{field: 'sipLogin', msg: 'Calls go over SIP: disconnect, fill in the SIP account, and connect again.'}]);
+			showAlert('Calls go over SIP: disconnect, fill in the SIP account (make demo runs a registrar with one), and connect again.');
 			return;
 		}
 		if (call) {
@@ -772,7 +772,7 @@
 			return;
 		}
 		if (!account) {
-			showProblems([{field: 'sipLogin', msg: 'Messages go over SIP: disconnect, fill in the SIP account, and connect again.'}]);
+			showAlert('Messages go over SIP: disconnect, fill in the SIP account (make demo runs a registrar with one), and connect again.');
 			return;
 		}
 		var to = $('msgTo').value.trim() || account.login;
