@@ -5,13 +5,20 @@ GO       ?= go
 FUZZTIME ?= 30s
 PKGS     := ./...
 
-.PHONY: run build test test-deps vet fuzz bench soak clean
+.PHONY: run build demo test test-deps vet fuzz bench soak clean
 
 run:
 	$(GO) run ./cmd/rtcgate serve
 
 build:
 	$(GO) build -o bin/rtcgate ./cmd/rtcgate
+
+# rtcgate, the sample backend and, when installed, Kamailio and a sipp
+# echo: open the URL it prints, Connect, Call (examples/demo). Ctrl-C ends it.
+demo: build
+	$(GO) build -o bin/backend ./examples/backend
+	$(GO) build -o bin/demo ./examples/demo
+	bin/demo -rtcgate bin/rtcgate -backend bin/backend
 
 test: test-deps vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

@@ -234,6 +234,23 @@ func (p *rtpPeer) echo(t *testing.T, sdp string) {
 	t.Fatalf("no RTP came back through rtcgate from %s", to)
 }
 
+// callEcho places call (a call frame's object, without sdp) from c with a
+// plain RTP offer, waits for ESTABLISHED, checks that RTP sent to rtcgate
+// comes back (an echoing far end), hangs up and waits for FINISH.
+func (c *sdkClient) callEcho(t *testing.T, call map[string]any) {
+	t.Helper()
+	rtp := newRTPPeer(t)
+	call["sdp"] = rtp.offer()
+	c.send(t, "call", call)
+	remote := c.expect(t, "setRemoteSDP", nil)
+	var sdp string
+	json.Unmarshal(remote.Data[1], &sdp)
+	c.expect(t, "talk", status("ESTABLISHED"))
+	rtp.echo(t, sdp)
+	c.send(t, "hangup", map[string]any{"callId": call["callId"]})
+	c.expect(t, "finish", status("FINISH"))
+}
+
 // TestSIPSeedFlows reproduces seed 000's three flows against Kamailio and a
 // sipp far end, asserting the hook sequence the backend receives:
 // connect → ConnectionStatusEvent → RegistrationStatusEvent; a message to
@@ -261,16 +278,8 @@ func TestSIPSeedFlows(t *testing.T) {
 	flow = append(flow, "sendMessage", "MessageStatusEvent:SENT", "OnMessageEvent", "MessageStatusEvent:ACCEPTED")
 	e.b.waitFor(t, c.id, flow...)
 
-	rtp := newRTPPeer(t)
-	c.send(t, "call", map[string]any{"callId": "call-1", "callee": "echo", "sdp": rtp.offer(),
+	c.callEcho(t, map[string]any{"callId": "call-1", "callee": "echo",
 		"hasAudio": true, "hasVideo": false, "incoming": false, "status": "PENDING", "caller": "alice", "visibleName": "Alice"})
-	remote := c.expect(t, "setRemoteSDP", nil)
-	var sdp string
-	json.Unmarshal(remote.Data[1], &sdp)
-	c.expect(t, "talk", status("ESTABLISHED"))
-	rtp.echo(t, sdp)
-	c.send(t, "hangup", map[string]any{"callId": "call-1"})
-	c.expect(t, "finish", status("FINISH"))
 	flow = append(flow, "call", "CallStatusEvent:TRYING", "CallStatusEvent:RING", "CallStatusEvent:ESTABLISHED",
 		"hangup", "CallStatusEvent:FINISH")
 	e.b.waitFor(t, c.id, flow...)

@@ -11,6 +11,18 @@ import (
 	"github.com/rtcgate/rtcgate/internal/testpeer"
 )
 
+// browserCallEnv is what a browser's call needs: Debian's Chromium, node
+// with e2e/browser's packages, and rtcgate in front of Kamailio, where
+// "echo" is a sipp UAS echoing RTP; the WebRTC bridge on loopback.
+func browserCallEnv(t *testing.T) (chromium, node string, e *sipEnv) {
+	t.Helper()
+	chromium = needTool(t, "chromium", "chromium")
+	node = needTool(t, "node", "nodejs")
+	npmDeps(t, needTool(t, "npm", "npm"))
+	uas := testpeer.StartSipp(t, "uas_echo")
+	return chromium, node, newSIPEnv(t, map[string]string{"echo": uas.Addr}, "--webrtc-address", "127.0.0.1")
+}
+
 // TestWebRTCCallInChromium places a real WebRTC call: the Flashphoner Web
 // SDK in Debian's headless Chromium (fake microphone) registers a Kamailio
 // user through rtcgate and calls "echo", a sipp UAS that echoes RTP. The
@@ -20,13 +32,7 @@ import (
 // (sipp's echo, back through rtcgate), in PCMU, the codec sipp answered;
 // hangup must give FINISH.
 func TestWebRTCCallInChromium(t *testing.T) {
-	chromium := needTool(t, "chromium", "chromium")
-	node := needTool(t, "node", "nodejs")
-	npm := needTool(t, "npm", "npm")
-	npmDeps(t, npm)
-
-	uas := testpeer.StartSipp(t, "uas_echo")
-	e := newSIPEnv(t, map[string]string{"echo": uas.Addr}, "--webrtc-address", "127.0.0.1")
+	chromium, node, e := browserCallEnv(t)
 	host, port := splitHostPort(t, e.k.Addr)
 	cfg, _ := json.Marshal(map[string]any{
 		"appKey": "echoKey",
@@ -42,8 +48,9 @@ func TestWebRTCCallInChromium(t *testing.T) {
 	stdout, stderr, code := runIn(t, "", 3*time.Minute, []string{"CHROMIUM=" + chromium, "E2E_CALL=" + string(cfg)}, node, script, addr)
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Fatalf("%s\ncall.mjs exit %d\nstdout:\n%s\nstderr:\n%s\nrtcgate log:\n%s\nsipp:\n%s",
-			fmt.Sprintf(format, args...), code, stdout, stderr, e.r.Logs(), uas.Logs())
+		// sipp's logs follow: StartSipp's cleanup logs them on failure.
+		t.Fatalf("%s\ncall.mjs exit %d\nstdout:\n%s\nstderr:\n%s\nrtcgate log:\n%s",
+			fmt.Sprintf(format, args...), code, stdout, stderr, e.r.Logs())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	var out struct {

@@ -46,6 +46,43 @@ export function scriptArgs(usage, ok = () => true) {
 	return { addr, cfg };
 }
 
+// launch starts Debian's headless Chromium (env CHROMIUM, default
+// /usr/bin/chromium) with extraArgs; Playwright's own browsers are never used.
+export function launch(extraArgs = []) {
+	return chromium.launch({
+		executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+		headless: true,
+		timeout: LAUNCH_MS,
+		args: [
+			'--headless',
+			'--no-sandbox',
+			'--disable-gpu',
+			'--disable-background-networking',
+			'--disable-component-update',
+			'--no-first-run',
+			'--disable-quic',
+			'--disable-sync',
+			...extraArgs,
+		],
+	});
+}
+
+// close closes the browser, waiting at most CLOSE_MS.
+export function close(browser) {
+	return Promise.race([browser.close().catch(() => {}), new Promise((resolve) => setTimeout(resolve, CLOSE_MS).unref())]);
+}
+
+// watchPage passes note a line for each console message, page error,
+// failed request and response of 400 or more.
+export function watchPage(page, note) {
+	page.on('console', (m) => note(`[console.${m.type()}] ${m.text()}`, m.type()));
+	page.on('pageerror', (e) => note(`[pageerror] ${e.stack || e.message || e}`, 'pageerror'));
+	page.on('requestfailed', (r) => note(`[requestfailed] ${r.method()} ${r.url()}: ${r.failure()?.errorText}`, 'requestfailed'));
+	page.on('response', (r) => {
+		if (r.status() >= 400) note(`[response ${r.status()}] ${r.request().method()} ${r.url()}`, 'response');
+	});
+}
+
 // runPage runs the page and exits the process with its verdict.
 //   name        the script's name, for messages
 //   addr        rtcgate's listen-client HOST:PORT
@@ -82,7 +119,7 @@ export async function runPage({ name, addr, page: pageFile, query = '', overallM
 		if (!browser) return;
 		const b = browser;
 		browser = undefined;
-		await Promise.race([b.close().catch(() => {}), new Promise((resolve) => setTimeout(resolve, CLOSE_MS).unref())]);
+		await close(b);
 	};
 	// The hard bound: whatever hangs, report, close the browser and exit.
 	const overall = setTimeout(async () => {
@@ -100,22 +137,7 @@ export async function runPage({ name, addr, page: pageFile, query = '', overallM
 				contentType: 'application/javascript; charset=utf-8',
 			},
 		};
-		browser = await chromium.launch({
-			executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-			headless: true,
-			timeout: LAUNCH_MS,
-			args: [
-				'--headless',
-				'--no-sandbox',
-				'--disable-gpu',
-				'--disable-background-networking',
-				'--disable-component-update',
-				'--no-first-run',
-				'--disable-quic',
-				'--disable-sync',
-				...extraArgs,
-			],
-		});
+		browser = await launch(extraArgs);
 		// The test page is fulfilled by Playwright rather than fetched from
 		// loopback, so Chromium does not know it as a loopback document and
 		// its Local Network Access checks would block the page's requests to
@@ -130,12 +152,7 @@ export async function runPage({ name, addr, page: pageFile, query = '', overallM
 				window.e2eCall = cfg;
 			}, init);
 		}
-		page.on('console', (m) => note(`[console.${m.type()}] ${m.text()}`));
-		page.on('pageerror', (e) => note(`[pageerror] ${e.stack || e.message || e}`));
-		page.on('requestfailed', (r) => note(`[requestfailed] ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
-		page.on('response', (r) => {
-			if (r.status() >= 400) note(`[response ${r.status()}] ${r.request().method()} ${r.url()}`);
-		});
+		watchPage(page, note);
 		if (watch) await watch(page, origin, note);
 		await page.route(`${origin}/__e2e__/**`, async (route) => {
 			const f = files[new URL(route.request().url()).pathname];

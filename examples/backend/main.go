@@ -12,6 +12,7 @@ import (
 	"flag"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -68,6 +69,11 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(reply)
 	})
-	log.Printf("sample backend on http://%s/", *listen)
-	log.Fatal(http.ListenAndServe(*listen, nil))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The bound address: with port 0 (make demo's test) the one picked.
+	log.Printf("sample backend on http://%s/", ln.Addr())
+	log.Fatal(http.Serve(ln, nil))
 }

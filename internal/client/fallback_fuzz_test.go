@@ -46,7 +46,7 @@ const fuzzID = "fuzzfuzzfuzzfuzz0001"
 func FuzzFallbackParams(f *testing.F) {
 	hub := NewHub(Options{MaxFrame: 4096, IdleTimeout: time.Minute, SyncWait: 2 * time.Millisecond,
 		MaxConnections: 64, Strategy: "reject", MaxPending: 50}, BuiltIn{})
-	srv := NewServer(hub)
+	srv := NewServer(hub, nil)
 	serve := func(method, query string, body []byte, contentType string) int {
 		req, err := http.NewRequestWithContext(context.Background(), method, "http://rtc.example.org/http", bytes.NewReader(body))
 		if err != nil {

@@ -92,7 +92,7 @@ func newFBEnv(t *testing.T, mod func(*Options)) *fbEnv {
 	}
 	app := newFBApp()
 	hub := NewHub(opts, app)
-	srv := httptest.NewServer(NewServer(hub))
+	srv := httptest.NewServer(NewServer(hub, nil))
 	t.Cleanup(srv.Close)
 	t.Cleanup(hub.Close) // first: ends sessions, so no sync still waits at srv.Close
 	return &fbEnv{t: t, hub: hub, app: app, srv: srv, hc: &http.Client{Timeout: 20 * time.Second}}

@@ -13,23 +13,31 @@ import (
 )
 
 // Server is the client listener (listen-client, listen-client-tls): the
-// WebSocket at "/", the HTTP fallback at "/http", and static files.
+// WebSocket at "/", the HTTP fallback at "/http", the browser shim, and a
+// page (the phone) for every other request.
 type Server struct {
-	hub *Hub
-	mux *http.ServeMux
+	hub  *Hub
+	mux  *http.ServeMux
+	page http.Handler
 
 	mu      sync.Mutex
 	servers []*http.Server
 }
 
-// NewServer puts the hub's transports on one handler.
-func NewServer(h *Hub) *Server {
-	s := &Server{hub: h, mux: http.NewServeMux()}
+// NewServer puts the hub's transports on one handler. page, when not nil,
+// answers every request that is not a WebSocket handshake, the fallback or
+// the shim (the phone page at "/"); without it they get 404.
+func NewServer(h *Hub, page http.Handler) *Server {
+	s := &Server{hub: h, mux: http.NewServeMux(), page: page}
 	s.mux.HandleFunc("/http", h.serveHTTP)
-	s.mux.HandleFunc("GET /rtcgate-http-websocket.js", serveShim)
+	s.mux.Handle("GET /rtcgate-http-websocket.js", shim)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			h.serveWebSocket(w, r)
+			return
+		}
+		if s.page != nil {
+			s.page.ServeHTTP(w, r)
 			return
 		}
 		http.NotFound(w, r)

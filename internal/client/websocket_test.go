@@ -34,7 +34,7 @@ func wsServer(t *testing.T, opts Options, app Handler) (*Hub, string) {
 		app = BuiltIn{}
 	}
 	h := NewHub(opts, app)
-	srv := NewServer(h)
+	srv := NewServer(h, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -71,6 +71,7 @@ type Config struct {
 	ClientSessionsPerIP   int        `yaml:"client-max-sessions-per-ip"`
 	ClientNewSessionsRate int        `yaml:"client-new-sessions-per-ip"`
 	ClientTrustedProxies  StringList `yaml:"client-trusted-proxies"`
+	ClientDemo            string     `yaml:"client-demo"`
 
 	Apps      []AppConfig `yaml:"apps"`
 	StateFile string      `yaml:"state-file"`

@@ -53,6 +53,25 @@ func (c *Config) validateControlAccess() error {
 	return nil
 }
 
+// ClientDemoOn reports whether the client listeners serve the phone page:
+// client-demo true, or auto while neither listen-client nor
+// listen-client-tls binds a non-loopback address (a page for trying
+// rtcgate out, not for the internet unless asked).
+func (c *Config) ClientDemoOn() bool {
+	switch c.ClientDemo {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	for _, l := range []string{c.ListenClient, c.ListenClientTLS} {
+		if addr, _ := ParseListen(l); addr != "" && !IsLoopbackListen(addr) {
+			return false
+		}
+	}
+	return true
+}
+
 func isIPv6(h string) bool {
 	a, err := netip.ParseAddr(strings.Trim(h, "[]"))
 	return err == nil && a.Is6()

@@ -51,3 +51,47 @@ func TestControlAccess(t *testing.T) {
 		})
 	}
 }
+
+// TestClientDemo: the phone page is on by default while the client
+// listeners are on loopback, off on a public one unless asked, and
+// client-demo takes auto, true or false (in a file as YAML booleans too).
+func TestClientDemo(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		yaml string
+		ov   []Override
+		on   bool
+	}{
+		{"default", "", nil, true},
+		{"ipv6 loopback", "", []Override{{"listen-client", "[::1]:8080"}}, true},
+		{"public", "", []Override{{"listen-client", "0.0.0.0:8080"}}, false},
+		{"every address", "", []Override{{"listen-client", "8080"}}, false},
+		{"public asked for", "", []Override{{"listen-client", "192.0.2.1:8080"}, {"client-demo", "true"}}, true},
+		{"loopback turned off", "", []Override{{"client-demo", "false"}}, false},
+		{"no plain listener", "", []Override{{"listen-client", ""}}, true},
+		{"file boolean true", "listen-client: 0.0.0.0:8080\nclient-demo: true\n", nil, true},
+		{"file boolean false", "client-demo: false\n", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := ""
+			if c.yaml != "" {
+				path = writeFile(t, c.yaml)
+			}
+			cfg, err := Load(path, nil, c.ov)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ClientDemoOn() != c.on {
+				t.Errorf("client-demo %q with listen-client %q: on = %v, want %v", cfg.ClientDemo, cfg.ListenClient, cfg.ClientDemoOn(), c.on)
+			}
+		})
+	}
+	if c, _ := Load("", nil, nil); c.Get("client-demo") != "auto" {
+		t.Errorf("default client-demo = %q, want auto", c.Get("client-demo"))
+	}
+	_, err := Load("", nil, []Override{{"client-demo", "yes please"}})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "client-demo" || !strings.Contains(err.Error(), "auto, true or false") {
+		t.Fatalf("bad client-demo: %v, want an error naming client-demo", err)
+	}
+}

@@ -115,6 +115,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if c.ClientDemo != "auto" && c.ClientDemo != "true" && c.ClientDemo != "false" {
+		return keyErr("client-demo", "%q: want auto, true or false", c.ClientDemo)
+	}
 	if c.SIPMaxConnections < 1 || c.SIPMaxConnsPerIP < 0 {
 		return keyErr("sip-max-connections", "sip-max-connections must be at least 1, sip-max-connections-per-ip 0 (no limit) or more")
 	}

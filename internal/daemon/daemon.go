@@ -35,6 +35,7 @@ import (
 	"github.com/rtcgate/rtcgate/internal/metrics"
 	"github.com/rtcgate/rtcgate/internal/netguard"
 	"github.com/rtcgate/rtcgate/internal/ng"
+	"github.com/rtcgate/rtcgate/internal/phone"
 	"github.com/rtcgate/rtcgate/internal/sipua"
 	"github.com/rtcgate/rtcgate/internal/stats"
 	"github.com/rtcgate/rtcgate/internal/status"
@@ -241,7 +242,11 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	d.fds = &netguard.Budget{Reserve: cfg.FDReserve}
 	d.guards = netguard.NewMetrics()
 	d.Metrics.MustRegister(d.guards.Collectors()...)
-	d.client = client.NewServer(d.Clients)
+	var page http.Handler // the phone at "/", while client-demo says so
+	if cfg.ClientDemoOn() {
+		page = phone.Handler()
+	}
+	d.client = client.NewServer(d.Clients, page)
 	d.Metrics.MustRegister(d.Clients.Collectors()...)
 	d.registerStatus()
 	return d, nil

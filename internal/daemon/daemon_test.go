@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,15 +14,11 @@ import (
 	"github.com/rtcgate/rtcgate/internal/config"
 )
 
-// TestSingleNodeHasNoRedis: without cluster-redis rtcgate is one node as
-// before: no Redis client is ever built (so nothing dials Redis), no
-// cluster metrics, and `list nodes` says it is not a cluster.
-func TestSingleNodeHasNoRedis(t *testing.T) {
-	var over []config.Override
-	for _, k := range []string{"listen-http", "listen-cli", "listen-ng", "listen-client", "listen-sip"} {
-		over = append(over, config.Override{Key: k, Value: "127.0.0.1:0"})
-	}
-	over = append(over, config.Override{Key: "state-file", Value: filepath.Join(t.TempDir(), "state.json")})
+// newDaemon builds (does not start) a daemon on the defaults and over, its
+// state file in the test's folder.
+func newDaemon(t *testing.T, over ...config.Override) *Daemon {
+	t.Helper()
+	over = append([]config.Override{{Key: "state-file", Value: filepath.Join(t.TempDir(), "state.json")}}, over...)
 	cfg, err := config.Load("", nil, over)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +27,18 @@ func TestSingleNodeHasNoRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+// TestSingleNodeHasNoRedis: without cluster-redis rtcgate is one node as
+// before: no Redis client is ever built (so nothing dials Redis), no
+// cluster metrics, and `list nodes` says it is not a cluster.
+func TestSingleNodeHasNoRedis(t *testing.T) {
+	var over []config.Override
+	for _, k := range []string{"listen-http", "listen-cli", "listen-ng", "listen-client", "listen-sip"} {
+		over = append(over, config.Override{Key: k, Value: "127.0.0.1:0"})
+	}
+	d := newDaemon(t, over...)
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -51,5 +61,43 @@ func TestSingleNodeHasNoRedis(t *testing.T) {
 	defer cancel()
 	if err := d.Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPhonePageWhenAsked: the client listener serves the phone page at "/"
+// while client-demo says so: by default only when every client listener is
+// on loopback; true or false decide whatever the address.
+func TestPhonePageWhenAsked(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		client, demo string
+		want         int
+	}{
+		{"loopback by default", "127.0.0.1:0", "", 200},
+		{"public by default", "0.0.0.0:0", "", 404},
+		{"public asked for", "0.0.0.0:0", "true", 200},
+		{"loopback turned off", "127.0.0.1:0", "false", 404},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			over := []config.Override{{Key: "listen-client", Value: c.client}}
+			if c.demo != "" {
+				over = append(over, config.Override{Key: "client-demo", Value: c.demo})
+			}
+			d := newDaemon(t, over...)
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := d.Shutdown(ctx); err != nil {
+					t.Error(err)
+				}
+			}()
+			for path, want := range map[string]int{"/": c.want, "/phone/phone.js": c.want, "/rtcgate-http-websocket.js": 200} {
+				rec := httptest.NewRecorder()
+				d.client.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				if rec.Code != want {
+					t.Errorf("GET %s: %d, want %d", path, rec.Code, want)
+				}
+			}
+		})
 	}
 }
