@@ -454,7 +454,7 @@ m=audio %d RTP/AVP 0
 c=IN IP4 192.0.2.9
 a=sendrecv
 `, port)),
-		"warning": `Unknown flag encountered: 'bogus'; ICE mode "force" not supported: ICE attributes are removed`,
+		"warning": `Unknown flag encountered: 'bogus'`,
 		"result":  "ok",
 	})
 
