@@ -295,7 +295,6 @@ func (o *options) rtcpMux(v string) {
 	}
 }
 
-
 func (o *options) receivedFrom(v string) error {
 	fields := strings.Fields(v)
 	if len(fields) == 0 {
