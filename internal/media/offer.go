@@ -205,7 +205,7 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 			m.RemoveAttr("fingerprint", "setup", "crypto", "tls-id")
 		} else {
 			e.writeSecurity(sess, m, ts, toMux, req, !isOffer)
-			rewriteExtras(m, i, req, isOffer)
+			rewriteExtras(m, ts, i, req, isOffer)
 		}
 	}
 	rewriteSession(sess, to, toItf, req)

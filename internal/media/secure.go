@@ -445,7 +445,12 @@ func iceEndpoint(s *secState, v6 bool) (netip.AddrPort, bool) {
 
 // rewriteExtras applies generate mid, extmap stripping and the codec
 // dictionary to an outgoing section.
-func rewriteExtras(m *sdp.Media, index int, req *Request, isOffer bool) {
+func rewriteExtras(m *sdp.Media, ts *side, index int, req *Request, isOffer bool) {
+	// An answer carries the mid the offerer gave the section (RFC 8843),
+	// whether or not the answerer wrote one.
+	if !isOffer && ts.sec.rMid != "" && !m.HasAttr("mid") {
+		m.AddAttr("mid", ts.sec.rMid)
+	}
 	if req.GenerateMid && !m.HasAttr("mid") {
 		m.AddAttr("mid", strconv.Itoa(index+1))
 	}
