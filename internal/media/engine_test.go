@@ -145,9 +145,12 @@ func TestRTCPMuxNegotiation(t *testing.T) {
 		wantAnswerMux      bool // A is answered rtcp-mux
 		wantOfferRTCPDelta int  // a=rtcp port minus m= port in the offer
 	}{
-		{"pass through", muxed, RTCPMux{}, sdpFor(6000, "a=rtcp-mux"), true, true, 0},
+		// Offered (not required) rtcp-mux still names port+1 for RTCP, in
+		// case the answerer does not multiplex: rtpengine does so.
+		{"pass through", muxed, RTCPMux{}, sdpFor(6000, "a=rtcp-mux"), true, true, 1},
 		{"demux", muxed, RTCPMux{Demux: true}, sdpFor(6000), false, true, 1},
-		{"offer", sdpFor(5000), RTCPMux{Offer: true}, sdpFor(6000, "a=rtcp-mux"), true, false, 0},
+		{"offer", sdpFor(5000), RTCPMux{Offer: true}, sdpFor(6000, "a=rtcp-mux"), true, false, 1},
+		{"require", sdpFor(5000), RTCPMux{Offer: true, Require: true}, sdpFor(6000, "a=rtcp-mux"), true, false, 0},
 		{"reject", muxed, RTCPMux{Reject: true}, sdpFor(6000), false, false, 1},
 		{"none", sdpFor(5000), RTCPMux{}, sdpFor(6000), false, false, 1},
 	}

@@ -199,12 +199,16 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 		if n := m.PortCount(); n > 1 && !fs.rejected {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("m= section %d: port count /%d dropped, one port pair is relayed", i+1, n))
 		}
-		rewriteMedia(m, ts, toMux, req, fs.rejected, fs.sec.rICE)
+		// As rtpengine: an offer that only offers rtcp-mux still tells
+		// where RTCP goes without it (port+1, and an ICE component 2);
+		// once required or answered, RTCP is on the RTP port.
+		rtcpOnRTP := toMux && (!isOffer || mux.Require)
+		rewriteMedia(m, ts, toMux, rtcpOnRTP, req, fs.rejected, fs.sec.rICE)
 		if fs.rejected {
 			m.RemoveAttr(sdp.ICEAttributes...)
 			m.RemoveAttr("fingerprint", "setup", "crypto", "tls-id")
 		} else {
-			e.writeSecurity(sess, m, ts, toMux, req, !isOffer)
+			e.writeSecurity(sess, m, ts, rtcpOnRTP, req, !isOffer)
 			rewriteExtras(m, ts, i, req, isOffer)
 		}
 	}
@@ -329,7 +333,7 @@ func sdpAddr(sd *side, req *Request) netip.Addr {
 //
 // A sender speaking ICE puts a placeholder (c=0.0.0.0, port 9) in c= when
 // its candidates carry the addresses; senderICE replaces it regardless.
-func rewriteMedia(m *sdp.Media, ts *side, mux bool, req *Request, rejected, senderICE bool) {
+func rewriteMedia(m *sdp.Media, ts *side, mux, rtcpOnRTP bool, req *Request, rejected, senderICE bool) {
 	if rejected {
 		return // port 0 stays 0: the section is refused
 	}
@@ -351,7 +355,7 @@ func rewriteMedia(m *sdp.Media, ts *side, mux bool, req *Request, rejected, send
 		return
 	}
 	port := ts.pair.port + 1
-	if mux {
+	if rtcpOnRTP {
 		port = ts.pair.port
 	}
 	val := strconv.Itoa(port)

@@ -171,7 +171,7 @@ func (e *Engine) offerSecurity(ts, fs *side, req *Request) {
 	case ICELiteOff:
 		out.lite, out.liteSet, fs.sec.lite, fs.sec.liteSet = false, true, false, true
 	}
-	out.trickle = sec.TrickleICE || fs.sec.rTrickle && out.ice
+	out.trickle = sec.TrickleICE && out.ice // offered only when asked, as rtpengine
 	if out.ice && out.ufrag == "" {
 		out.ufrag, out.pwd = webrtcbridge.NewICECredentials()
 	}
@@ -299,7 +299,10 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 
 // writeSecurity replaces the sender's ICE, DTLS and SDES attributes of the
 // outgoing section m with rtcgate's toward ts.
-func (e *Engine) writeSecurity(sess *sdp.Session, m *sdp.Media, ts *side, mux bool, req *Request, answer bool) {
+//
+// rtcpOnRTP says RTCP is on the RTP port (rtcp-mux required or answered):
+// otherwise the RTCP port gets a component 2 candidate.
+func (e *Engine) writeSecurity(sess *sdp.Session, m *sdp.Media, ts *side, rtcpOnRTP bool, req *Request, answer bool) {
 	m.RemoveAttr(sdp.ICEAttributes...)
 	m.RemoveAttr("fingerprint", "setup", "crypto", "tls-id")
 	s := &ts.sec
@@ -321,7 +324,7 @@ func (e *Engine) writeSecurity(sess *sdp.Session, m *sdp.Media, ts *side, mux bo
 		}
 		addr := netip.AddrPortFrom(sdpAddr(ts, req), uint16(ts.pair.port))
 		m.AddAttr("candidate", webrtcbridge.HostCandidate(addr, 1).String())
-		if !mux {
+		if !rtcpOnRTP {
 			m.AddAttr("candidate", webrtcbridge.HostCandidate(netip.AddrPortFrom(addr.Addr(), addr.Port()+1), 2).String())
 		}
 		if s.trickle {
@@ -499,10 +502,10 @@ func codecMatches(spec, pt, full string) bool {
 }
 
 // applyCodecs applies strip, mask, except and offer (no transcoding: mask
-// removes like strip). Stripping every codec leaves the list unchanged, as
+// removes like strip, offer keeps like except). Stripping every codec leaves the list unchanged, as
 // rtpengine does.
 func applyCodecs(m *sdp.Media, c Codec) {
-	if len(c.Strip) == 0 && len(c.Mask) == 0 && len(c.Offer) == 0 {
+	if len(c.Strip) == 0 && len(c.Mask) == 0 {
 		return
 	}
 	formats := m.Formats()
@@ -525,20 +528,9 @@ func applyCodecs(m *sdp.Media, c Codec) {
 			kept = append(kept, pt)
 		}
 	}
-	// offer: those named come first, in the order named.
-	var ordered []string
-	for _, s := range c.Offer {
-		for _, pt := range kept {
-			if !slices.Contains(ordered, pt) && codecMatches(s, pt, names[pt]) {
-				ordered = append(ordered, pt)
-			}
-		}
-	}
-	for _, pt := range kept {
-		if !slices.Contains(ordered, pt) {
-			ordered = append(ordered, pt)
-		}
-	}
+	// Without transcoding, rtpengine (10.5, the anchor) keeps the offered
+	// order for "offer" as for "except": so does rtcgate.
+	ordered := kept
 	if len(ordered) == 0 {
 		return
 	}
