@@ -338,3 +338,52 @@ func sdesCall(t *testing.T, suiteName string) {
 	}
 	_ = netip.Addr{}
 }
+
+// TestDTLSHandshakeFailureCounted: a browser whose certificate does not
+// match the a=fingerprint of its offer fails the handshake; the relay
+// counts it on the browser's media (query, list sessions) and relays
+// nothing to it.
+func TestDTLSHandshakeFailureCounted(t *testing.T) {
+	e := newEngine(t, "127.0.0.1")
+	pc, _ := browserPC(t)
+	offer := gatheredOffer(t, pc)
+	other, err := webrtcbridge.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := regexp.MustCompile(`(?m)^a=fingerprint:.*$`)
+	if !fp.MatchString(offer) {
+		t.Fatalf("no fingerprint in\n%s", offer)
+	}
+	forged := fp.ReplaceAllString(offer, "a=fingerprint:"+other.Fingerprint("sha-256"))
+	mustOK(t)(e.Offer(&Request{CallID: "f", FromTag: "browser", SDP: []byte(forged), Secure: Secure{Protocol: "RTP/AVP", ICE: ICERemove}}))
+	sip := newPlainPeer(t)
+	toBrowser := mustOK(t)(e.Answer(&Request{CallID: "f", FromTag: "browser", ToTag: "sip", SDP: sdpFor(sip.port()),
+		Secure: Secure{Protocol: "UDP/TLS/RTP/SAVPF", ICE: ICEForce, DTLS: DTLSPassive}}))
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: toBrowser}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, err := e.Query("f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m MediaInfo
+		for _, tg := range info.Tags {
+			if tg.Tag == "browser" {
+				m = tg.Medias[0]
+			}
+		}
+		if m.DTLSFailures >= 1 {
+			if m.Secure != "DTLS-SRTP" || m.Checks == 0 {
+				t.Errorf("browser media %+v: want DTLS-SRTP with ICE checks answered", m)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no DTLS failure counted: %+v", m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -169,6 +169,17 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 // transport for ICE alone passes RTP through.
 func (t *Transport) Secure() bool { return t.cfg.DTLS != nil || t.cfg.SDES != nil }
 
+// Kind names what the transport speaks: "DTLS-SRTP", "SDES-SRTP" or "ICE".
+func (t *Transport) Kind() string {
+	switch {
+	case t.cfg.DTLS != nil:
+		return "DTLS-SRTP"
+	case t.cfg.SDES != nil:
+		return "SDES-SRTP"
+	}
+	return "ICE"
+}
+
 // Ready reports whether SRTP keys are in place (always, without security).
 func (t *Transport) Ready() bool { return !t.Secure() || t.tx.Load() != nil }
 
@@ -303,6 +314,10 @@ var srtpProfiles = []dtls.SRTPProtectionProfile{
 func (t *Transport) handshake() {
 	defer close(t.dtlsDone)
 	p := t.cfg.DTLS
+	// A refused certificate ends the handshake at once rather than at its
+	// deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.HandshakeTimeout)
+	defer cancel()
 	conf := &dtls.Config{
 		Certificates:           []tls.Certificate{p.Cert.tls},
 		SRTPProtectionProfiles: srtpProfiles,
@@ -311,6 +326,7 @@ func (t *Transport) handshake() {
 		ClientAuth:             dtls.RequireAnyClientCert,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 || !p.Remote.Matches(raw[0]) {
+				cancel()
 				return errors.New("certificate does not match a=fingerprint")
 			}
 			return nil
@@ -324,7 +340,6 @@ func (t *Transport) handshake() {
 		conn, err = dtls.Server(t.dtlsIn, t.dtlsIn.remoteAddr(), conf)
 	}
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.HandshakeTimeout)
 		go func() {
 			select {
 			case <-t.quit:
@@ -333,7 +348,6 @@ func (t *Transport) handshake() {
 			}
 		}()
 		err = conn.HandshakeContext(ctx)
-		cancel()
 	}
 	if err == nil {
 		err = t.keys(conn, p.Client)
@@ -506,12 +520,15 @@ func (t *Transport) sendChecks() {
 // packetConn is the net.PacketConn pion/dtls runs on: records the relay
 // hands over come out of ReadFrom, and WriteTo sends from the relay socket.
 type packetConn struct {
-	send   func([]byte, netip.AddrPort)
-	in     chan datagram
-	quit   chan struct{}
-	mu     sync.Mutex
-	remote netip.AddrPort
-	dl     time.Time
+	send      func([]byte, netip.AddrPort)
+	in        chan datagram
+	quit      chan struct{} // the transport's
+	closed    chan struct{} // Close: pion is done with it
+	closeOnce sync.Once
+	mu        sync.Mutex
+	remote    netip.AddrPort
+	dl        time.Time
+	dlChanged chan struct{} // closed and replaced by SetReadDeadline
 }
 
 type datagram struct {
@@ -520,7 +537,7 @@ type datagram struct {
 }
 
 func newPacketConn(send func([]byte, netip.AddrPort), quit chan struct{}) *packetConn {
-	return &packetConn{send: send, in: make(chan datagram, 64), quit: quit}
+	return &packetConn{send: send, in: make(chan datagram, 64), quit: quit, closed: make(chan struct{}), dlChanged: make(chan struct{})}
 }
 
 func (c *packetConn) setRemote(a netip.AddrPort) {
@@ -548,29 +565,39 @@ func (c *packetConn) deliver(b []byte, from netip.AddrPort) {
 	}
 }
 
+// ReadFrom waits for a record; like a socket's, it returns at Close and
+// at the read deadline, including one set while it waits (pion relies on
+// that to end a failed handshake).
 func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	c.mu.Lock()
-	dl := c.dl
-	c.mu.Unlock()
-	var timeout <-chan time.Time
-	if !dl.IsZero() {
-		tm := time.NewTimer(time.Until(dl))
-		defer tm.Stop()
-		timeout = tm.C
-	}
-	select {
-	case d := <-c.in:
-		return copy(b, d.b), net.UDPAddrFromAddrPort(d.from), nil
-	case <-c.quit:
-		return 0, nil, net.ErrClosed
-	case <-timeout:
-		return 0, nil, timeoutError{}
+	for {
+		c.mu.Lock()
+		dl, changed := c.dl, c.dlChanged
+		c.mu.Unlock()
+		var timeout <-chan time.Time
+		if !dl.IsZero() {
+			tm := time.NewTimer(time.Until(dl))
+			defer tm.Stop()
+			timeout = tm.C
+		}
+		select {
+		case d := <-c.in:
+			return copy(b, d.b), net.UDPAddrFromAddrPort(d.from), nil
+		case <-c.quit:
+			return 0, nil, net.ErrClosed
+		case <-c.closed:
+			return 0, nil, net.ErrClosed
+		case <-timeout:
+			return 0, nil, timeoutError{}
+		case <-changed:
+		}
 	}
 }
 
 func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	select {
 	case <-c.quit:
+		return 0, net.ErrClosed
+	case <-c.closed:
 		return 0, net.ErrClosed
 	default:
 	}
@@ -590,13 +617,18 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return len(b), nil
 }
 
-func (c *packetConn) Close() error                       { return nil }
+func (c *packetConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return nil
+}
 func (c *packetConn) LocalAddr() net.Addr                { return &net.UDPAddr{} }
 func (c *packetConn) SetDeadline(t time.Time) error      { return c.SetReadDeadline(t) }
 func (c *packetConn) SetWriteDeadline(t time.Time) error { return nil }
 func (c *packetConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.dl = t
+	close(c.dlChanged)
+	c.dlChanged = make(chan struct{})
 	c.mu.Unlock()
 	return nil
 }
