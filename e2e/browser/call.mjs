@@ -20,19 +20,9 @@
 // Chromium is Debian's (env CHROMIUM, default /usr/bin/chromium); Playwright's
 // own browsers are never downloaded or used.
 
-import { runPage } from './harness.mjs';
+import { callArgs, runPage } from './harness.mjs';
 
-const [addr] = process.argv.slice(2);
-let callConfig;
-try {
-	callConfig = JSON.parse(process.env.E2E_CALL || '');
-} catch {
-	callConfig = undefined;
-}
-if (process.argv.length !== 3 || !addr || !callConfig) {
-	process.stderr.write('usage: E2E_CALL=JSON node call.mjs HOST:PORT\n');
-	process.exit(2);
-}
+const { addr, callConfig } = callArgs('call.mjs');
 
 await runPage({
 	name: 'call.mjs',

@@ -154,3 +154,20 @@ export async function runPage({ name, addr, page: pageFile, query = '', overallM
 		clearTimeout(overall);
 	}
 }
+
+// callArgs reads a call script's command line: HOST:PORT and the E2E_CALL
+// JSON; it exits 2 with the usage line when either is missing.
+export function callArgs(name) {
+	const [addr] = process.argv.slice(2);
+	let callConfig;
+	try {
+		callConfig = JSON.parse(process.env.E2E_CALL || '');
+	} catch {
+		callConfig = undefined;
+	}
+	if (process.argv.length !== 3 || !addr || !callConfig) {
+		process.stderr.write(`usage: E2E_CALL=JSON node ${name} HOST:PORT\n`);
+		process.exit(2);
+	}
+	return { addr, callConfig };
+}

@@ -12,20 +12,10 @@
 
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { runPage } from './harness.mjs';
+import { callArgs, runPage } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
-const [addr] = process.argv.slice(2);
-let callConfig;
-try {
-	callConfig = JSON.parse(process.env.E2E_CALL || '');
-} catch {
-	callConfig = undefined;
-}
-if (process.argv.length !== 3 || !addr || !callConfig) {
-	process.stderr.write('usage: E2E_CALL=JSON node sipjs.mjs HOST:PORT\n');
-	process.exit(2);
-}
+const { addr, callConfig } = callArgs('sipjs.mjs');
 
 await runPage({
 	name: 'sipjs.mjs',

@@ -222,12 +222,8 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 	default:
 		f.dtls, f.cryptos = false, nil
 	}
-	if f.rICE && !f.ice {
-		f.ice = false // the answerer speaks ICE but was offered none: plain
-	}
-	if !f.rICE {
-		f.ice = false
-	}
+	// ICE toward the answerer only if it was offered and answered.
+	f.ice = f.ice && f.rICE
 
 	// Toward the offerer ts.
 	t := &ts.sec
@@ -239,17 +235,8 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 	if sec.Protocol != "" {
 		t.outProto = sec.Protocol
 	}
-	switch sec.ICE {
-	case ICERemove:
-		t.ice = false
-	case ICEForce, ICEOptional:
-		t.ice = t.rICE
-	default:
-		t.ice = t.rICE
-	}
-	if t.iceRejected {
-		t.ice = false
-	}
+	// In an answer, candidates go only to an offerer that spoke ICE.
+	t.ice = t.rICE && sec.ICE != ICERemove && !t.iceRejected
 	if t.ice && t.ufrag == "" {
 		t.ufrag, t.pwd = webrtcbridge.NewICECredentials()
 	}

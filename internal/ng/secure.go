@@ -177,17 +177,17 @@ func (o *options) ice(v string) error {
 		return fmt.Errorf("Unsupported ICE option 'force-relay': rtcgate offers host candidates only, no relay candidate")
 	case "trickle":
 		s.TrickleICE = true
-	case "lite-no", "lite-off", "lite-none", "no-lite":
+	case "no-lite":
 		s.ICELite = media.ICELiteOff
-	case "lite", "lite-fw", "lite-fwd", "lite-forward", "lite-offer":
+	case "lite":
 		s.ICELite = media.ICELiteForward
-	case "lite-backward", "lite-backwards", "lite-reverse", "lite-answer", "lite-back", "lite-bkw", "lite-bk":
-		s.ICELite = media.ICELiteBackward
-	case "lite-both":
-		s.ICELite = media.ICELiteBoth
 	case "ice2":
 		o.warn("ICE2 is not advertised")
 	default:
+		if n := normalize(v); strings.HasPrefix(n, "lite-") {
+			o.iceLite(n[len("lite-"):]) // "lite-both" is "ICE-lite=both"
+			return nil
+		}
 		o.warn("Unknown 'ICE' flag encountered: '%s'", v)
 	}
 	return nil
