@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what rtcgate's tests talk to, when it is missing:
 #   - with apt-get, the real peers: rtpengine-utils, kamailio,
-#     kamailio-tls-modules (SIP over TLS) and sip-tester (sipp) for
+#     kamailio-tls-modules (SIP over TLS), kamailio-websocket-modules (SIP
+#     over WebSocket for the SIP.js browser test), rtpengine-daemon (the
+#     anchor ng tests compare with) and sip-tester (sipp) for
 #     internal/testpeer, and Debian's chromium for the headless-browser
 #     test (e2e/browser_test.go);
 #   - with `npm ci`, e2e/browser's pinned npm packages (playwright-core, the
-#     Flashphoner Web SDK), when node_modules is missing or older than
+#     Flashphoner Web SDK, SIP.js), when node_modules is missing or older than
 #     package-lock.json. Playwright's own browsers are never downloaded.
 # Safe to run again: it installs nothing already there, and says nothing then.
 set -euo pipefail
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/.."
 declare -A want=(
 	[rtpengine-ctl]=rtpengine-utils        # rtpengine's CLI client
 	[rtpengine-ng-client]=rtpengine-utils  # rtpengine's ng client
+	[rtpengine]=rtpengine-daemon           # the anchor the ng tests compare with
 	[kamailio]=kamailio                    # SIP registrar/proxy (internal/testpeer)
 	[sipp]=sip-tester                      # SIP test peer (internal/testpeer)
 	[redis-server]=redis-server            # the cluster's store (internal/testpeer)
@@ -30,6 +33,9 @@ done
 # Kamailio's tls module, a package apart from kamailio (testpeer's
 # KamailioOptions.TLS).
 compgen -G '/usr/lib/*/kamailio/modules/tls.so' >/dev/null || missing+=(kamailio-tls-modules)
+# Its websocket module, for SIP over WebSocket (testpeer's
+# KamailioOptions.WebSocket).
+compgen -G '/usr/lib/*/kamailio/modules/websocket.so' >/dev/null || missing+=(kamailio-websocket-modules)
 # Headless Chromium for e2e/browser (websdk.mjs defaults to this path).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 

@@ -9,6 +9,12 @@
 //	(a) signalling: offer+answer+delete cycles from -workers concurrent
 //	    workers for -duration-a: cycles/s, request latency, and relay CPU
 //	    time per cycle from /proc/<pid>/stat.
+//	(c) WebRTC ⇄ plain RTP: -calls-c calls, each a browser (ICE, DTLS
+//	    client, SRTP: webrtcbridge.Transport, pion) and a plain RTP party,
+//	    with the flags Kamailio gives rtpengine for WebRTC; RTP both ways
+//	    at -rate for -duration-b: loss, relay CPU seconds per million
+//	    packets, and call setup (offer → first packet decrypted by the
+//	    browser) p50/p99. See webrtc.go.
 //	(b) media: -calls calls with RTP both ways at -rate packets/s per
 //	    direction for -duration-b: loss, relay latency, and relay CPU
 //	    seconds per million relayed packets.
@@ -58,6 +64,7 @@ type config struct {
 	drain        time.Duration
 	workers      int
 	calls        int
+	callsC       int
 	rate         int
 	rtpengine    string
 	rtcgateSrc   string
@@ -79,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("ngbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	targets := fs.String("targets", "rtpengine,rtcgate", "comma-separated targets to measure, in this order (rtpengine, rtcgate)")
-	fs.StringVar(&cfg.scenarios, "scenarios", "a,b", "scenarios to run: a (signalling), b (media)")
+	fs.StringVar(&cfg.scenarios, "scenarios", "a,b,c", "scenarios to run: a (signalling), b (media), c (WebRTC ⇄ plain RTP)")
 	fs.DurationVar(&cfg.durationA, "duration-a", 10*time.Second, "measured time of scenario (a)")
 	fs.DurationVar(&cfg.warmupA, "warmup-a", time.Second, "unmeasured warm-up before scenario (a)")
 	fs.DurationVar(&cfg.durationB, "duration-b", 20*time.Second, "measured time of scenario (b)")
@@ -87,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.drain, "drain", time.Second, "time allowed after the last packet for packets in flight")
 	fs.IntVar(&cfg.workers, "workers", 32, "concurrent ng workers (scenario (a), and call setup in (b))")
 	fs.IntVar(&cfg.calls, "calls", 500, "calls in scenario (b)")
+	fs.IntVar(&cfg.callsC, "calls-c", 200, "WebRTC ⇄ plain calls in scenario (c)")
 	fs.IntVar(&cfg.rate, "rate", 50, "RTP packets/s per direction per call in scenario (b)")
 	fs.StringVar(&cfg.rtpengine, "rtpengine", "/usr/bin/rtpengine", "rtpengine binary")
 	fs.StringVar(&cfg.rtcgateSrc, "rtcgate-src", "./cmd/rtcgate", "rtcgate package to build")
@@ -116,8 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		cfg.targets = append(cfg.targets, t)
 	}
 	for _, s := range strings.Split(cfg.scenarios, ",") {
-		if s = strings.TrimSpace(s); s != "a" && s != "b" && s != "" {
-			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want a, b)", s)
+		if s = strings.TrimSpace(s); s != "a" && s != "b" && s != "c" && s != "" {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want a, b, c)", s)
 		}
 	}
 	switch {
@@ -129,8 +137,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("durations are capped at 1h")
 	case cfg.workers < 1 || cfg.workers > 4096:
 		return nil, fmt.Errorf("-workers must be in 1..4096")
-	case cfg.calls < 1 || cfg.calls > 20000:
-		return nil, fmt.Errorf("-calls must be in 1..20000")
+	case cfg.calls < 1 || cfg.calls > 20000 || cfg.callsC < 1 || cfg.callsC > 2000:
+		return nil, fmt.Errorf("-calls must be in 1..20000 and -calls-c in 1..2000")
 	case cfg.rate < 1 || cfg.rate > 1000:
 		return nil, fmt.Errorf("-rate must be in 1..1000")
 	case cfg.ngSockets < 1 || cfg.ngSockets > 64 || cfg.mediaSockets < 1 || cfg.mediaSockets > 64:
@@ -153,7 +161,7 @@ func (cfg *config) has(scenario string) bool {
 // RTP and an RTCP port per side (4), with room to spare for ports a relay
 // keeps in quarantine or (a) calls still being torn down.
 func (cfg *config) portSpan() int {
-	return max(4000, 8*cfg.calls)
+	return max(4000, 8*cfg.calls, 8*cfg.callsC)
 }
 
 // portRange is target i's media port range; the ranges never overlap, so
@@ -171,6 +179,7 @@ type targetResult struct {
 	LogPath string   `json:"log,omitempty"`
 	A       *aResult `json:"a,omitempty"`
 	B       *bResult `json:"b,omitempty"`
+	C       *cResult `json:"c,omitempty"`
 }
 
 func (r *targetResult) fail(format string, args ...any) {
@@ -331,6 +340,18 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 		} else {
 			logf("(b) %d/%d packets, loss %.3f%%, %.2f CPU-s per 1M packets, p99 %.2f ms",
 				b.Received, b.Sent, b.LossPct, b.CPUSPer1M, b.P99Ms)
+		}
+	}
+	if cfg.has("c") && ctx.Err() == nil {
+		logf("(c) WebRTC ⇄ plain: %d calls × 2 × %d/s, measuring %v", cfg.callsC, cfg.rate, cfg.durationB)
+		c3, err := scenarioC(ctx, t, c, cfg)
+		r.C = c3
+		if err != nil {
+			r.fail("(c): %v", err)
+			logf("(c) FAILED: %v", err)
+		} else {
+			logf("(c) %d/%d packets in the window, loss %.3f%%, %.2f CPU-s per 1M packets, setup p99 %.1f ms",
+				c3.RecvWin, c3.SentWin, c3.LossPct, c3.CPUSPer1M, c3.SetupP99Ms)
 		}
 	}
 	return r

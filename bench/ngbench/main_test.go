@@ -26,7 +26,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"-targets", "kamailio"}, {"-targets", "rtpengine,rtpengine"}, {"-targets", ""},
-		{"-workers", "0"}, {"-rate", "0"}, {"-duration-a", "0s"}, {"-scenarios", "c"},
+		{"-workers", "0"}, {"-rate", "0"}, {"-duration-a", "0s"}, {"-scenarios", "d"},
 		{"-port-base", "65000"}, {"extra"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {

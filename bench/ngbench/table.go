@@ -46,6 +46,16 @@ func bRow(label, key, note string, f func(b *bResult) (string, float64)) row {
 	}}
 }
 
+func cRow(label, key, note string, f func(c *cResult) (string, float64)) row {
+	return row{label: label, key: key, note: note, get: func(r *targetResult) (string, float64, bool) {
+		if r == nil || r.C == nil {
+			return "", 0, false
+		}
+		s, v := f(r.C)
+		return s, v, true
+	}}
+}
+
 func msStr(v float64) string { return fmt.Sprintf("%.2f ms", v) }
 
 // withGoal attaches a goal check to a row.
@@ -130,6 +140,39 @@ var rows = []row{
 	bRow("(b) silent/misrouted streams", "", "", func(b *bResult) (string, float64) {
 		return fmt.Sprintf("%d / %d", b.SilentStreams, b.Misrouted), float64(b.SilentStreams)
 	}),
+	cRow("(c) WebRTC calls set up", "", "", func(c *cResult) (string, float64) {
+		return fmt.Sprintf("%d (%d failed)", c.Calls, c.SetupErrors), float64(c.Calls)
+	}),
+	withGoal(cRow("(c) setup p99 (→ 1st SRTP)", "c_setup_p99_ms", "offer → first packet decrypted by the browser", func(c *cResult) (string, float64) {
+		return msStr(c.SetupP99Ms), c.SetupP99Ms
+	}), func(_ float64, _ bool, v float64, hasV bool) string {
+		if !hasV {
+			return ""
+		}
+		return " (goal < 200 ms" + verdict(v < 200) + ")"
+	}),
+	cRow("(c) packets in window", "", "SRTP⇄RTP, both ways", func(c *cResult) (string, float64) {
+		return fmt.Sprintf("%d", c.RecvWin), float64(c.RecvWin)
+	}),
+	withGoal(cRow("(c) lost to plain / browser", "", "", func(c *cResult) (string, float64) {
+		return fmt.Sprintf("%d / %d", c.LostToPlain, c.LostToBrow), float64(c.LostToPlain + c.LostToBrow)
+	}), func(_ float64, _ bool, v float64, hasV bool) string {
+		if !hasV {
+			return ""
+		}
+		return " (goal 0" + verdict(v == 0) + ")"
+	}),
+	withGoal(cRow("(c) relay CPU-s / 1M packets", "c_cpu_s_per_1m_packets", "", func(c *cResult) (string, float64) {
+		return fmt.Sprintf("%.2f", c.CPUSPer1M), c.CPUSPer1M
+	}), func(ratio float64, hasRatio bool, _ float64, _ bool) string {
+		if !hasRatio {
+			return ""
+		}
+		return " (goal ≤ rtpengine" + verdict(ratio <= 1) + ")"
+	}),
+	cRow("(c) host busy / others CPU-s", "", "contention during the window", func(c *cResult) (string, float64) {
+		return fmt.Sprintf("%.0f%% / %.1f", c.HostBusyPct, c.OtherCPUS), c.HostBusyPct
+	}),
 }
 
 // table renders the rows for the targets that were asked for, with a ratio
@@ -147,7 +190,7 @@ func table(cfg *config, by map[string]*targetResult) []string {
 	}
 	lines = append(lines, hdr)
 	for _, rw := range rows {
-		if rw.label[1] == 'a' && !cfg.has("a") || rw.label[1] == 'b' && !cfg.has("b") {
+		if rw.label[1] == 'a' && !cfg.has("a") || rw.label[1] == 'b' && !cfg.has("b") || rw.label[1] == 'c' && !cfg.has("c") {
 			continue
 		}
 		line := fmt.Sprintf("%-*s", lw, rw.label)
@@ -216,6 +259,13 @@ func goals(by map[string]*targetResult) map[string]bool {
 	out := map[string]bool{}
 	if v, ok := ratios(by)["a_cycles_per_cpu_s"]; ok {
 		out["a_cycles_per_cpu_s_ratio_ge_2"] = v >= 2.0
+	}
+	if v, ok := ratios(by)["c_cpu_s_per_1m_packets"]; ok {
+		out["c_cpu_per_packet_le_rtpengine"] = v <= 1.0
+	}
+	if r := by["rtcgate"]; r != nil && r.C != nil && r.C.Calls > 0 {
+		out["c_zero_loss"] = r.C.LostToPlain+r.C.LostToBrow == 0
+		out["c_setup_p99_lt_200ms"] = r.C.SetupP99Ms < 200
 	}
 	if r := by["rtcgate"]; r != nil && r.B != nil && r.B.CPUSPer1M > 0 {
 		out["b_cpu_s_per_1m_packets_le_5"] = r.B.CPUSPer1M <= 5

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/bench/internal/childproc"
+	"github.com/rtcgate/rtcgate/internal/testpeer"
 )
 
 // target is one relay under test, running as our child process with its
@@ -36,27 +37,10 @@ func freeUDPPort() (int, error) {
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
-// rtpengineArgs is the anchor's command line: userspace forwarding only
-// (--table=-1 and --no-fallback, so a kernel module can never make its
-// numbers incomparable), loopback only, and --config-file=none because the
-// Debian package's /etc/rtpengine/rtpengine.conf is read by default and its
-// [rtpengine] section would add CLI and HTTP listeners on the fixed ports
-// 2224/2225 (colliding with anything else on the box) and recording settings.
+// rtpengineArgs is the anchor's command line, the one the e2e tests use
+// (testpeer.RtpengineArgs): userspace only, loopback only, no config file.
 func rtpengineArgs(ngAddr string, portMin, portMax int) []string {
-	return []string{
-		"--config-file=none",
-		"--table=-1",
-		"--foreground",
-		"--log-stderr",
-		"--log-level=4",
-		"--interface=127.0.0.1",
-		"--listen-ng=" + ngAddr,
-		"--port-min=" + strconv.Itoa(portMin),
-		"--port-max=" + strconv.Itoa(portMax),
-		"--delete-delay=0",
-		"--timeout=60",
-		"--no-fallback",
-	}
+	return testpeer.RtpengineArgs(ngAddr, portMin, portMax)
 }
 
 // rtcgateArgs mirrors rtpengineArgs for rtcgate; its HTTP and CLI listeners

@@ -93,12 +93,14 @@ export function watchPage(page, note) {
 //   extraArgs   more Chromium flags
 //   permissions more permissions for rtcgate's origin
 //   init        a value the page gets as window.e2eCall before it loads
+//   dirs        more files: {'/__e2e__/prefix/': directory}, served as
+//               JavaScript (an ES module library such as SIP.js's lib)
 //   watch(page, origin, note)      set up more page listeners (may be async)
 //   after(page, outcome, note)     act on the page once its outcome is in
 //                                  (e.g. close it), before check
 //   check(outcome, note)           refine the page's outcome
 export async function runPage({ name, addr, page: pageFile, query = '', overallMs, base = {}, extraArgs = [],
-	permissions = [], init, watch, after, check }) {
+	permissions = [], init, dirs = {}, watch, after, check }) {
 	const origin = `http://${addr}`;
 	const logs = [];
 	const note = (line) => logs.push(line);
@@ -155,7 +157,14 @@ export async function runPage({ name, addr, page: pageFile, query = '', overallM
 		watchPage(page, note);
 		if (watch) await watch(page, origin, note);
 		await page.route(`${origin}/__e2e__/**`, async (route) => {
-			const f = files[new URL(route.request().url()).pathname];
+			const pathname = new URL(route.request().url()).pathname;
+			let f = files[pathname];
+			for (const [prefix, dir] of Object.entries(dirs)) {
+				const rel = pathname.startsWith(prefix) ? path.normalize(pathname.slice(prefix.length)) : '';
+				if (!f && rel && !rel.startsWith('..') && rel.endsWith('.js')) {
+					f = { path: path.join(dir, rel), contentType: 'application/javascript; charset=utf-8' };
+				}
+			}
 			if (!f) return route.fulfill({ status: 404, contentType: 'text/plain', body: 'not found\n' });
 			return route.fulfill({ status: 200, contentType: f.contentType, body: await readFile(f.path) });
 		});

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // call is one Call-ID: rtpengine's struct call. Signalling holds mu; the
@@ -57,7 +59,12 @@ type side struct {
 	mux  atomic.Bool          // the party multiplexes RTCP on the RTP port
 	opts atomic.Uint32        // packet-path options, optXxx bits
 
+	// xport is the party's ICE/DTLS/SRTP end, nil for plain RTP: the relay
+	// hands it what the party sends and what goes to the party.
+	xport atomic.Pointer[webrtcbridge.Transport]
+
 	// Signalling-time state (under call.mu).
+	sec        secState
 	direction  string // the party's SDP direction attribute
 	offeredMux bool   // the party's SDP carried a=rtcp-mux
 	rejected   bool   // port 0 in the party's SDP

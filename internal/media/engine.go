@@ -17,6 +17,7 @@ import (
 
 	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/stats"
+	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // Config is what the engine needs from rtcgate's configuration.
@@ -29,6 +30,9 @@ type Config struct {
 	Live        *config.Live  // max-sessions and the timeouts, changeable at runtime
 	Stats       *stats.Stats
 	Log         *slog.Logger
+	// Certificate is presented in every DTLS handshake; nil makes one for
+	// this engine (one per process: a restart rotates it).
+	Certificate *webrtcbridge.Certificate
 }
 
 // iface is one local address of a configured interface, with its ports.
@@ -53,6 +57,7 @@ type Engine struct {
 	stats  *stats.Stats
 	live   *config.Live
 	ifaces []*iface
+	cert   *webrtcbridge.Certificate
 
 	mu      sync.RWMutex
 	calls   map[string]*call
@@ -71,7 +76,14 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Stats == nil {
 		cfg.Stats = stats.New()
 	}
-	e := &Engine{cfg: cfg, log: cfg.Log, stats: cfg.Stats, live: cfg.Live, calls: map[string]*call{}}
+	e := &Engine{cfg: cfg, log: cfg.Log, stats: cfg.Stats, live: cfg.Live, calls: map[string]*call{}, cert: cfg.Certificate}
+	if e.cert == nil {
+		cert, err := webrtcbridge.NewCertificate()
+		if err != nil {
+			return nil, fmt.Errorf("media: %w", err)
+		}
+		e.cert = cert
+	}
 	for _, itf := range cfg.Interfaces {
 		for _, a := range itf.Addrs {
 			adv := itf.Advertised
@@ -269,6 +281,7 @@ func (e *Engine) closeCall(c *call, reason stats.CloseReason) {
 				e.stats.ZeroWayStreams.Add(1)
 			}
 			e.stats.StreamsUser.Add(-1)
+			e.dropTransport(sd) // before the socket it sends on closes
 			c.poller.retire(sd)
 		}
 	}

@@ -18,7 +18,9 @@ import (
 
 var portBase atomic.Int32
 
-func init() { portBase.Store(47000) }
+// 46000 up: webrtcbridge's TestPortRange binds ICE ports in 47000-47100 while
+// this package's tests may run.
+func init() { portBase.Store(46000) }
 
 // newEngine builds an engine on addr with its own 20-port range.
 func newEngine(t testing.TB, addr string) *Engine {
@@ -145,9 +147,12 @@ func TestRTCPMuxNegotiation(t *testing.T) {
 		wantAnswerMux      bool // A is answered rtcp-mux
 		wantOfferRTCPDelta int  // a=rtcp port minus m= port in the offer
 	}{
-		{"pass through", muxed, RTCPMux{}, sdpFor(6000, "a=rtcp-mux"), true, true, 0},
+		// Offered (not required) rtcp-mux still names port+1 for RTCP, in
+		// case the answerer does not multiplex: rtpengine does so.
+		{"pass through", muxed, RTCPMux{}, sdpFor(6000, "a=rtcp-mux"), true, true, 1},
 		{"demux", muxed, RTCPMux{Demux: true}, sdpFor(6000), false, true, 1},
-		{"offer", sdpFor(5000), RTCPMux{Offer: true}, sdpFor(6000, "a=rtcp-mux"), true, false, 0},
+		{"offer", sdpFor(5000), RTCPMux{Offer: true}, sdpFor(6000, "a=rtcp-mux"), true, false, 1},
+		{"require", sdpFor(5000), RTCPMux{Offer: true, Require: true}, sdpFor(6000, "a=rtcp-mux"), true, false, 0},
 		{"reject", muxed, RTCPMux{Reject: true}, sdpFor(6000), false, false, 1},
 		{"none", sdpFor(5000), RTCPMux{}, sdpFor(6000), false, false, 1},
 	}

@@ -32,6 +32,13 @@ type MediaInfo struct {
 	Direction string
 	RTCPMux   bool
 	Streams   []StreamInfo // RTP, then RTCP
+	// Secure says what the relay speaks with the party beyond plain RTP:
+	// "DTLS-SRTP", "SDES-SRTP", "ICE" (plain RTP with ICE) or "".
+	Secure string
+	// DTLSFailures counts failed DTLS handshakes with the party; Checks
+	// the ICE connectivity checks answered; AuthFailures the SRTP/SRTCP
+	// packets that did not authenticate.
+	DTLSFailures, Checks, AuthFailures uint64
 }
 
 // StreamInfo is one relay socket.
@@ -80,6 +87,12 @@ func (c *call) info(_ time.Time) *CallInfo {
 				continue
 			}
 			mi := MediaInfo{Index: sd.index + 1, Type: sd.mediaType, Protocol: sd.proto, Direction: sd.direction, RTCPMux: sd.mux.Load()}
+			mi.DTLSFailures = sd.sec.failedDTLS
+			if x := sd.xport.Load(); x != nil {
+				mi.Secure = x.Kind()
+				mi.DTLSFailures += x.HandshakeFailures.Load()
+				mi.Checks, mi.AuthFailures = x.Checks.Load(), x.AuthFailures.Load()
+			}
 			for _, s := range []*stream{sd.rtp, sd.rtcp} {
 				si := StreamInfo{Local: s.local, Advertised: s.advertised, RTCP: s.rtcp,
 					LastPacket: time.Unix(0, s.lastPacket.Load()),

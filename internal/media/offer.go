@@ -167,12 +167,18 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 		fs, ts := from.sides[i], to.sides[i]
 		fs.peer.Store(ts)
 		ts.peer.Store(fs)
-		fs.mediaType, fs.proto = m.Type(), m.Proto()
-		ts.mediaType, ts.proto = m.Type(), m.Proto()
+		fs.mediaType, ts.mediaType = m.Type(), m.Type()
 		fs.direction = m.Direction(sess)
 		fs.rejected = m.Port() == 0
 		fs.offeredMux = m.HasAttr("rtcp-mux")
 		fs.opts.Store(packetOpts(req.Flags))
+		res.Warnings = append(res.Warnings, learnSecurity(fs, sess, m)...)
+		if isOffer {
+			e.offerSecurity(ts, fs, req)
+		} else {
+			res.Warnings = append(res.Warnings, e.answerSecurity(ts, fs, req)...)
+		}
+		fs.proto, ts.proto = fs.sec.proto, ts.sec.outProto
 		e.learnEndpoints(fs, sess, m, req)
 
 		// Who multiplexes RTCP. In an offer the sender's choice stands
@@ -193,9 +199,31 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 		if n := m.PortCount(); n > 1 && !fs.rejected {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("m= section %d: port count /%d dropped, one port pair is relayed", i+1, n))
 		}
-		rewriteMedia(m, ts, toMux, req, fs.rejected)
+		// As rtpengine: an offer that only offers rtcp-mux still tells
+		// where RTCP goes without it (port+1, and an ICE component 2);
+		// once required or answered, RTCP is on the RTP port.
+		rtcpOnRTP := toMux && (!isOffer || mux.Require)
+		rewriteMedia(m, ts, toMux, rtcpOnRTP, req, fs.rejected, fs.sec.rICE)
+		if fs.rejected {
+			m.RemoveAttr(sdp.ICEAttributes...)
+			m.RemoveAttr("fingerprint", "setup", "crypto", "tls-id")
+		} else {
+			e.writeSecurity(sess, m, ts, rtcpOnRTP, req, !isOffer)
+			rewriteExtras(m, ts, i, req, isOffer)
+		}
 	}
 	rewriteSession(sess, to, toItf, req)
+	writeSessionSecurity(sess, to)
+	if !isOffer {
+		// The answer settles both parties' transports.
+		for i := range sess.Media {
+			for _, sd := range []*side{from.sides[i], to.sides[i]} {
+				if err := e.settleTransport(sd); err != nil {
+					res.Warnings = append(res.Warnings, fmt.Sprintf("m= section %d: %v", i+1, err))
+				}
+			}
+		}
+	}
 	res.SDP = versionSDP(sess, to, req)
 	return res, nil
 }
@@ -245,6 +273,13 @@ func (e *Engine) learnEndpoints(sd *side, sess *sdp.Session, m *sdp.Media, req *
 		ip = req.ReceivedFrom
 	}
 	port := m.Port()
+	// A party speaking ICE is reached at its candidates (c= may be the
+	// 0.0.0.0 placeholder) until a connectivity check says where.
+	if sd.sec.rICE && port != 0 {
+		if c, ok := iceEndpoint(&sd.sec, ip.Is6() && !ip.Is4In6()); ok {
+			ip, port = c.Addr(), int(c.Port())
+		}
+	}
 	if !ip.IsValid() || port == 0 {
 		sd.rtp.setSDPEndpoint(netip.AddrPort{})
 		sd.rtcp.setSDPEndpoint(netip.AddrPort{})
@@ -295,7 +330,10 @@ func sdpAddr(sd *side, req *Request) netip.Addr {
 }
 
 // rewriteMedia points one m= section at the relay side ts.
-func rewriteMedia(m *sdp.Media, ts *side, mux bool, req *Request, rejected bool) {
+//
+// A sender speaking ICE puts a placeholder (c=0.0.0.0, port 9) in c= when
+// its candidates carry the addresses; senderICE replaces it regardless.
+func rewriteMedia(m *sdp.Media, ts *side, mux, rtcpOnRTP bool, req *Request, rejected, senderICE bool) {
 	if rejected {
 		return // port 0 stays 0: the section is refused
 	}
@@ -303,7 +341,7 @@ func rewriteMedia(m *sdp.Media, ts *side, mux bool, req *Request, rejected bool)
 	m.ClearPortCount()
 	addr := sdpAddr(ts, req)
 	if conn, ok := m.Connection(); ok {
-		if ip, ok := conn.Addr(); !ok || !ip.IsUnspecified() || req.Replace.ZeroAddress {
+		if ip, ok := conn.Addr(); !ok || !ip.IsUnspecified() || req.Replace.ZeroAddress || senderICE {
 			m.SetConnection(sdp.NewConnection(addr))
 		}
 	}
@@ -317,7 +355,7 @@ func rewriteMedia(m *sdp.Media, ts *side, mux bool, req *Request, rejected bool)
 		return
 	}
 	port := ts.pair.port + 1
-	if mux {
+	if rtcpOnRTP {
 		port = ts.pair.port
 	}
 	val := strconv.Itoa(port)
@@ -338,9 +376,6 @@ func rewriteSession(sess *sdp.Session, to *monologue, toItf *iface, req *Request
 			sess.SetConnection(sdp.NewConnection(addr))
 		}
 	}
-	// rtcgate relays media itself and does not run ICE (yet): the sender's
-	// candidates would let the receiver bypass the relay, so they go.
-	sess.RemoveICE()
 	if o, ok := sess.Origin(); ok {
 		changed := false
 		if req.Replace.Origin {

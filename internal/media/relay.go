@@ -15,6 +15,12 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 	sd := s.side
 	opts := sd.opts.Load()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if x := sd.xport.Load(); x != nil {
+		var ok bool
+		if pkt, ok = s.secureIn(x, pkt, src); !ok {
+			return
+		}
+	}
 
 	// Latching: the first packet confirms (and, symmetric, sets) where this
 	// party's media comes from and so where its media goes back to.
@@ -57,6 +63,13 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 	if dst == nil || !dst.addr.IsValid() {
 		s.errors.Add(1)
 		return
+	}
+	if x := peer.xport.Load(); x != nil {
+		var ok bool
+		if pkt, ok = x.Outbound(pkt); !ok {
+			s.errors.Add(1)
+			return
+		}
 	}
 	if err := out.send(pkt, dst.addr); err != nil {
 		s.errors.Add(1)

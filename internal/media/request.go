@@ -49,6 +49,104 @@ type Request struct {
 	// AddressFamily "IP4" or "IP6" picks the outgoing side's family; "" keeps
 	// the family of the incoming SDP.
 	AddressFamily string
+	// Secure is what the receiving party is to be offered or answered in
+	// transport protocol, ICE, DTLS and SDES: rtpengine's WebRTC options.
+	Secure Secure
+	// GenerateMid adds a=mid to sections without one ("generate mid").
+	GenerateMid bool
+	// ExtmapStrip names the RTP header extensions (a=extmap URIs) removed
+	// from the outgoing SDP; "all" removes every one ("strip extmap").
+	ExtmapStrip []string
+	// Codec is the codec dictionary, without transcoding.
+	Codec Codec
+}
+
+// Protocols are the transport protocols "transport-protocol" may name, as
+// written on an m= line.
+var Protocols = []string{"RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"}
+
+// ICEMode is rtpengine's ICE option.
+type ICEMode uint8
+
+const (
+	ICEDefault  ICEMode = iota // candidates toward a party whose peer spoke ICE
+	ICERemove                  // no ICE toward the receiver
+	ICEForce                   // rtcgate's candidates only
+	ICEOptional                // rtcgate's candidates if the SDP had none
+)
+
+// ICELite is rtpengine's ICE-lite option: toward whom rtcgate is an ICE-lite
+// agent (answers checks, sends none); unset keeps what the call had.
+type ICELite uint8
+
+const (
+	ICELiteUnset ICELite = iota
+	ICELiteOff
+	ICELiteForward  // toward the party the offer goes to
+	ICELiteBackward // toward the party that sent the offer
+	ICELiteBoth
+)
+
+// DTLSMode is rtpengine's DTLS option.
+type DTLSMode uint8
+
+const (
+	DTLSDefault DTLSMode = iota // offer DTLS-SRTP with SRTP, active in answers
+	DTLSOff                     // neither offer nor accept DTLS-SRTP
+	DTLSPassive                 // take the passive (server) role
+	DTLSActive                  // take the active (client) role
+)
+
+// Tri is an SDES session parameter's setting: unset (copy the offerer's),
+// on or off.
+type Tri int8
+
+// Secure gathers the options about media security and ICE.
+type Secure struct {
+	// Protocol, if set, is the transport protocol written toward the
+	// receiver (one of Protocols); AcceptProtocol ("transport-protocol=
+	// accept") lets an answer's protocol change reach the offerer.
+	Protocol       string
+	AcceptProtocol bool
+	ICE            ICEMode
+	ICELite        ICELite
+	TrickleICE     bool // a=ice-options:trickle
+	RejectICE      bool // "reject ICE": the offerer's ICE is refused early
+	DTLS           DTLSMode
+	// DTLSFingerprint is the hash of a=fingerprint: "sha-256" (default),
+	// "sha-1", "sha-224", "sha-384" or "sha-512".
+	DTLSFingerprint string
+	SDES            SDES
+	OSRTP           OSRTP
+}
+
+// SDES is rtpengine's SDES option list.
+type SDES struct {
+	Off      bool     // offer no a=crypto
+	No       []string // suites never offered
+	Only     []string // suites offered, none other (wins over No)
+	NoNew    bool     // offer only suites the offerer offered
+	Prefer   bool     // SDES over DTLS when an offer has both
+	Pad      bool     // keep base64 '=' padding in key params
+	Lifetime bool     // add the key lifetime 2^31
+	// Session parameters (RFC 4568 §6.3): 0 copies the offerer's.
+	UnencryptedSRTP, UnencryptedSRTCP, UnauthenticatedSRTP Tri
+}
+
+// OSRTP is rtpengine's OSRTP option (RFC 8643 opportunistic SRTP).
+type OSRTP struct {
+	Offer  bool // offer a=crypto on plain RTP/AVP
+	Accept bool // accept a plain answer to an OSRTP offer
+}
+
+// Codec is rtpengine's codec dictionary, the parts that need no
+// transcoding. Entries are codec names ("PCMU", "opus/48000/2") or payload
+// type numbers; "all" in Strip or Mask means every codec.
+type Codec struct {
+	Strip  []string // removed from the outgoing SDP
+	Offer  []string // kept despite Strip/Mask, and put first in this order
+	Mask   []string // removed from the outgoing SDP (no transcoding: as Strip)
+	Except []string // kept despite Strip/Mask
 }
 
 // Flags are rtpengine's boolean ng flags that change media handling.

@@ -121,9 +121,6 @@ func parseOptions(m message) (*options, error) {
 	if v, ok := m.str("to-interface"); ok {
 		r.Direction[1] = v
 	}
-	if v, ok := m.str("ice"); ok {
-		o.ice(v)
-	}
 	if rf := m.list("received-from"); len(rf) > 0 {
 		if err := o.receivedFrom(strings.Join(rf, " ")); err != nil {
 			return nil, err
@@ -147,13 +144,11 @@ func parseOptions(m message) (*options, error) {
 			return nil, err
 		}
 	}
-	if v, ok := m.str("transport-protocol"); ok {
-		o.warn("transport protocol %q not supported: media keeps its protocol", v)
+	if err := o.secureKeys(m); err != nil {
+		return nil, err
 	}
-	for _, k := range []string{"codec", "sdes", "dtls", "osrtp", "t.38"} {
-		if _, ok := m[k]; ok {
-			o.warn("option %q not supported; ignored", k)
-		}
+	if _, ok := m["t.38"]; ok {
+		o.warn("option %q not supported; ignored", "T.38")
 	}
 	if v, ok := m.str("rtpp-flags"); ok {
 		for _, tok := range strings.Fields(v) {
@@ -171,9 +166,10 @@ func parseOptions(m message) (*options, error) {
 func (o *options) token(tok string) error {
 	r := &o.req
 	if k, v, ok := strings.Cut(tok, "="); ok {
+		if handled, err := o.secureKey(normalize(k), []string{v}); handled {
+			return err
+		}
 		switch normalize(k) {
-		case "ice":
-			o.ice(v)
 		case "direction":
 			switch {
 			case r.Direction[0] == "":
@@ -211,8 +207,6 @@ func (o *options) token(tok string) error {
 			o.rtcpMux(v)
 		case "record-call":
 			r.Flags.RecordCall = v == "yes" || v == "on" || v == "1"
-		case "transport-protocol":
-			o.warn("transport protocol %q not supported: media keeps its protocol", v)
 		default:
 			o.warn("Unknown flag encountered: '%s'", tok)
 		}
@@ -245,16 +239,15 @@ func (o *options) token(tok string) error {
 	case "unidirectional", "loop-protect", "reset", "all":
 		// Accepted: they change nothing in a userspace relay without
 		// loops to detect or kernel state to reset.
-	case "rtp/avp", "rtp/avpf", "rtp/savp", "rtp/savpf", "udp/tls/rtp/savp", "udp/tls/rtp/savpf":
-		o.warn("transport protocol %q not supported: media keeps its protocol", tok)
 	default:
+		if handled, err := o.secureFlag(n, tok); handled {
+			return err
+		}
 		switch {
 		case strings.HasPrefix(n, "replace-"):
 			o.replace(strings.TrimPrefix(n, "replace-"))
 		case strings.HasPrefix(n, "rtcp-mux-"):
 			o.rtcpMux(strings.TrimPrefix(n, "rtcp-mux-"))
-		case strings.HasPrefix(n, "ice-"):
-			o.ice(strings.TrimPrefix(n, "ice-"))
 		default:
 			o.warn("Unknown flag encountered: '%s'", tok)
 		}
@@ -299,14 +292,6 @@ func (o *options) rtcpMux(v string) {
 		x.Reject = true
 	default:
 		o.warn("Unknown 'rtcp-mux' flag encountered: '%s'", v)
-	}
-}
-
-// ice: rtcgate does not run ICE; "remove" is what it does anyway, any other
-// mode is answered with a warning.
-func (o *options) ice(v string) {
-	if normalize(v) != "remove" {
-		o.warn("ICE mode %q not supported: ICE attributes are removed", v)
 	}
 }
 

@@ -170,3 +170,11 @@ func (ls *Lines) setLine(t byte, value string, from int, after string) {
 	}
 	*ls = slices.Insert(*ls, at, Line{Type: t, Value: value})
 }
+
+// RemoveAttrFunc removes every attribute called name whose value del
+// approves and returns how many lines it removed.
+func (ls *Lines) RemoveAttrFunc(name string, del func(value string) bool) int {
+	return ls.removeFrom(0, func(l Line) bool {
+		return l.Type == 'a' && attrNamed(l.Value, name) && del(attrValue(l.Value))
+	})
+}

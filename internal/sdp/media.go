@@ -222,3 +222,27 @@ func (m *Media) SetRTCP(port int, conn *Connection) {
 	}
 	m.setAttrLine("rtcp", Line{Type: 'a', Value: clean(b.String())})
 }
+
+// SetProto replaces the transport protocol, the third m= field, keeping
+// every other byte of the line. It does nothing without a well-formed m=
+// line; proto is cleaned of line breaks.
+func (m *Media) SetProto(proto string) {
+	v := m.mline()
+	f, start, ok := field(v, 2)
+	if !ok {
+		return
+	}
+	m.Lines[0].Value = v[:start] + clean(proto) + v[start+len(f):]
+}
+
+// SetFormats replaces the formats, the m= fields after the protocol, with
+// fs separated by single spaces. It does nothing without a well-formed m=
+// line or when fs is empty (an m= line needs at least one format).
+func (m *Media) SetFormats(fs []string) {
+	v := m.mline()
+	f, start, ok := field(v, 2)
+	if !ok || len(fs) == 0 {
+		return
+	}
+	m.Lines[0].Value = v[:start+len(f)] + " " + clean(strings.Join(fs, " "))
+}

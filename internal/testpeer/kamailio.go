@@ -59,6 +59,14 @@ type KamailioOptions struct {
 	// CA made for this Kamailio alone (TLSCA). It needs Kamailio's tls
 	// module (the Debian package kamailio-tls-modules).
 	TLS bool
+	// WebSocket makes Kamailio also take SIP over WebSocket (ws://WSAddr/),
+	// for browser clients (SIP.js, JsSIP). It needs the Debian package
+	// kamailio-websocket-modules.
+	WebSocket bool
+	// Rtpengine, "udp:127.0.0.1:PORT", sends every INVITE's SDP through an
+	// rtpengine ng relay (rtcgate's, or rtpengine-daemon): WebRTC flags
+	// toward WebSocket clients, plain RTP toward the others.
+	Rtpengine string
 }
 
 // Kamailio is a running registrar and proxy. Users registered there are
@@ -72,6 +80,9 @@ type Kamailio struct {
 	// the PEM file of the CA that signed its certificate. Both "" without.
 	TLSAddr string
 	TLSCA   string
+	// With KamailioOptions.WebSocket: "127.0.0.1:PORT" of the WebSocket
+	// listener.
+	WSAddr string
 
 	p      *proc
 	tmpDir string // removed by Stop: the Dir RunKamailio made
@@ -138,6 +149,14 @@ func RunKamailio(opts KamailioOptions) (*Kamailio, error) {
 		return nil, errors.New("no Kamailio modules in /usr/lib/*/kamailio/modules: install the Debian package kamailio")
 	}
 	modules := filepath.Dir(tm[0])
+	if opts.WebSocket {
+		if _, err := os.Stat(filepath.Join(modules, "websocket.so")); err != nil {
+			return nil, fmt.Errorf("no websocket.so in %s: install the Debian package kamailio-websocket-modules (make test-deps / scripts/test-deps.sh does)", modules)
+		}
+	}
+	if opts.Rtpengine != "" && !cfgValue.MatchString(opts.Rtpengine) {
+		return nil, fmt.Errorf("bad rtpengine socket %q", opts.Rtpengine)
+	}
 	if opts.TLS {
 		if _, err := os.Stat(filepath.Join(modules, "tls.so")); err != nil {
 			return nil, fmt.Errorf("no tls.so in %s: install the Debian package kamailio-tls-modules (make test-deps / scripts/test-deps.sh does)", modules)
@@ -189,10 +208,19 @@ func RunKamailio(opts KamailioOptions) (*Kamailio, error) {
 			}
 			tlsAddr = fmt.Sprintf("127.0.0.1:%d", tport)
 		}
+		wsAddr := ""
+		if opts.WebSocket {
+			wport, err := freeSIPPort()
+			if err != nil {
+				return fail(err)
+			}
+			wsAddr = fmt.Sprintf("127.0.0.1:%d", wport)
+		}
 		var buf bytes.Buffer
 		err = kamailioTmpl.Execute(&buf, map[string]any{
 			"Addr": addr, "Domain": domain, "Users": users, "Routes": opts.Routes, "ModulesDir": modules,
 			"Children": children, "Quiet": opts.Quiet, "TLSAddr": tlsAddr, "TLSConfig": tlsf.cfg,
+			"WSAddr": wsAddr, "Rtpengine": opts.Rtpengine,
 			// 2^size slots: about one user per slot, and never fewer
 			// than the 256 a test's handful of users has always had.
 			"HashBits": max(8, min(16, bits.Len(uint(len(users))))),
@@ -210,7 +238,7 @@ func RunKamailio(opts KamailioOptions) (*Kamailio, error) {
 		if err != nil {
 			return fail(fmt.Errorf("starting kamailio: %v", err))
 		}
-		k.Addr, k.TLSAddr, k.p = addr, tlsAddr, p
+		k.Addr, k.TLSAddr, k.WSAddr, k.p = addr, tlsAddr, wsAddr, p
 		start := time.Now()
 		lastErr = waitSIP(addr, p, 10*time.Second)
 		if lastErr == nil && opts.TLS {

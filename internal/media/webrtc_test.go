@@ -1,0 +1,389 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcgate/rtcgate/internal/sdp"
+	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
+)
+
+// browserPC is pion standing in for a browser: ICE on 127.0.0.1, DTLS-SRTP,
+// PCMU only, no mDNS.
+func browserPC(t *testing.T) (*webrtc.PeerConnection, *webrtc.TrackLocalStaticRTP) {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// The SIP side's RTP is not declared (no a=ssrc, no mid extension):
+	// browsers play such an unsignalled stream; pion must be told to.
+	se.SetHandleUndeclaredSSRCWithoutAnswer(true)
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", "browser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTrack(track); err != nil {
+		t.Fatal(err)
+	}
+	return pc, track
+}
+
+func gatheredOffer(t *testing.T, pc *webrtc.PeerConnection) string {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ICE gathering did not complete")
+	}
+	return pc.LocalDescription().SDP
+}
+
+// plainPeer is a SIP-side party: one RTP socket (rtcp-mux) on loopback.
+type plainPeer struct{ conn *net.UDPConn }
+
+func newPlainPeer(t *testing.T) *plainPeer {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &plainPeer{c}
+}
+
+func (p *plainPeer) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
+
+var mPort = regexp.MustCompile(`(?m)^m=audio (\d+) `)
+
+func sdpPort(t *testing.T, s string) int {
+	t.Helper()
+	m := mPort.FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no m=audio in\n%s", s)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// readRTP reads RTP (skipping anything else) until one with the wanted
+// payload comes or the deadline passes.
+func readUntil(t *testing.T, c *net.UDPConn, want func([]byte) bool) []byte {
+	t.Helper()
+	buf := make([]byte, 2048)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, _, err := c.ReadFromUDP(buf)
+		if err != nil {
+			continue
+		}
+		if want(buf[:n]) {
+			return append([]byte(nil), buf[:n]...)
+		}
+	}
+	t.Fatal("expected packet never arrived")
+	return nil
+}
+
+// TestDTLSSRTPToPlainRTP: a pion browser offers WebRTC; the engine offers
+// plain RTP/AVP to the SIP side (ICE=remove, rtcp-mux-demux as Kamailio's
+// rtpengine_offer does) and answers the browser with ICE, a=setup,
+// a=fingerprint (ICE=force, DTLS=passive, UDP/TLS/RTP/SAVPF). Media then
+// crosses both ways: the browser's SRTP arrives plain at the SIP party,
+// payload and header byte for byte; the SIP party's plain RTP arrives
+// decrypted in pion's track.
+func TestDTLSSRTPToPlainRTP(t *testing.T) {
+	e := newEngine(t, "127.0.0.1")
+	pc, track := browserPC(t)
+	offer := gatheredOffer(t, pc)
+
+	toSIP := mustOK(t)(e.Offer(&Request{CallID: "w", FromTag: "browser", SDP: []byte(offer),
+		Secure: Secure{Protocol: "RTP/AVP", ICE: ICERemove}, RTCPMux: RTCPMux{Demux: true}}))
+	for _, bad := range []string{"a=fingerprint", "a=setup", "a=ice-", "a=candidate", "a=crypto", "a=group:BUNDLE", "a=rtcp-mux"} {
+		if strings.Contains(toSIP, bad) {
+			t.Errorf("plain offer keeps %s:\n%s", bad, toSIP)
+		}
+	}
+	if !strings.Contains(toSIP, " RTP/AVP 0") || !strings.Contains(toSIP, "c=IN IP4 127.0.0.1") {
+		t.Fatalf("plain offer:\n%s", toSIP)
+	}
+	relaySIP := sdpPort(t, toSIP)
+
+	sip := newPlainPeer(t)
+	toBrowser := mustOK(t)(e.Answer(&Request{CallID: "w", FromTag: "browser", ToTag: "sip", SDP: sdpFor(sip.port(), "a=rtcp-mux", "a=sendrecv"),
+		Secure: Secure{Protocol: "UDP/TLS/RTP/SAVPF", ICE: ICEForce, DTLS: DTLSPassive}, RTCPMux: RTCPMux{Require: true}}))
+	for _, want := range []string{" UDP/TLS/RTP/SAVPF 0", "a=setup:passive", "a=fingerprint:sha-256 ", "a=ice-ufrag:", "a=ice-pwd:",
+		" 1 UDP 2130706431 127.0.0.1 ", "typ host", "a=rtcp-mux", "a=mid:0"} {
+		if !strings.Contains(toBrowser, want) {
+			t.Errorf("browser answer lacks %q:\n%s", want, toBrowser)
+		}
+	}
+	connected := make(chan struct{})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			close(connected)
+		}
+	})
+	got := make(chan *rtp.Packet, 64)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			select {
+			case got <- p:
+			default:
+			}
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: toBrowser}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("browser never connected (ICE + DTLS through the relay)")
+	}
+
+	// Browser → SIP: pion encrypts, the relay decrypts.
+	relayAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: relaySIP}
+	payload := []byte("browser audio \x00\x01\x02\xff")
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for seq := uint16(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 0x1234}, Payload: payload})
+			// SIP → browser, plain, from the SIP party's socket.
+			pkt, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 0xabcd}, Payload: []byte("sip audio " + strconv.Itoa(int(seq)))}).Marshal()
+			sip.conn.WriteToUDP(pkt, relayAddr)
+		}
+	}()
+	in := readUntil(t, sip.conn, func(b []byte) bool {
+		var p rtp.Packet
+		return p.Unmarshal(b) == nil && bytes.Equal(p.Payload, payload)
+	})
+	var p rtp.Packet
+	if err := p.Unmarshal(in); err != nil || p.PayloadType != 0 {
+		t.Fatalf("SIP party got %x", in)
+	}
+	select {
+	case bp := <-got:
+		if !strings.HasPrefix(string(bp.Payload), "sip audio ") || bp.SSRC != 0xabcd {
+			t.Fatalf("browser got %+v %q", bp.Header, bp.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("browser never received the SIP party's audio")
+	}
+	info, err := e.Query("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.RTP.Packets < 2 {
+		t.Errorf("query counts %d RTP packets", info.RTP.Packets)
+	}
+}
+
+// sdesParty is an SRTP endpoint keyed by SDES: pion's srtp on a socket.
+type sdesParty struct {
+	conn   *net.UDPConn
+	crypto webrtcbridge.Crypto
+}
+
+// TestSDESToPlainRTP: an SDES-SRTP party (RTP/SAVP, a=crypto) calls a plain
+// one with transport-protocol=RTP/AVP; the engine answers it with its own
+// a=crypto (same tag and suite). SRTP and SRTCP cross both ways, payload
+// byte for byte; a packet with a bad tag is counted as an error, not
+// relayed.
+func TestSDESToPlainRTP(t *testing.T) {
+	for _, suite := range []string{"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM", "AEAD_AES_256_GCM"} {
+		t.Run(suite, func(t *testing.T) { sdesCall(t, suite) })
+	}
+}
+
+func sdesCall(t *testing.T, suiteName string) {
+	e := newEngine(t, "127.0.0.1")
+	s, _ := webrtcbridge.SuiteByName(suiteName)
+	a := &sdesParty{conn: newPlainPeer(t).conn, crypto: webrtcbridge.NewCrypto(3, s)}
+	aSDP := strings.Replace(string(sdpFor(a.conn.LocalAddr().(*net.UDPAddr).Port, "a=rtcp-mux", "a=crypto:"+a.crypto.String(false))), "RTP/AVP", "RTP/SAVP", 1)
+	toB := mustOK(t)(e.Offer(&Request{CallID: "s", FromTag: "a", SDP: []byte(aSDP), Secure: Secure{Protocol: "RTP/AVP"}}))
+	if strings.Contains(toB, "a=crypto") || !strings.Contains(toB, " RTP/AVP 0") {
+		t.Fatalf("plain offer:\n%s", toB)
+	}
+	b := newPlainPeer(t)
+	toA := mustOK(t)(e.Answer(&Request{CallID: "s", FromTag: "a", ToTag: "b", SDP: sdpFor(b.port(), "a=rtcp-mux")}))
+	sess, err := sdp.Parse([]byte(toA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sess.Media[0]
+	if m.Proto() != "RTP/SAVP" {
+		t.Fatalf("answer to the SDES party is %s:\n%s", m.Proto(), toA)
+	}
+	cv, ok := m.Attr("crypto")
+	if !ok || len(m.Attrs("crypto")) != 1 {
+		t.Fatalf("answer lacks one a=crypto:\n%s", toA)
+	}
+	relayCrypto, err := webrtcbridge.ParseCrypto(cv)
+	if err != nil || relayCrypto.Tag != 3 || relayCrypto.Suite.Name != suiteName {
+		t.Fatalf("answer crypto %q: %v", cv, err)
+	}
+	relayA := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sdpPort(t, toA)}
+	relayB := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sdpPort(t, toB)}
+
+	enc, err := srtp.CreateContext(a.crypto.Key, a.crypto.Salt, s.Profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := srtp.CreateContext(relayCrypto.Key, relayCrypto.Salt, s.Profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A → B: SRTP in, plain out, byte for byte.
+	plain, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: 7, Timestamp: 1120, SSRC: 0x5eed}, Payload: []byte("secret audio \x00\xff")}).Marshal()
+	sealed, err := enc.EncryptRTP(nil, plain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.conn.WriteToUDP(sealed, relayA)
+	if got := readUntil(t, b.conn, func([]byte) bool { return true }); !bytes.Equal(got, plain) {
+		t.Fatalf("B got %x, want %x", got, plain)
+	}
+	// A bad authentication tag: not relayed, counted.
+	bad := append([]byte(nil), sealed...)
+	bad[len(bad)-1] ^= 0xff
+	bad[3]++ // a new sequence number, so replay protection is not why
+	a.conn.WriteToUDP(bad, relayA)
+	// SRTCP, A → B, on the muxed port.
+	rr, _ := (&rtcp.ReceiverReport{SSRC: 0x5eed}).Marshal()
+	sealedRTCP, err := enc.EncryptRTCP(nil, rr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.conn.WriteToUDP(sealedRTCP, relayA)
+	if got := readUntil(t, b.conn, func(p []byte) bool { return len(p) > 1 && p[1] == 201 }); !bytes.Equal(got, rr) {
+		t.Fatalf("B got RTCP %x, want %x", got, rr)
+	}
+	// B → A: plain in, SRTP out with the relay's key.
+	plainB, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: 40, Timestamp: 9, SSRC: 0xb0b}, Payload: []byte("reply audio")}).Marshal()
+	b.conn.WriteToUDP(plainB, relayB)
+	got := readUntil(t, a.conn, func(p []byte) bool { return len(p) > 1 && p[1] < 192 })
+	opened, err := dec.DecryptRTP(nil, got, nil)
+	if err != nil || !bytes.Equal(opened, plainB) {
+		t.Fatalf("A got %x (%v), want %x sealed", opened, err, plainB)
+	}
+	srB, _ := (&rtcp.SenderReport{SSRC: 0xb0b}).Marshal()
+	b.conn.WriteToUDP(srB, relayB)
+	got = readUntil(t, a.conn, func(p []byte) bool { return len(p) > 1 && p[1] == 200 })
+	if opened, err := dec.DecryptRTCP(nil, got, nil); err != nil || !bytes.Equal(opened, srB) {
+		t.Fatalf("A got SRTCP %x (%v)", opened, err)
+	}
+	// The tampered packet was counted as an error on A's stream.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		info, _ := e.Query("s")
+		var errs uint64
+		for _, tg := range info.Tags {
+			if tg.Tag == "a" {
+				for _, md := range tg.Medias {
+					errs += md.Streams[0].Errors
+				}
+			}
+		}
+		if errs >= 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("tampered SRTP not counted: %+v", info.Tags)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = netip.Addr{}
+}
+
+// TestDTLSHandshakeFailureCounted: a browser whose certificate does not
+// match the a=fingerprint of its offer fails the handshake; the relay
+// counts it on the browser's media (query, list sessions) and relays
+// nothing to it.
+func TestDTLSHandshakeFailureCounted(t *testing.T) {
+	e := newEngine(t, "127.0.0.1")
+	pc, _ := browserPC(t)
+	offer := gatheredOffer(t, pc)
+	other, err := webrtcbridge.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := regexp.MustCompile(`(?m)^a=fingerprint:.*$`)
+	if !fp.MatchString(offer) {
+		t.Fatalf("no fingerprint in\n%s", offer)
+	}
+	forged := fp.ReplaceAllString(offer, "a=fingerprint:"+other.Fingerprint("sha-256"))
+	mustOK(t)(e.Offer(&Request{CallID: "f", FromTag: "browser", SDP: []byte(forged), Secure: Secure{Protocol: "RTP/AVP", ICE: ICERemove}}))
+	sip := newPlainPeer(t)
+	toBrowser := mustOK(t)(e.Answer(&Request{CallID: "f", FromTag: "browser", ToTag: "sip", SDP: sdpFor(sip.port()),
+		Secure: Secure{Protocol: "UDP/TLS/RTP/SAVPF", ICE: ICEForce, DTLS: DTLSPassive}}))
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: toBrowser}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, err := e.Query("f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m MediaInfo
+		for _, tg := range info.Tags {
+			if tg.Tag == "browser" {
+				m = tg.Medias[0]
+			}
+		}
+		if m.DTLSFailures >= 1 {
+			if m.Secure != "DTLS-SRTP" || m.Checks == 0 {
+				t.Errorf("browser media %+v: want DTLS-SRTP with ICE checks answered", m)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no DTLS failure counted: %+v", m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
