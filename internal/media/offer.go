@@ -194,6 +194,10 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("m= section %d: port count /%d dropped, one port pair is relayed", i+1, n))
 		}
 		rewriteMedia(m, ts, toMux, req, fs.rejected)
+		if req.Flags.RecordCall {
+			fs.k.block.Or(keepRecording)
+		}
+		e.kernel.sync(fs)
 	}
 	rewriteSession(sess, to, toItf, req)
 	res.SDP = versionSDP(sess, to, req)
@@ -216,6 +220,7 @@ func (e *Engine) newSide(mon *monologue, i int, m *sdp.Media, itf *iface, now ti
 		mon.sides = append(mon.sides, nil)
 	}
 	mon.sides[i] = sd
+	e.kernel.initStreams(sd)
 	e.stats.StreamsUser.Add(1)
 	return sd, nil
 }

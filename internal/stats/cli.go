@@ -50,8 +50,8 @@ func (s *Stats) WriteNumSessions(w io.Writer) {
 }
 
 // WriteTotals prints `list totals`: rtpengine's sections and lines, in its
-// order. rtcgate relays in userspace only, so the kernel lines stay 0 and the
-// totals equal the userspace lines; transcoding is not done, so it is 0.
+// order. The kernel lines are the eBPF kernel path's (kernel-forwarding);
+// transcoding is not done, so it is 0.
 func (s *Stats) WriteTotals(w io.Writer) {
 	n := s.Snapshot()
 	own, foreign, rates := n.SessionsOwn, n.SessionsForeign, n.Rates
@@ -61,18 +61,19 @@ func (s *Stats) WriteTotals(w io.Writer) {
 	Line(w, "Foreign sessions", foreign)
 	Line(w, "Total sessions", own+foreign)
 	Line(w, "Transcoded media", 0)
-	Line(w, "Packets per second (userspace)", rates.Packets)
-	Line(w, "Bytes per second (userspace)", rates.Bytes)
-	Line(w, "Errors per second (userspace)", rates.Errors)
-	Line(w, "Packets per second (kernel)", 0)
-	Line(w, "Bytes per second (kernel)", 0)
-	Line(w, "Errors per second (kernel)", 0)
-	Line(w, "Packets per second (total)", rates.Packets)
-	Line(w, "Bytes per second (total)", rates.Bytes)
-	Line(w, "Errors per second (total)", rates.Errors)
+	total := rates.Total()
+	Line(w, "Packets per second (userspace)", rates.User.Packets)
+	Line(w, "Bytes per second (userspace)", rates.User.Bytes)
+	Line(w, "Errors per second (userspace)", rates.User.Errors)
+	Line(w, "Packets per second (kernel)", rates.Kernel.Packets)
+	Line(w, "Bytes per second (kernel)", rates.Kernel.Bytes)
+	Line(w, "Errors per second (kernel)", rates.Kernel.Errors)
+	Line(w, "Packets per second (total)", total.Packets)
+	Line(w, "Bytes per second (total)", total.Bytes)
+	Line(w, "Errors per second (total)", total.Errors)
 	Line(w, "Userspace-only media streams", n.StreamsUser)
-	Line(w, "Kernel-only media streams", 0)
-	Line(w, "Mixed kernel/userspace media streams", 0)
+	Line(w, "Kernel-only media streams", n.StreamsKernel)
+	Line(w, "Mixed kernel/userspace media streams", n.StreamsMixed)
 
 	d := n.Calls
 	fmt.Fprint(w, "\nTotal statistics (does not include current running sessions):\n\n")
@@ -85,15 +86,16 @@ func (s *Stats) WriteTotals(w io.Writer) {
 	Line(w, "Total timed-out sessions via OFFER_TIMEOUT", n.Closed[ClosedOfferTimeout])
 	Line(w, "Total regular terminated sessions", n.Closed[ClosedTerminated])
 	Line(w, "Total forced terminated sessions", n.Closed[ClosedForceTerminated])
-	Line(w, "Total relayed packets (userspace)", n.Packets)
-	Line(w, "Total relayed packet errors (userspace)", n.Errors)
-	Line(w, "Total relayed bytes (userspace)", n.Bytes)
-	Line(w, "Total relayed packets (kernel)", 0)
-	Line(w, "Total relayed packet errors (kernel)", 0)
-	Line(w, "Total relayed bytes (kernel)", 0)
-	Line(w, "Total relayed packets", n.Packets)
-	Line(w, "Total relayed packet errors", n.Errors)
-	Line(w, "Total relayed bytes", n.Bytes)
+	all := n.User.Plus(n.Kernel)
+	Line(w, "Total relayed packets (userspace)", n.User.Packets)
+	Line(w, "Total relayed packet errors (userspace)", n.User.Errors)
+	Line(w, "Total relayed bytes (userspace)", n.User.Bytes)
+	Line(w, "Total relayed packets (kernel)", n.Kernel.Packets)
+	Line(w, "Total relayed packet errors (kernel)", n.Kernel.Errors)
+	Line(w, "Total relayed bytes (kernel)", n.Kernel.Bytes)
+	Line(w, "Total relayed packets", all.Packets)
+	Line(w, "Total relayed packet errors", all.Errors)
+	Line(w, "Total relayed bytes", all.Bytes)
 	Line(w, "Total number of streams with no relayed packets", n.ZeroWayStreams)
 	Line(w, "Total number of 1-way streams", n.OneWayStreams)
 	Line(w, "Average call duration", fmt.Sprintf("%.6f seconds", d.Average))
