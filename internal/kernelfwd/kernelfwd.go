@@ -145,9 +145,12 @@ func Open(cfg Config) (_ *Forwarder, err error) {
 	if f.router, err = newRouter(); err != nil {
 		return nil, fmt.Errorf("kernel forwarding: %w", err)
 	}
-	ifaces, err := attachTargets(cfg.Addresses)
+	ifaces, skipped, err := attachTargets(cfg.Addresses)
 	if err != nil {
 		return nil, fmt.Errorf("kernel forwarding: %w", err)
+	}
+	if len(skipped) > 0 {
+		f.log.Warn("kernel forwarding: not an Ethernet interface, its packets stay in userspace", "interfaces", skipped)
 	}
 	for _, itf := range ifaces {
 		l, err := link.AttachTCX(link.TCXOptions{Interface: itf.Index, Program: f.prog, Attach: ebpf.AttachTCXIngress})
@@ -163,29 +166,30 @@ func Open(cfg Config) (_ *Forwarder, err error) {
 
 // attachTargets is the loopback and every Ethernet interface holding one of
 // addrs: the program reads an Ethernet header, which the loopback has too.
-func attachTargets(addrs []netip.Addr) ([]net.Interface, error) {
+// Other interfaces holding one are skipped: their packets stay in userspace.
+func attachTargets(addrs []netip.Addr) (attach []net.Interface, skipped []string, err error) {
 	all, err := net.Interfaces()
 	if err != nil {
-		return nil, fmt.Errorf("listing interfaces: %w", err)
+		return nil, nil, fmt.Errorf("listing interfaces: %w", err)
 	}
-	var out []net.Interface
 	for _, itf := range all {
 		if itf.Flags&net.FlagLoopback != 0 {
-			out = append(out, itf)
+			attach = append(attach, itf)
 			continue
 		}
 		if !holds(itf, addrs) {
 			continue
 		}
 		if t, _ := os.ReadFile("/sys/class/net/" + itf.Name + "/type"); strings.TrimSpace(string(t)) != "1" { // ARPHRD_ETHER
-			return nil, fmt.Errorf("interface %s is not Ethernet: its packets stay in userspace", itf.Name)
+			skipped = append(skipped, itf.Name)
+			continue
 		}
-		out = append(out, itf)
+		attach = append(attach, itf)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no loopback interface")
+	if len(attach) == 0 {
+		return nil, nil, fmt.Errorf("no loopback interface")
 	}
-	return out, nil
+	return attach, skipped, nil
 }
 
 func holds(itf net.Interface, addrs []netip.Addr) bool {

@@ -1,8 +1,8 @@
 package media
 
 import (
-	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -40,11 +40,14 @@ var keepNames = []struct {
 	name string
 }{{keepRecording, "recording"}, {keepWebRTC, "WebRTC"}}
 
+// maxFailureLogs bounds the log lines about refused rules.
+const maxFailureLogs = 10
+
 // kernelPath is the engine's forwarder and the lock that orders rule
 // changes (from signalling and from the relay threads on latching).
 type kernelPath struct {
 	fwd       *kernelfwd.Forwarder
-	log       interface{ Warn(string, ...any) }
+	log       *slog.Logger
 	mu        sync.Mutex
 	installed atomic.Int64
 	failures  atomic.Uint64 // rules the kernel refused (the stream stays in userspace)
@@ -70,10 +73,7 @@ type kside struct {
 
 // openKernel loads the kernel path as mode says; nil when it is off or
 // could not load in auto mode.
-func openKernel(cfg Config, ifaces []*iface, log interface {
-	Warn(string, ...any)
-	Info(string, ...any)
-}) (*kernelPath, error) {
+func openKernel(cfg Config, ifaces []*iface, log *slog.Logger) (*kernelPath, error) {
 	mode := cfg.KernelForwarding
 	if mode == "" || mode == KernelOff {
 		return nil, nil
@@ -85,7 +85,7 @@ func openKernel(cfg Config, ifaces []*iface, log interface {
 		slots += 2 * i.pool.Pairs()
 		addrs = append(addrs, i.addr)
 	}
-	fwd, err := kernelfwd.Open(kernelfwd.Config{Slots: slots, Addresses: addrs})
+	fwd, err := kernelfwd.Open(kernelfwd.Config{Slots: slots, Addresses: addrs, Log: log})
 	if err != nil {
 		if mode == KernelRequired {
 			return nil, &config.Error{Key: "kernel-forwarding", Msg: "required, but " + err.Error()}
@@ -154,12 +154,12 @@ func (k *kernelPath) syncStream(s *stream) {
 	}
 	if why == "" {
 		if err := k.fwd.Install(want); err != nil {
-			k.failures.Add(1)
-			why = "kernel refused the rule: " + err.Error()
-			if errors.Is(err, kernelfwd.ErrFamily) {
-				why = "IPv4/IPv6 translation"
-			} else {
-				k.log.Warn("kernel forwarding: rule refused, the stream stays in userspace", "local", s.local.String(), "err", err.Error())
+			why = "no rule: " + err.Error()
+			// Counted always, logged for the first few only: a sender
+			// hopping between sources could otherwise log per packet.
+			if n := k.failures.Add(1); n <= maxFailureLogs {
+				k.log.Warn("kernel forwarding: rule refused, the stream stays in userspace", "local", s.local.String(), "err", err.Error(),
+					"logged", fmt.Sprintf("%d of the first %d; rtcgate_kernel_rule_failures_total counts them all", n, maxFailureLogs))
 			}
 		} else {
 			if !s.k.on.Load() {
@@ -208,6 +208,9 @@ func (s *stream) wantRule() (kernelfwd.Rule, string) {
 	dst := out.ep.Load()
 	if dst == nil || !dst.addr.IsValid() || dst.addr.Addr().IsUnspecified() || dst.addr.Port() == 0 {
 		return kernelfwd.Rule{}, "no destination"
+	}
+	if v4 := s.local.Addr().Is4(); out.local.Addr().Is4() != v4 || dst.addr.Addr().Is4() != v4 {
+		return kernelfwd.Rule{}, "IPv4/IPv6 translation"
 	}
 	r := kernelfwd.Rule{Local: s.local, Source: ep.addr, From: out.local, To: dst.addr, Slot: s.k.slot,
 		// A multiplexing sender's RTCP goes to the peer's RTCP port: the

@@ -294,6 +294,30 @@ func TestKernelKeepsUserspace(t *testing.T) {
 	}
 }
 
+// TestKernelFamilyTranslation: IPv4 on one leg and IPv6 on the other is
+// relayed in userspace (a rule cannot change the header's size).
+func TestKernelFamilyTranslation(t *testing.T) {
+	requireKernel(t)
+	min, max := portRange(20)
+	e := newEngineWith(t, Config{
+		Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}}},
+		PortMin:    min, PortMax: max, KernelForwarding: KernelRequired,
+	})
+	a, b := newPeer(t, "127.0.0.1"), newPeer(t, "::1")
+	toB := relayAddr(t)(e.Offer(&Request{CallID: "x", FromTag: "a", SDP: a.sdp(), AddressFamily: "IP6"}))
+	toA := relayAddr(t)(e.Answer(&Request{CallID: "x", FromTag: "a", ToTag: "b", AddressFamily: "IP4",
+		SDP: bytes.ReplaceAll(b.sdp(), []byte("IN IP4 127.0.0.1"), []byte("IN IP6 ::1"))}))
+	if !toB.Addr().Is6() || !toA.Addr().Is4() {
+		t.Fatalf("relay addresses %v (to B), %v (to A)", toB, toA)
+	}
+	relayed(t, a.rtp, toA, b.rtp, []byte("\x80\x00A"))
+	relayed(t, b.rtp, toB, a.rtp, []byte("\x80\x00B"))
+	flow(t, a.rtp, toA, b.rtp, toB, 5, "A")
+	if s := streamInfo(t, e, "x", "a", false); s.Path != "userspace (IPv4/IPv6 translation)" || s.Packets != 6 {
+		t.Errorf("path %q, %d packets", s.Path, s.Packets)
+	}
+}
+
 // TestKernelTimeouts: a call whose media flows only in the kernel does not
 // time out, and times out once that media stops; its rules go with it.
 func TestKernelTimeouts(t *testing.T) {
