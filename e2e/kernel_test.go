@@ -3,15 +3,13 @@ package e2e
 import (
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-
+	"github.com/rtcgate/rtcgate/internal/kernelfwd"
 	"github.com/rtcgate/rtcgate/internal/ng"
 )
 
@@ -42,47 +40,23 @@ func listStream(t *testing.T, r *rtcgate, callID string, port int) streamLine {
 }
 
 // kernelRules counts the entries of the process's rules map, found through
-// its file descriptors (/proc/PID/fdinfo names the map ids): what the
-// kernel holds, whatever rtcgate thinks. ok is false when it has no map.
+// its file descriptors: what the kernel holds, whatever rtcgate thinks. ok
+// is false when it has no map.
 func kernelRules(t *testing.T, pid int) (n int, ok bool) {
 	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
-	entries, err := os.ReadDir(dir)
+	in, err := kernelfwd.Inspect(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idLine := regexp.MustCompile(`(?m)^map_id:\s*(\d+)$`)
-	for _, e := range entries {
-		b, err := os.ReadFile(dir + "/" + e.Name())
-		if err != nil {
-			continue
-		}
-		m := idLine.FindSubmatch(b)
-		if m == nil {
-			continue
-		}
-		id, _ := strconv.Atoi(string(m[1]))
-		em, err := ebpf.NewMapFromID(ebpf.MapID(id))
-		if err != nil {
-			continue
-		}
-		info, err := em.Info()
-		if err != nil || info.Name != "rtcgate_rules" {
-			em.Close()
-			continue
-		}
-		var k, v []byte
-		it := em.Iterate()
-		for it.Next(&k, &v) {
-			n++
-		}
-		if err := it.Err(); err != nil {
-			t.Fatal(err)
-		}
-		em.Close()
-		return n, true
+	defer in.Close()
+	if in.Rules == nil {
+		return 0, false
 	}
-	return 0, false
+	n, err = in.RuleCount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, true
 }
 
 // callRun is what one call through a relay delivered and counted.

@@ -61,7 +61,9 @@ func rtpengineArgs(ngAddr string, portMin, portMax int) []string {
 
 // rtcgateArgs mirrors rtpengineArgs for rtcgate; its HTTP and CLI listeners
 // get kernel-chosen ports because the benchmark does not use them.
-func rtcgateArgs(ngAddr string, portMin, portMax int) []string {
+// kernel is its kernel-forwarding: off (userspace, like the anchor) or
+// required (the kernel path, or no run at all).
+func rtcgateArgs(ngAddr string, portMin, portMax int, kernel string) []string {
 	return []string{
 		"serve",
 		"--listen-ng", ngAddr,
@@ -73,6 +75,7 @@ func rtcgateArgs(ngAddr string, portMin, portMax int) []string {
 		"--delete-delay", "0",
 		"--timeout", "60",
 		"--log-level", "4",
+		"--kernel-forwarding", kernel,
 	}
 }
 

@@ -111,12 +111,12 @@ func Open(cfg Config) (_ *Forwarder, err error) {
 	// Since Linux 5.11 eBPF memory is charged to the memory cgroup, not
 	// RLIMIT_MEMLOCK, so the limit is left alone (raising it would need
 	// CAP_SYS_RESOURCE).
-	f.rules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "rtcgate_rules", Type: ebpf.Hash,
+	f.rules, err = ebpf.NewMap(&ebpf.MapSpec{Name: RulesName, Type: ebpf.Hash,
 		KeySize: keySize, ValueSize: ruleSize, MaxEntries: uint32(cfg.Slots)})
 	if err != nil {
 		return nil, fmt.Errorf("kernel forwarding: creating the rules map: %w", explain(err))
 	}
-	f.counters, err = ebpf.NewMap(&ebpf.MapSpec{Name: "rtcgate_counts", Type: ebpf.Array,
+	f.counters, err = ebpf.NewMap(&ebpf.MapSpec{Name: countersName, Type: ebpf.Array,
 		KeySize: 4, ValueSize: counterSize, MaxEntries: uint32(cfg.Slots), Flags: unix.BPF_F_MMAPABLE})
 	if err != nil {
 		return nil, fmt.Errorf("kernel forwarding: creating the counters map: %w", explain(err))
@@ -131,7 +131,7 @@ func Open(cfg Config) (_ *Forwarder, err error) {
 		return nil, fmt.Errorf("kernel forwarding: mapping the counters: %w", err)
 	}
 	f.prog, err = ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
-		Name: "rtcgate_fwd", Type: ebpf.SchedCLS, AttachType: ebpf.AttachTCXIngress,
+		Name: ProgramName, Type: ebpf.SchedCLS, AttachType: ebpf.AttachTCXIngress,
 		Instructions: program(f.rules.FD(), f.counters.FD()), License: "Dual MIT/GPL",
 	}, ebpf.ProgramOptions{})
 	if err != nil {
@@ -314,15 +314,7 @@ func (f *Forwarder) Remove(local netip.AddrPort) error {
 }
 
 // Rules counts the rules in the map, walking it.
-func (f *Forwarder) Rules() (int, error) {
-	n := 0
-	var k, v []byte
-	it := f.rules.Iterate()
-	for it.Next(&k, &v) {
-		n++
-	}
-	return n, it.Err()
-}
+func (f *Forwarder) Rules() (int, error) { return countEntries(f.rules) }
 
 // Counters reads a slot. It makes no system call: the counters map is
 // mapped into this process.
