@@ -207,7 +207,8 @@ func table(cfg *config, by map[string]*targetResult) []string {
 			s, _, ok := r.get(by[c], calls)
 			if !ok {
 				s = "—"
-				if t := by[c]; t != nil && !t.OK && c != sinkName {
+				// FAILED where the scenario has no result at all.
+				if t := by[c]; t != nil && !t.OK && (r.b && t.B[calls] == nil || !r.b && t.A == nil) {
 					s = "FAILED"
 				}
 			}

@@ -69,6 +69,8 @@ func rtcgateArgs(ngAddr string, portMin, portMax int, kernel string) []string {
 		"--listen-ng", ngAddr,
 		"--listen-http", "127.0.0.1:0",
 		"--listen-cli", "127.0.0.1:0",
+		"--listen-client", "127.0.0.1:0", // not 8080: someone else's may hold it
+		"--listen-sip", "", // no SIP gateway (5060 may be taken, and it is not measured)
 		"--interface", "127.0.0.1",
 		"--port-min", strconv.Itoa(portMin),
 		"--port-max", strconv.Itoa(portMax),
@@ -79,10 +81,13 @@ func rtcgateArgs(ngAddr string, portMin, portMax int, kernel string) []string {
 	}
 }
 
-// buildRtcgate compiles rtcgate from source into dir, so that the process
-// we measure is rtcgate itself and not `go run` wrapping it.
+// buildRtcgate compiles rtcgate from source into dir, once per run, so that
+// the process we measure is rtcgate itself and not `go run` wrapping it.
 func buildRtcgate(ctx context.Context, src, dir, logPath string) (string, error) {
 	bin := filepath.Join(dir, "rtcgate")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, src)
 	out, err := cmd.CombinedOutput()
 	_ = os.WriteFile(logPath, append([]byte("$ go build -o "+bin+" "+src+"\n"), out...), 0o644)
