@@ -86,6 +86,16 @@ var families = []relayCase{
 // other case).
 func TestForward(t *testing.T) {
 	f := open(t, 64)
+	eachWayOut(t, f, func(t *testing.T, fam relayCase) { forward(t, f, fam) })
+	if n, err := f.Rules(); err != nil || n != 0 {
+		t.Errorf("rules left: %d (%v)", n, err)
+	}
+}
+
+// eachWayOut runs fn per address family, the rule's packets sent on up
+// the stack (this host, from the loopback) and then through
+// bpf_redirect_neigh (as to any other host).
+func eachWayOut(t *testing.T, f *Forwarder, fn func(t *testing.T, fam relayCase)) {
 	for _, redirect := range []bool{false, true} {
 		for _, fam := range families {
 			name := fam.name + "/pass"
@@ -95,12 +105,9 @@ func TestForward(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				f.redirectLocal = redirect
 				defer func() { f.redirectLocal = false }()
-				forward(t, f, fam)
+				fn(t, fam)
 			})
 		}
-	}
-	if n, err := f.Rules(); err != nil || n != 0 {
-		t.Errorf("rules left: %d (%v)", n, err)
 	}
 }
 
@@ -299,47 +306,37 @@ func rawUDP(t *testing.T, src, dst netip.AddrPort, payload []byte, sum *uint16) 
 // dropped, which shows the receiver does check.
 func TestChecksums(t *testing.T) {
 	f := open(t, 16)
-	for _, redirect := range []bool{false, true} {
-		for _, fam := range families {
-			name := fam.name + "/pass"
-			if redirect {
-				name = fam.name + "/redirect_neigh"
-			}
-			t.Run(name, func(t *testing.T) {
-				f.redirectLocal = redirect
-				b, r1, r2 := listen(t, fam.network, fam.peerB), listen(t, fam.network, fam.addr), listen(t, fam.network, fam.addr)
-				src := netip.AddrPortFrom(netip.MustParseAddrPort(fam.peerA).Addr(), 40000+uint16(ap(b).Port()%20000))
-				if err := f.Install(Rule{Local: ap(r1), Source: src, From: ap(r2), To: ap(b), Slot: 1}); err != nil {
-					t.Fatal(err)
-				}
-				defer f.Remove(ap(r1))
-
-				bad := uint16(0x1234)
-				rawUDP(t, src, ap(b), []byte("wrong checksum"), &bad)
-				quiet(t, b)
-
-				rawUDP(t, src, ap(r1), []byte("checked"), nil)
-				if got, from := recv(t, b); string(got) != "checked" || from != ap(r2) {
-					t.Errorf("got %q from %v", got, from)
-				}
-				if fam.network == "udp4" {
-					zero := uint16(0)
-					rawUDP(t, src, ap(r1), []byte("no checksum"), &zero)
-					if got, _ := recv(t, b); string(got) != "no checksum" {
-						t.Errorf("got %q", got)
-					}
-				}
-				for i := range 3 { // many times through the same rule
-					rawUDP(t, src, ap(r1), []byte{byte(i), 0xff, 0x00, byte(i * 7)}, nil)
-					if got, _ := recv(t, b); len(got) != 4 || got[0] != byte(i) {
-						t.Errorf("packet %d: got %x", i, got)
-					}
-				}
-				quiet(t, r1)
-			})
+	eachWayOut(t, f, func(t *testing.T, fam relayCase) {
+		b, r1, r2 := listen(t, fam.network, fam.peerB), listen(t, fam.network, fam.addr), listen(t, fam.network, fam.addr)
+		src := netip.AddrPortFrom(netip.MustParseAddrPort(fam.peerA).Addr(), 40000+uint16(ap(b).Port()%20000))
+		if err := f.Install(Rule{Local: ap(r1), Source: src, From: ap(r2), To: ap(b), Slot: 1}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	f.redirectLocal = false
+		defer f.Remove(ap(r1))
+
+		bad := uint16(0x1234)
+		rawUDP(t, src, ap(b), []byte("wrong checksum"), &bad)
+		quiet(t, b)
+
+		rawUDP(t, src, ap(r1), []byte("checked"), nil)
+		if got, from := recv(t, b); string(got) != "checked" || from != ap(r2) {
+			t.Errorf("got %q from %v", got, from)
+		}
+		if fam.network == "udp4" {
+			zero := uint16(0)
+			rawUDP(t, src, ap(r1), []byte("no checksum"), &zero)
+			if got, _ := recv(t, b); string(got) != "no checksum" {
+				t.Errorf("got %q", got)
+			}
+		}
+		for i := range 3 { // many times through the same rule
+			rawUDP(t, src, ap(r1), []byte{byte(i), 0xff, 0x00, byte(i * 7)}, nil)
+			if got, _ := recv(t, b); len(got) != 4 || got[0] != byte(i) {
+				t.Errorf("packet %d: got %x", i, got)
+			}
+		}
+		quiet(t, r1)
+	})
 }
 
 // TestInspect finds this process's program and rules map through its file

@@ -139,10 +139,11 @@ func program(rules, counters int) asm.Instructions {
 	}
 	// rtcpCheck sends packets that look like RTCP (RFC 5761: version 2,
 	// packet type 192-223) to userspace when the rule says so; payload is
-	// the UDP payload's offset. R2 holds the rule's flags.
-	rtcpCheck := func(payload int32, label string) {
+	// the UDP payload's offset. R2 holds the rule's flags. It starts at
+	// label at and goes on at label.
+	rtcpCheck := func(payload int32, at, label string) {
 		add(
-			asm.Mov.Reg(asm.R3, asm.R2),
+			asm.Mov.Reg(asm.R3, asm.R2).WithSymbol(at),
 			asm.And.Imm(asm.R3, flagRTCPUser),
 			asm.JEq.Imm(asm.R3, 0, label),
 			asm.Mov.Reg(asm.R1, data),
@@ -155,6 +156,46 @@ func program(rules, counters int) asm.Instructions {
 			asm.JLT.Imm(asm.R3, 192, label),
 			asm.JGT.Imm(asm.R3, 223, label),
 			asm.Ja.Label("next"),
+		)
+	}
+	// buildKey puts the destination address (words 32-bit words at
+	// daddr, the rest zero) and port (at dport) on the stack, then looks
+	// the rule up.
+	buildKey := func(daddr, words, dport int16, family int64) {
+		for i := int16(0); i < 4; i++ {
+			if i < words {
+				add(asm.LoadMem(asm.R2, data, daddr+4*i, asm.Word), asm.StoreMem(asm.RFP, stKey+4*i, asm.R2, asm.Word))
+			} else {
+				add(asm.StoreImm(asm.RFP, stKey+4*i, 0, asm.Word))
+			}
+		}
+		add(
+			asm.LoadMem(asm.R2, data, dport, asm.Half),
+			asm.StoreMem(asm.RFP, stKey+16, asm.R2, asm.Half),
+		)
+		lookup(family)
+	}
+	// sourceCheck sends packets from anyone but the rule's source to
+	// userspace, unless the rule takes any source; it leaves the rule's
+	// flags in R2 and goes on at label.
+	sourceCheck := func(saddr, words, sport int16, label string) {
+		add(
+			asm.LoadMem(asm.R2, rule, ruleFlags, asm.Half),
+			asm.Mov.Reg(asm.R3, asm.R2),
+			asm.And.Imm(asm.R3, flagAnySrc),
+			asm.JNE.Imm(asm.R3, 0, label),
+		)
+		for i := int16(0); i < words; i++ {
+			add(
+				asm.LoadMem(asm.R3, data, saddr+4*i, asm.Word),
+				asm.LoadMem(asm.R4, rule, ruleSrc+4*i, asm.Word),
+				asm.JNE.Reg(asm.R3, asm.R4, "next"),
+			)
+		}
+		add(
+			asm.LoadMem(asm.R3, data, sport, asm.Half),
+			asm.LoadMem(asm.R4, rule, ruleSport, asm.Half),
+			asm.JNE.Reg(asm.R3, asm.R4, "next"),
 		)
 	}
 	// csumDiff computes bpf_csum_diff(data+from, n, rule+to, n, 0) into R0.
@@ -185,9 +226,12 @@ func program(rules, counters int) asm.Instructions {
 	}
 	// rewrite fixes the checksums and writes the new addresses and ports:
 	// n bytes of addresses at addrOff in the packet (ports follow them),
-	// from the rule at ruleAddrs; l4Check is the UDP checksum's offset.
-	rewrite := func(addrOff, n, ruleAddrs, l4Check int32, v4 bool) {
+	// from the rule at ruleAddrs; l4Check is the UDP checksum's offset. It
+	// starts at label at.
+	rewrite := func(at string, addrOff, n, ruleAddrs, l4Check int32, v4 bool) {
+		start := len(in)
 		csumDiff(addrOff+n, rulePorts, 4)
+		in[start] = in[start].WithSymbol(at)
 		add(asm.StoreMem(asm.RFP, stPortDiff, asm.R0, asm.DWord))
 		csumDiff(addrOff, ruleAddrs, n)
 		add(asm.Mov.Reg(end, asm.R0)) // end is not needed any more: it holds the address difference
@@ -234,32 +278,10 @@ func program(rules, counters int) asm.Instructions {
 		asm.LoadMem(asm.R3, data, udp4+4, asm.Half),
 	)
 	payloadLen()
-	add(
-		asm.StoreImm(asm.RFP, stKey+4, 0, asm.Word),
-		asm.StoreImm(asm.RFP, stKey+8, 0, asm.Word),
-		asm.StoreImm(asm.RFP, stKey+12, 0, asm.Word),
-		asm.LoadMem(asm.R2, data, ip4+16, asm.Word),
-		asm.StoreMem(asm.RFP, stKey, asm.R2, asm.Word),
-		asm.LoadMem(asm.R2, data, udp4+2, asm.Half),
-		asm.StoreMem(asm.RFP, stKey+16, asm.R2, asm.Half),
-	)
-	lookup(4)
-	add(
-		asm.LoadMem(asm.R2, rule, ruleFlags, asm.Half),
-		asm.Mov.Reg(asm.R3, asm.R2),
-		asm.And.Imm(asm.R3, flagAnySrc),
-		asm.JNE.Imm(asm.R3, 0, "v4src"),
-		asm.LoadMem(asm.R3, data, ip4+12, asm.Word),
-		asm.LoadMem(asm.R4, rule, ruleSrc, asm.Word),
-		asm.JNE.Reg(asm.R3, asm.R4, "next"),
-		asm.LoadMem(asm.R3, data, udp4, asm.Half),
-		asm.LoadMem(asm.R4, rule, ruleSport, asm.Half),
-		asm.JNE.Reg(asm.R3, asm.R4, "next"),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("v4src"),
-	)
-	rtcpCheck(udp4+8, "v4go")
-	add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v4go"))
-	rewrite(ip4+12, 8, ruleAddrs4, udp4+6, true)
+	buildKey(ip4+16, 1, udp4+2, 4)
+	sourceCheck(ip4+12, 1, udp4, "v4src")
+	rtcpCheck(udp4+8, "v4src", "v4go")
+	rewrite("v4go", ip4+12, 8, ruleAddrs4, udp4+6, true)
 
 	// IPv6: Ethernet 14, IPv6 40 (UDP as the next header), UDP 8.
 	const ip6, udp6 = ethHdr, ethHdr + 40
@@ -280,51 +302,35 @@ func program(rules, counters int) asm.Instructions {
 		asm.LoadMem(asm.R3, data, udp6+4, asm.Half),
 	)
 	payloadLen()
-	for i := int16(0); i < 16; i += 4 {
+	buildKey(ip6+24, 4, udp6+2, 6)
+	sourceCheck(ip6+8, 4, udp6, "v6src")
+	rtcpCheck(udp6+8, "v6src", "v6go")
+	rewrite("v6go", ip6+8, 32, ruleAddrs6, udp6+6, false)
+
+	// counterOf puts the rule's counters in R0, or goes to missing.
+	counterOf := func(at, missing string) {
+		first := asm.LoadMem(asm.R2, rule, ruleSlot, asm.Word)
+		if at != "" {
+			first = first.WithSymbol(at)
+		}
 		add(
-			asm.LoadMem(asm.R2, data, ip6+24+i, asm.Word),
-			asm.StoreMem(asm.RFP, stKey+i, asm.R2, asm.Word),
+			first,
+			asm.StoreMem(asm.RFP, stSlot, asm.R2, asm.Word),
+			asm.LoadMapPtr(asm.R1, counters),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, stSlot),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, missing),
 		)
 	}
-	add(
-		asm.LoadMem(asm.R2, data, udp6+2, asm.Half),
-		asm.StoreMem(asm.RFP, stKey+16, asm.R2, asm.Half),
-	)
-	lookup(6)
-	add(
-		asm.LoadMem(asm.R2, rule, ruleFlags, asm.Half),
-		asm.Mov.Reg(asm.R3, asm.R2),
-		asm.And.Imm(asm.R3, flagAnySrc),
-		asm.JNE.Imm(asm.R3, 0, "v6src"),
-	)
-	for i := int16(0); i < 16; i += 4 {
-		add(
-			asm.LoadMem(asm.R3, data, ip6+8+i, asm.Word),
-			asm.LoadMem(asm.R4, rule, ruleSrc+i, asm.Word),
-			asm.JNE.Reg(asm.R3, asm.R4, "next"),
-		)
-	}
-	add(
-		asm.LoadMem(asm.R3, data, udp6, asm.Half),
-		asm.LoadMem(asm.R4, rule, ruleSport, asm.Half),
-		asm.JNE.Reg(asm.R3, asm.R4, "next"),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("v6src"),
-	)
-	rtcpCheck(udp6+8, "v6go")
-	add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v6go"))
-	rewrite(ip6+8, 32, ruleAddrs6, udp6+6, false)
 
 	// Count, then send on.
 	add(
 		asm.FnKtimeGetCoarseNs.Call().WithSymbol("count"),
 		asm.StoreMem(asm.RFP, stNow, asm.R0, asm.DWord),
-		asm.LoadMem(asm.R2, rule, ruleSlot, asm.Word),
-		asm.StoreMem(asm.RFP, stSlot, asm.R2, asm.Word),
-		asm.LoadMapPtr(asm.R1, counters),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stSlot),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "send"),
+	)
+	counterOf("", "send")
+	add(
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntPackets),
 		asm.LoadMem(asm.R1, asm.RFP, stPayload, asm.DWord),
@@ -347,16 +353,11 @@ func program(rules, counters int) asm.Instructions {
 		asm.Mov.Imm(asm.R4, 0),
 		asm.FnRedirectNeigh.Call(),
 		asm.Return(),
-
-		// A helper failed half-way through the rewrite: the packet is
-		// neither the old one nor the new one, so it is dropped and counted.
-		asm.LoadMem(asm.R2, rule, ruleSlot, asm.Word).WithSymbol("fail"),
-		asm.StoreMem(asm.RFP, stSlot, asm.R2, asm.Word),
-		asm.LoadMapPtr(asm.R1, counters),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stSlot),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "drop"),
+	)
+	// A helper failed half-way through the rewrite: the packet is neither
+	// the old one nor the new one, so it is dropped and counted.
+	counterOf("fail", "drop")
+	add(
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntErrors),
 		asm.Mov.Imm(asm.R0, tcxDrop).WithSymbol("drop"),

@@ -17,16 +17,19 @@ import (
 	"github.com/rtcgate/rtcgate/internal/stats"
 )
 
-// kernelEngine builds an engine that must forward in the kernel, on addr,
-// with ports [min, max]. It skips only when this process genuinely lacks
-// the capabilities; any other failure to load fails the test.
-func kernelEngine(t *testing.T, addr string, min, max int) *Engine {
+// kernelEngine builds an engine that must forward in the kernel, on addrs,
+// with its own range of ports ports. It skips only when this process
+// genuinely lacks the capabilities; any other failure to load fails the
+// test.
+func kernelEngine(t *testing.T, ports int, addrs ...string) *Engine {
 	t.Helper()
 	requireKernel(t)
-	return newEngineWith(t, Config{
-		Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr(addr)}}},
-		PortMin:    min, PortMax: max, KernelForwarding: KernelRequired,
-	})
+	cfg := Config{Interfaces: []config.Interface{{Name: "default"}}, KernelForwarding: KernelRequired}
+	for _, a := range addrs {
+		cfg.Interfaces[0].Addrs = append(cfg.Interfaces[0].Addrs, netip.MustParseAddr(a))
+	}
+	cfg.PortMin, cfg.PortMax = portRange(ports)
+	return newEngineWith(t, cfg)
 }
 
 func requireKernel(t *testing.T) {
@@ -104,6 +107,13 @@ type twoParty struct {
 	aTag, bTag string
 }
 
+// latch sends the first RTP packet each way, through the sockets.
+func (p *twoParty) latch(t *testing.T) {
+	t.Helper()
+	relayed(t, p.a.rtp, p.toA, p.b.rtp, []byte("\x80\x00first A"))
+	relayed(t, p.b.rtp, p.toB, p.a.rtp, []byte("\x80\x00first B"))
+}
+
 func setupCall(t *testing.T, e *Engine, id, addr string, flags Flags) *twoParty {
 	t.Helper()
 	p := &twoParty{a: newPeer(t, addr), b: newPeer(t, addr), aTag: "a", bTag: "b"}
@@ -126,14 +136,12 @@ func setupCall(t *testing.T, e *Engine, id, addr string, flags Flags) *twoParty 
 func TestKernelPath(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1", "::1"} {
 		t.Run(addr, func(t *testing.T) {
-			min, max := portRange(20)
-			e := kernelEngine(t, addr, min, max)
+			e := kernelEngine(t, 20, addr)
 			p := setupCall(t, e, "k", addr, Flags{})
 			rtcp := func(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap.Addr(), ap.Port()+1) }
 
 			// Latching: the first packets reach the sockets.
-			relayed(t, p.a.rtp, p.toA, p.b.rtp, []byte("\x80\x00first A"))
-			relayed(t, p.b.rtp, p.toB, p.a.rtp, []byte("\x80\x00first B"))
+			p.latch(t)
 			relayed(t, p.a.rtcp, rtcp(p.toA), p.b.rtcp, []byte{0x80, 201, 0, 1, 1, 1, 1, 1})
 			relayed(t, p.b.rtcp, rtcp(p.toB), p.a.rtcp, []byte{0x80, 201, 0, 1, 2, 2, 2, 2})
 			for _, tag := range []string{"a", "b"} {
@@ -205,11 +213,9 @@ func TestKernelPath(t *testing.T) {
 // packets from the new port go through the kernel, and the other party's
 // reach it there.
 func TestKernelHandover(t *testing.T) {
-	min, max := portRange(20)
-	e := kernelEngine(t, "127.0.0.1", min, max)
+	e := kernelEngine(t, 20, "127.0.0.1")
 	p := setupCall(t, e, "h", "127.0.0.1", Flags{MediaHandover: true})
-	relayed(t, p.a.rtp, p.toA, p.b.rtp, []byte("\x80\x00A"))
-	relayed(t, p.b.rtp, p.toB, p.a.rtp, []byte("\x80\x00B"))
+	p.latch(t)
 	flow(t, p.a.rtp, p.toA, p.b.rtp, p.toB, 10, "A before")
 
 	moved := newPeer(t, "127.0.0.1")
@@ -240,8 +246,7 @@ func TestKernelHandover(t *testing.T) {
 // socket (counted) while the confirmed sender stays in the kernel;
 // asymmetric forwards any sender to the SDP address in the kernel.
 func TestKernelStrictSourceAndAsymmetric(t *testing.T) {
-	min, max := portRange(20)
-	e := kernelEngine(t, "127.0.0.1", min, max)
+	e := kernelEngine(t, 20, "127.0.0.1")
 
 	p := setupCall(t, e, "s", "127.0.0.1", Flags{StrictSource: true})
 	relayed(t, p.a.rtp, p.toA, p.b.rtp, []byte("\x80\x00A"))
@@ -270,8 +275,7 @@ func TestKernelStrictSourceAndAsymmetric(t *testing.T) {
 // and say why; a multiplexing sender's RTCP towards a demultiplexing peer
 // goes up to the socket while its RTP stays in the kernel.
 func TestKernelKeepsUserspace(t *testing.T) {
-	min, max := portRange(20)
-	e := kernelEngine(t, "127.0.0.1", min, max)
+	e := kernelEngine(t, 20, "127.0.0.1")
 	p := setupCall(t, e, "r", "127.0.0.1", Flags{RecordCall: true})
 	relayed(t, p.a.rtp, p.toA, p.b.rtp, []byte("\x80\x00A"))
 	flow(t, p.a.rtp, p.toA, p.b.rtp, p.toB, 10, "recorded")
@@ -297,12 +301,7 @@ func TestKernelKeepsUserspace(t *testing.T) {
 // TestKernelFamilyTranslation: IPv4 on one leg and IPv6 on the other is
 // relayed in userspace (a rule cannot change the header's size).
 func TestKernelFamilyTranslation(t *testing.T) {
-	requireKernel(t)
-	min, max := portRange(20)
-	e := newEngineWith(t, Config{
-		Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}}},
-		PortMin:    min, PortMax: max, KernelForwarding: KernelRequired,
-	})
+	e := kernelEngine(t, 20, "127.0.0.1", "::1")
 	a, b := newPeer(t, "127.0.0.1"), newPeer(t, "::1")
 	toB := relayAddr(t)(e.Offer(&Request{CallID: "x", FromTag: "a", SDP: a.sdp(), AddressFamily: "IP6"}))
 	toA := relayAddr(t)(e.Answer(&Request{CallID: "x", FromTag: "a", ToTag: "b", AddressFamily: "IP4",
@@ -321,11 +320,9 @@ func TestKernelFamilyTranslation(t *testing.T) {
 // TestKernelTimeouts: a call whose media flows only in the kernel does not
 // time out, and times out once that media stops; its rules go with it.
 func TestKernelTimeouts(t *testing.T) {
-	min, max := portRange(20)
-	e := kernelEngine(t, "127.0.0.1", min, max)
+	e := kernelEngine(t, 20, "127.0.0.1")
 	p := setupCall(t, e, "t", "127.0.0.1", Flags{})
-	relayed(t, p.a.rtp, p.toA, p.b.rtp, []byte("\x80\x00A"))
-	relayed(t, p.b.rtp, p.toB, p.a.rtp, []byte("\x80\x00B"))
+	p.latch(t)
 	userLast := streamInfo(t, e, "t", "a", false).LastPacket
 	time.Sleep(20 * time.Millisecond) // the kernel's clock is coarse: let it tick
 	flow(t, p.a.rtp, p.toA, p.b.rtp, p.toB, 5, "A")
@@ -353,8 +350,7 @@ func TestKernelTimeouts(t *testing.T) {
 // deleted and half timed out, leave no rule in the kernel's map.
 func TestKernelThousandCalls(t *testing.T) {
 	const calls = 1000
-	min, max := portRange(4*calls + 4)
-	e := kernelEngine(t, "127.0.0.1", min, max)
+	e := kernelEngine(t, 4*calls+4, "127.0.0.1")
 	a, b := newPeer(t, "127.0.0.1"), newPeer(t, "127.0.0.1")
 	for i := range calls {
 		id := fmt.Sprintf("c%d", i)

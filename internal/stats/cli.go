@@ -37,6 +37,24 @@ func (s *Stats) RegisterCLI(r *cli.Registry) {
 	})
 }
 
+type line struct {
+	label string
+	value uint64
+}
+
+// byPath writes lines for userspace, kernel and both together, in
+// rtpengine's order; both's label ends in bothSuffix.
+func byPath(w io.Writer, user, kernel Traffic, bothSuffix string, lines func(Traffic) []line) {
+	for _, p := range []struct {
+		suffix string
+		t      Traffic
+	}{{" (userspace)", user}, {" (kernel)", kernel}, {bothSuffix, user.Plus(kernel)}} {
+		for _, l := range lines(p.t) {
+			Line(w, l.label+p.suffix, l.value)
+		}
+	}
+}
+
 // WriteNumSessions prints `list numsessions`.
 func (s *Stats) WriteNumSessions(w io.Writer) {
 	own, foreign := s.SessionsOwn.Load(), s.SessionsForeign.Load()
@@ -61,16 +79,9 @@ func (s *Stats) WriteTotals(w io.Writer) {
 	Line(w, "Foreign sessions", foreign)
 	Line(w, "Total sessions", own+foreign)
 	Line(w, "Transcoded media", 0)
-	total := rates.Total()
-	Line(w, "Packets per second (userspace)", rates.User.Packets)
-	Line(w, "Bytes per second (userspace)", rates.User.Bytes)
-	Line(w, "Errors per second (userspace)", rates.User.Errors)
-	Line(w, "Packets per second (kernel)", rates.Kernel.Packets)
-	Line(w, "Bytes per second (kernel)", rates.Kernel.Bytes)
-	Line(w, "Errors per second (kernel)", rates.Kernel.Errors)
-	Line(w, "Packets per second (total)", total.Packets)
-	Line(w, "Bytes per second (total)", total.Bytes)
-	Line(w, "Errors per second (total)", total.Errors)
+	byPath(w, rates.User, rates.Kernel, " (total)", func(t Traffic) []line {
+		return []line{{"Packets per second", t.Packets}, {"Bytes per second", t.Bytes}, {"Errors per second", t.Errors}}
+	})
 	Line(w, "Userspace-only media streams", n.StreamsUser)
 	Line(w, "Kernel-only media streams", n.StreamsKernel)
 	Line(w, "Mixed kernel/userspace media streams", n.StreamsMixed)
@@ -86,16 +97,9 @@ func (s *Stats) WriteTotals(w io.Writer) {
 	Line(w, "Total timed-out sessions via OFFER_TIMEOUT", n.Closed[ClosedOfferTimeout])
 	Line(w, "Total regular terminated sessions", n.Closed[ClosedTerminated])
 	Line(w, "Total forced terminated sessions", n.Closed[ClosedForceTerminated])
-	all := n.User.Plus(n.Kernel)
-	Line(w, "Total relayed packets (userspace)", n.User.Packets)
-	Line(w, "Total relayed packet errors (userspace)", n.User.Errors)
-	Line(w, "Total relayed bytes (userspace)", n.User.Bytes)
-	Line(w, "Total relayed packets (kernel)", n.Kernel.Packets)
-	Line(w, "Total relayed packet errors (kernel)", n.Kernel.Errors)
-	Line(w, "Total relayed bytes (kernel)", n.Kernel.Bytes)
-	Line(w, "Total relayed packets", all.Packets)
-	Line(w, "Total relayed packet errors", all.Errors)
-	Line(w, "Total relayed bytes", all.Bytes)
+	byPath(w, n.User, n.Kernel, "", func(t Traffic) []line {
+		return []line{{"Total relayed packets", t.Packets}, {"Total relayed packet errors", t.Errors}, {"Total relayed bytes", t.Bytes}}
+	})
 	Line(w, "Total number of streams with no relayed packets", n.ZeroWayStreams)
 	Line(w, "Total number of 1-way streams", n.OneWayStreams)
 	Line(w, "Average call duration", fmt.Sprintf("%.6f seconds", d.Average))
