@@ -131,7 +131,9 @@ func playKernelCall(t *testing.T, r *rtcgate, callID string, n int) callRun {
 // path while the relay's socket sees none, the metrics split the paths,
 // and the kernel holds one rule per stream until the delete removes them.
 func TestKernelForwarding(t *testing.T) {
-	r := start(t, append(ephemeral, "--port-min", "21300", "--port-max", "21399")...)
+	// auto named here, so that RTCGATE_KERNEL_FORWARDING=off (the whole
+	// suite run without the kernel path) leaves this test as it is.
+	r := start(t, append(ephemeral, "--port-min", "21300", "--port-max", "21399", "--kernel-forwarding", "auto")...)
 	if !strings.Contains(r.Logs(), `"msg":"kernel forwarding on"`) {
 		t.Fatalf("kernel forwarding did not load:\n%s", grepLines(r.Logs(), "kernel"))
 	}
@@ -168,7 +170,7 @@ func TestKernelForwarding(t *testing.T) {
 // naming the missing capability.
 func TestKernelFallback(t *testing.T) {
 	const n = 50
-	ref := playKernelCall(t, start(t, append(ephemeral, "--port-min", "21400", "--port-max", "21419")...), "ref", n)
+	ref := playKernelCall(t, start(t, append(ephemeral, "--port-min", "21400", "--port-max", "21419", "--kernel-forwarding", "auto")...), "ref", n)
 	if ref.path != "kernel" {
 		t.Fatalf("reference run not in the kernel: %q", ref.path)
 	}
@@ -180,7 +182,7 @@ func TestKernelFallback(t *testing.T) {
 		log     string
 	}{
 		{"off", nil, []string{"--kernel-forwarding", "off"}, ""},
-		{"auto without CAP_BPF", noBPF, nil, "needs CAP_BPF"},
+		{"auto without CAP_BPF", noBPF, []string{"--kernel-forwarding", "auto"}, "needs CAP_BPF"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.wrapper != nil {
@@ -224,7 +226,7 @@ func TestKernelFallback(t *testing.T) {
 // silent time out (the kernel's last-packet times count while they flow)
 // and leave no rule behind.
 func TestKernelRulesGoWithTimeouts(t *testing.T) {
-	r := start(t, append(ephemeral, "--port-min", "21460", "--port-max", "21499", "--timeout", "2")...)
+	r := start(t, append(ephemeral, "--port-min", "21460", "--port-max", "21499", "--timeout", "2", "--kernel-forwarding", "auto")...)
 	c := udpNG{r.addr(t, "listen-ng"), ng.Bencode}
 	a, b := newParty(t), newParty(t)
 	offer := c.Do(t, map[string]any{"command": "offer", "call-id": "t", "from-tag": "A", "sdp": a.sdp()})
