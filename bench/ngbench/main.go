@@ -93,6 +93,7 @@ type config struct {
 	cpuProfile   string
 	waitQuiet    time.Duration
 	rounds       int
+	bpfStats     bool
 }
 
 var knownTargets = []string{"rtpengine", "rtcgate", "rtcgate-kernel"}
@@ -124,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.ngRetries, "ng-retries", 3, "ng retransmissions before a request fails")
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 10*time.Second, "how long a target may take to answer ping")
 	fs.DurationVar(&cfg.waitQuiet, "wait-quiet", 0, "before each target, wait up to this long for other processes to leave the CPUs idle (shared boxes)")
+	fs.BoolVar(&cfg.bpfStats, "bpf-stats", true, "time the eBPF program (kernel.bpf_stats; it adds some 50-70 ns to each run of every eBPF program while on)")
 	fs.IntVar(&cfg.rounds, "rounds", 1, "measure everything this many times, the targets in turn each round, and report each target's median round (shared boxes)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the generator's own CPU profile to this file (to find what the load costs)")
 	if err := benchrun.Parse(fs, args); err != nil {
@@ -248,7 +250,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) int {
 		return 1
 	}
 	started := time.Now()
-	if cfg.has("b") && slices.Contains(cfg.targets, "rtcgate-kernel") {
+	if cfg.bpfStats && cfg.has("b") && slices.Contains(cfg.targets, "rtcgate-kernel") {
 		if c := enableBPFStats(); c != nil {
 			defer c.Close()
 		} else {
