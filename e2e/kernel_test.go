@@ -16,6 +16,15 @@ import (
 // The kernel path (kernel-forwarding) end to end: the real binary, real
 // RTP over loopback, the rules read back from the kernel itself.
 
+// needKernel skips a test that needs the kernel path when this process,
+// and so rtcgate started from it, lacks the capabilities for it.
+func needKernel(t *testing.T) {
+	t.Helper()
+	if err := kernelfwd.Capable(); err != nil {
+		t.Skipf("kernel forwarding cannot run here: %v", err)
+	}
+}
+
 // streamLine is one stream of `list sessions <callid>`.
 type streamLine struct {
 	packets, kernel int64
@@ -131,6 +140,7 @@ func playKernelCall(t *testing.T, r *rtcgate, callID string, n int) callRun {
 // path while the relay's socket sees none, the metrics split the paths,
 // and the kernel holds one rule per stream until the delete removes them.
 func TestKernelForwarding(t *testing.T) {
+	needKernel(t)
 	// auto named here, so that RTCGATE_KERNEL_FORWARDING=off (the whole
 	// suite run without the kernel path) leaves this test as it is.
 	r := start(t, append(ephemeral, "--port-min", "21300", "--port-max", "21399", "--kernel-forwarding", "auto")...)
@@ -169,6 +179,7 @@ func TestKernelForwarding(t *testing.T) {
 // userspace; auto says why in one log line; required refuses to start,
 // naming the missing capability.
 func TestKernelFallback(t *testing.T) {
+	needKernel(t)
 	const n = 50
 	ref := playKernelCall(t, start(t, append(ephemeral, "--port-min", "21400", "--port-max", "21419", "--kernel-forwarding", "auto")...), "ref", n)
 	if ref.path != "kernel" {
@@ -226,6 +237,7 @@ func TestKernelFallback(t *testing.T) {
 // silent time out (the kernel's last-packet times count while they flow)
 // and leave no rule behind.
 func TestKernelRulesGoWithTimeouts(t *testing.T) {
+	needKernel(t)
 	r := start(t, append(ephemeral, "--port-min", "21460", "--port-max", "21499", "--timeout", "2", "--kernel-forwarding", "auto")...)
 	c := udpNG{r.addr(t, "listen-ng"), ng.Bencode}
 	a, b := newParty(t), newParty(t)

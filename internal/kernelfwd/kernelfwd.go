@@ -358,6 +358,10 @@ func (f *Forwarder) refreshClock(now time.Time) {
 	f.clockMu.Unlock()
 }
 
+// Capable says whether this process has the capabilities the kernel path
+// needs, naming those it lacks (tests skip on this, and only this).
+func Capable() error { return checkCapabilities() }
+
 // checkCapabilities names what is missing before the kernel refuses with a
 // bare EPERM.
 func checkCapabilities() error {
