@@ -70,8 +70,16 @@ var ephemeral = []string{"--listen-http", "127.0.0.1:0", "--listen-cli", "127.0.
 // "listening" lines. It stops the process at cleanup and checks it exited 0.
 func start(t *testing.T, args ...string) *rtcgate {
 	t.Helper()
+	return startVia(t, nil, args...)
+}
+
+// startVia is start with rtcgate run by a wrapper command (wrapper[0] with
+// wrapper[1:] as its first arguments), e.g. setpriv to drop capabilities.
+func startVia(t *testing.T, wrapper []string, args ...string) *rtcgate {
+	t.Helper()
 	r := &rtcgate{addrs: map[string]string{}, exited: make(chan struct{})}
-	r.cmd = exec.Command(binary, append([]string{"serve", "--log-format", "json"}, args...)...)
+	argv := append(append(append([]string(nil), wrapper...), binary, "serve", "--log-format", "json"), args...)
+	r.cmd = exec.Command(argv[0], argv[1:]...)
 	stderr, err := r.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

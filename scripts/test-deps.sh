@@ -23,6 +23,7 @@ declare -A want=(
 	[redis-server]=redis-server            # the cluster's store (internal/testpeer)
 	[haproxy]=haproxy                      # a plain HTTP load balancer in front of a cluster
 	[prlimit]=util-linux                   # lowers a child's descriptor limit (hostile tests)
+	[setpriv]=util-linux                   # drops CAP_BPF for the kernel-forwarding fallback tests
 )
 
 missing=()

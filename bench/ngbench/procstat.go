@@ -47,10 +47,38 @@ func topOthers(a, b cpuSnap, relayPID, n int) string {
 	return strings.Join(parts, ", ")
 }
 
-// snapCPU reads all three counters back to back so the windows line up.
-func snapCPU(relayPID int) cpuSnap {
+// systemCPU is the box's busy time between a and b less what the other
+// processes alive at both ends used: the relay's, the generator's, the
+// kernel's work in interrupts and softirq (and in its ksoftirqd threads,
+// which count as ours), and, unavoidably, processes that started and ended
+// in between (exited, which is also returned). own is the relay's, the
+// generator's and ksoftirqd's alone: with tick-based accounting (no
+// IRQ_TIME_ACCOUNTING) softirq work on loopback is charged to the process
+// whose send raised it, so own holds the kernel path's work too, and other
+// load on the box cannot inflate it.
+func systemCPU(a, b cpuSnap, relayPID int) (sys, exited, own float64) {
+	_, seen := proc.TopOthers(a.procs, b.procs, relayPID, 0)
+	var softirqd float64
+	for pid, p := range b.procs {
+		if strings.HasPrefix(p.Name, "ksoftirqd/") {
+			d := p.Ticks
+			if old, ok := a.procs[pid]; ok && old.Ticks <= p.Ticks {
+				d -= old.Ticks
+			}
+			softirqd += float64(d) / proc.ClockTicks()
+		}
+	}
+	sys = max(0, proc.BusySeconds(a.host, b.host)-(seen-softirqd))
+	exited = max(0, otherCPUSeconds(a, b)-seen)
+	own = (b.relay - a.relay) + (b.self - a.self) + softirqd
+	return sys, exited, own
+}
+
+// snapCPU reads all three counters back to back so the windows line up;
+// with procs, every process's too.
+func snapCPU(relayPID int, procs bool) cpuSnap {
 	s := cpuSnap{at: mono()}
-	if relayPID > 0 { // 0: no relay, as while waiting for a quiet box
+	if relayPID > 0 { // 0: no relay (the sink, or waiting for a quiet box)
 		s.relay, s.err = proc.CPUSeconds(relayPID)
 	}
 	if self, err := proc.CPUSeconds(0); err == nil {
@@ -63,7 +91,7 @@ func snapCPU(relayPID int) cpuSnap {
 	} else if s.err == nil {
 		s.err = err
 	}
-	if relayPID > 0 {
+	if procs {
 		s.procs = proc.AllTicks()
 	}
 	return s
@@ -76,13 +104,13 @@ func waitQuiet(ctx context.Context, limit time.Duration) (float64, error) {
 	deadline := time.Now().Add(limit)
 	var busy float64
 	for {
-		a := snapCPU(0)
+		a := snapCPU(0, false)
 		select {
 		case <-ctx.Done():
 			return busy, ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
-		b := snapCPU(0)
+		b := snapCPU(0, false)
 		if a.err != nil || b.err != nil {
 			return 0, errors.Join(a.err, b.err)
 		}

@@ -64,10 +64,10 @@ func scenarioA(ctx context.Context, t *target, c *ngClient, cfg *config) (*aResu
 		}()
 	}
 	sleepUntilCtx(ctx, ws)
-	s0 := snapCPU(t.Pid())
+	s0 := snapCPU(t.Pid(), true)
 	retr1 := c.retransmits.Load()
 	sleepUntilCtx(ctx, we)
-	s1 := snapCPU(t.Pid())
+	s1 := snapCPU(t.Pid(), true)
 	retr2 := c.retransmits.Load()
 	wg.Wait()
 	if s0.err != nil || s1.err != nil {
@@ -197,6 +197,22 @@ type bResult struct {
 	MaxMs          float64 `json:"max_ms"`
 	RelayCPUS      float64 `json:"relay_cpu_s"`
 	CPUSPer1M      float64 `json:"cpu_s_per_1m_packets"`
+	HostCPUS       float64 `json:"host_cpu_s"`          // the whole box's busy time (/proc/stat)
+	SysCPUS        float64 `json:"system_cpu_s"`        // less other processes alive through the window
+	SysCPUSPer1M   float64 `json:"system_cpu_s_per_1m"` // per million packets received
+	ExitedCPUS     float64 `json:"exited_cpu_s"`        // of processes that came and went inside the window
+	OwnCPUS        float64 `json:"own_cpu_s"`           // relay + generator + ksoftirqd
+	OwnCPUSPer1M   float64 `json:"own_cpu_s_per_1m"`
+	AddedCPUSPer1M float64 `json:"added_cpu_s_per_1m"`        // own, less the sink's
+	AddedSysPer1M  float64 `json:"added_system_cpu_s_per_1m"` // system, less the sink's
+	Rounds         int     `json:"rounds,omitempty"`          // with -rounds: this is the median round of these
+	AddedMin       float64 `json:"added_cpu_s_per_1m_min,omitempty"`
+	AddedMax       float64 `json:"added_cpu_s_per_1m_max,omitempty"`
+	AddedP50Ms     float64 `json:"added_p50_ms"`
+	AddedP99Ms     float64 `json:"added_p99_ms"`
+	BPFRunS        float64 `json:"bpf_run_s,omitempty"` // the eBPF program's run time (kernel.bpf_stats)
+	BPFRuns        uint64  `json:"bpf_runs,omitempty"`
+	BPFPer1M       float64 `json:"bpf_cpu_s_per_1m,omitempty"`
 	GenCPUS        float64 `json:"gen_cpu_s"`
 	HostBusyPct    float64 `json:"host_busy_pct"`
 	OtherCPUS      float64 `json:"other_cpu_s"`
@@ -232,9 +248,11 @@ func forEach(n, workers int, fn func(i int)) {
 	wg.Wait()
 }
 
-// scenarioB sets up cfg.calls calls, relays RTP both ways through them at
-// cfg.rate packets/s per direction, and deletes them.
-func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResult, error) {
+// scenarioB sets up n calls, relays RTP both ways through them at cfg.rate
+// packets/s per direction, and deletes them. Without a target (t nil), the
+// sink baseline: the same load with each side sending straight to the
+// other's socket.
+func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config, n int) (*bResult, error) {
 	socks, err := openMediaSockets(cfg.mediaSockets)
 	if err != nil {
 		return nil, err
@@ -242,11 +260,24 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 	defer socks.close()
 
 	r := &bResult{Rate: cfg.rate, DurationS: cfg.durationB.Seconds()}
-	calls := make([]*mediaCall, cfg.calls)
-	errs := make([]error, cfg.calls)
-	callID := func(i int) string { return "ngbench-b-" + c.prefix + strconv.Itoa(i) }
+	if t == nil {
+		var calls []mediaCall
+		for i := range n {
+			calls = append(calls, mediaCall{idx: i,
+				toCallee: socks.callee[i%len(socks.callee)].LocalAddr().(*net.UDPAddr),
+				toCaller: socks.caller[i%len(socks.caller)].LocalAddr().(*net.UDPAddr)})
+		}
+		r.Calls = n
+		return measureB(ctx, 0, cfg, socks, calls, r)
+	}
+	// Each run its own call-ids: a relay still tearing down the previous
+	// count's calls must not see them again.
+	prefix := fmt.Sprintf("ngbench-b%d-%s", n, c.prefix)
+	calls := make([]*mediaCall, n)
+	errs := make([]error, n)
+	callID := func(i int) string { return prefix + strconv.Itoa(i) }
 	setupStart := time.Now()
-	forEach(cfg.calls, cfg.workers, func(i int) {
+	forEach(n, cfg.workers, func(i int) {
 		if ctx.Err() != nil {
 			errs[i] = ctx.Err()
 			return
@@ -281,7 +312,7 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 			return // interrupted, or nobody left to answer: the relay is stopped next anyway
 		}
 		var delErrs atomic.Int64
-		forEach(cfg.calls, cfg.workers, func(i int) {
+		forEach(n, cfg.workers, func(i int) {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			if _, err := c.del(dctx, callID(i), "caller"); err != nil && calls[i] != nil {
@@ -306,6 +337,12 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 	if len(ok) == 0 {
 		return r, fmt.Errorf("no call could be set up (first error: %s)", r.FirstError)
 	}
+	return measureB(ctx, t.Pid(), cfg, socks, ok, r)
+}
+
+// measureB runs the load over calls and fills r; relayPID is the relay's
+// process (0: none, the sink).
+func measureB(ctx context.Context, relayPID int, cfg *config, socks *mediaSockets, ok []mediaCall, r *bResult) (*bResult, error) {
 	r.OfferedPPS = float64(2 * len(ok) * cfg.rate)
 
 	t0 := mono() + int64(50*time.Millisecond)
@@ -320,7 +357,10 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 		},
 	}
 	var s0, s1 cpuSnap
-	res := m.run(ctx, cfg.drain, func() { s0 = snapCPU(t.Pid()) }, func() { s1 = snapCPU(t.Pid()) })
+	var b0, b1 bpfRun
+	prog := kernelProgram(relayPID)
+	defer prog.Close()
+	res := m.run(ctx, cfg.drain, func() { s0, b0 = snapCPU(relayPID, true), prog.stats() }, func() { s1, b1 = snapCPU(relayPID, true), prog.stats() })
 	if s0.err != nil || s1.err != nil {
 		return r, fmt.Errorf("reading CPU counters: %v", errors.Join(s0.err, s1.err))
 	}
@@ -335,10 +375,16 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 	r.GenCPUS = s1.self - s0.self
 	r.HostBusyPct = proc.BusyPercent(s0.host, s1.host)
 	r.OtherCPUS = otherCPUSeconds(s0, s1)
-	r.OtherTop = topOthers(s0, s1, t.Pid(), 3)
+	r.OtherTop = topOthers(s0, s1, relayPID, 3)
 	r.SnapSkewMs = ms(snapSkew(s0, s1, cfg.durationB))
+	r.HostCPUS = proc.BusySeconds(s0.host, s1.host)
+	r.SysCPUS, r.ExitedCPUS, r.OwnCPUS = systemCPU(s0, s1, relayPID)
+	if b0.ok && b1.ok {
+		r.BPFRunS, r.BPFRuns = (b1.runtime - b0.runtime).Seconds(), b1.runs-b0.runs
+	}
 	if res.recvWin > 0 {
-		r.CPUSPer1M = r.RelayCPUS / float64(res.recvWin) * 1e6
+		per1M := func(v float64) float64 { return v / float64(res.recvWin) * 1e6 }
+		r.CPUSPer1M, r.SysCPUSPer1M, r.OwnCPUSPer1M, r.BPFPer1M = per1M(r.RelayCPUS), per1M(r.SysCPUS), per1M(r.OwnCPUS), per1M(r.BPFRunS)
 	}
 	r.LateSends, r.MaxSendLagMs = res.late, ms(res.maxLag)
 	r.Misrouted, r.Foreign, r.SilentStreams = res.misrouted, res.foreign, res.silentStreams
@@ -353,6 +399,32 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config) (*bResu
 		return r, errors.New("no media packet came back through the relay")
 	}
 	return r, nil
+}
+
+// addBaseline fills each target's added figures: its own less the sink's,
+// at the same call count.
+func addBaseline(results []*targetResult) {
+	var sink *targetResult
+	for _, r := range results {
+		if r.Name == sinkName {
+			sink = r
+		}
+	}
+	if sink == nil {
+		return
+	}
+	for _, r := range results {
+		for calls, b := range r.B {
+			base := sink.B[calls]
+			if base == nil || base.Received == 0 || b.Received == 0 {
+				continue
+			}
+			b.AddedCPUSPer1M = b.OwnCPUSPer1M - base.OwnCPUSPer1M
+			b.AddedSysPer1M = b.SysCPUSPer1M - base.SysCPUSPer1M
+			b.AddedP50Ms = b.P50Ms - base.P50Ms
+			b.AddedP99Ms = b.P99Ms - base.P99Ms
+		}
+	}
 }
 
 // relayAddr extracts and vets the media address from a relay's SDP.

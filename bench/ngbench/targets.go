@@ -45,25 +45,33 @@ func rtpengineArgs(ngAddr string, portMin, portMax int) []string {
 
 // rtcgateArgs mirrors rtpengineArgs for rtcgate; its HTTP and CLI listeners
 // get kernel-chosen ports because the benchmark does not use them.
-func rtcgateArgs(ngAddr string, portMin, portMax int) []string {
+// kernel is its kernel-forwarding: off (userspace, like the anchor) or
+// required (the kernel path, or no run at all).
+func rtcgateArgs(ngAddr string, portMin, portMax int, kernel string) []string {
 	return []string{
 		"serve",
 		"--listen-ng", ngAddr,
 		"--listen-http", "127.0.0.1:0",
 		"--listen-cli", "127.0.0.1:0",
+		"--listen-client", "127.0.0.1:0", // not 8080: someone else's may hold it
+		"--listen-sip", "", // no SIP gateway (5060 may be taken, and it is not measured)
 		"--interface", "127.0.0.1",
 		"--port-min", strconv.Itoa(portMin),
 		"--port-max", strconv.Itoa(portMax),
 		"--delete-delay", "0",
 		"--timeout", "60",
 		"--log-level", "4",
+		"--kernel-forwarding", kernel,
 	}
 }
 
-// buildRtcgate compiles rtcgate from source into dir, so that the process
-// we measure is rtcgate itself and not `go run` wrapping it.
+// buildRtcgate compiles rtcgate from source into dir, once per run, so that
+// the process we measure is rtcgate itself and not `go run` wrapping it.
 func buildRtcgate(ctx context.Context, src, dir, logPath string) (string, error) {
 	bin := filepath.Join(dir, "rtcgate")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, src)
 	out, err := cmd.CombinedOutput()
 	_ = os.WriteFile(logPath, append([]byte("$ go build -o "+bin+" "+src+"\n"), out...), 0o644)

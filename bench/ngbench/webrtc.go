@@ -285,14 +285,14 @@ func scenarioC(ctx context.Context, t *target, c *ngClient, cfg *config) (*cResu
 		}
 		return
 	}
-	s0 := snapCPU(t.Pid())
+	s0 := snapCPU(t.Pid(), true)
 	sent0, recv0 := counts()
 	select {
 	case <-time.After(cfg.durationB):
 	case <-ctx.Done():
 		return r, ctx.Err()
 	}
-	s1 := snapCPU(t.Pid())
+	s1 := snapCPU(t.Pid(), true)
 	sent1, recv1 := counts()
 	if s0.err != nil || s1.err != nil {
 		return r, fmt.Errorf("reading CPU counters: %v", errors.Join(s0.err, s1.err))

@@ -41,7 +41,8 @@ type Config struct {
 	MaxSessions   int      `yaml:"max-sessions"`
 	DeleteDelay   Duration `yaml:"delete-delay"`
 
-	RelayThreads int `yaml:"relay-threads"`
+	RelayThreads     int    `yaml:"relay-threads"`
+	KernelForwarding string `yaml:"kernel-forwarding"`
 
 	LogLevel  int    `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`

@@ -133,6 +133,7 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"zero control timeout", "control-timeout: 0\n", nil, nil, "control-timeout", "positive"},
 		{"negative delete delay", "delete-delay: -1\n", nil, nil, "delete-delay", "negative"},
 		{"too many relay threads", "relay-threads: 1000\n", nil, nil, "relay-threads", "0 (one per CPU) to 256"},
+		{"kernel forwarding mode", "kernel-forwarding: yes\n", nil, nil, "kernel-forwarding", "auto, off or required"},
 		{"no ng workers", "ng-workers: 0\n", nil, nil, "ng-workers", "1 to 1024"},
 		{"tiny cookie cache", "ng-cookie-cache-size: 3\n", nil, nil, "ng-cookie-cache-size", "at least 16"},
 		{"bad input lines", "log-bad-input-lines: -1\n", nil, nil, "log-bad-input-lines", "0 (none) to 10000"},

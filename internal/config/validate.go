@@ -182,6 +182,9 @@ func (c *Config) Validate() error {
 	if c.ControlMaxMessage < 512 {
 		return keyErr("control-max-message", "%d: want at least 512 bytes", c.ControlMaxMessage)
 	}
+	if c.KernelForwarding != "auto" && c.KernelForwarding != "off" && c.KernelForwarding != "required" {
+		return keyErr("kernel-forwarding", "%q: want auto, off or required", c.KernelForwarding)
+	}
 	if c.RelayThreads < 0 || c.RelayThreads > 256 {
 		return keyErr("relay-threads", "%d: want 0 (one per CPU) to 256", c.RelayThreads)
 	}

@@ -151,10 +151,14 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	}
 	engine, err := media.New(media.Config{
 		Interfaces: itfs, PortMin: cfg.PortMin, PortMax: cfg.PortMax, DeleteDelay: cfg.DeleteDelay.D(),
-		Threads: cfg.RelayThreads,
-		Live:    d.Live, Stats: d.Stats, Log: logs.Logger("media", "Media relay: calls, ports, packets"),
+		Threads: cfg.RelayThreads, KernelForwarding: cfg.KernelForwarding,
+		Live: d.Live, Stats: d.Stats, Log: logs.Logger("media", "Media relay: calls, ports, packets"),
 	})
 	if err != nil {
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			return nil, cerr
+		}
 		return nil, &config.Error{Key: "interface", Msg: err.Error()}
 	}
 	d.Media = engine

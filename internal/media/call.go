@@ -54,6 +54,7 @@ type side struct {
 	itf       *iface
 	pair      *socketPair
 	rtp, rtcp *stream
+	k         kside // kernel forwarding
 
 	peer atomic.Pointer[side] // the other party's side of the same m= section
 	mux  atomic.Bool          // the party multiplexes RTCP on the RTP port
@@ -99,6 +100,8 @@ type stream struct {
 	bytes      atomic.Uint64
 	errors     atomic.Uint64
 	lastPacket atomic.Int64 // unix nanoseconds; creation time until the first packet
+
+	k kstream // kernel forwarding; the counters above are userspace's
 }
 
 func (s *stream) setSDPEndpoint(addr netip.AddrPort) {
@@ -130,6 +133,17 @@ func (c *call) retag(m *monologue, tag string) {
 	}
 	m.tag = tag
 	c.monologues[tag] = m
+}
+
+// sides lists every side of the call.
+func (c *call) sides(fn func(*side)) {
+	for _, m := range c.order {
+		for _, sd := range m.sides {
+			if sd != nil {
+				fn(sd)
+			}
+		}
+	}
 }
 
 // streams lists every stream of the call.

@@ -121,9 +121,11 @@ func (e *Engine) writeSession(w io.Writer, id string) {
 				if s.RTCP {
 					rtcp = " (RTCP)"
 				}
-				fmt.Fprintf(w, "-------- Port %15s:%-5d <> %15s:%-5d%s, SSRC 0, %d p, %d b, %d e, %d ts\n",
+				// rtpengine's line, then the path and what the kernel
+				// forwarded of the totals.
+				fmt.Fprintf(w, "-------- Port %15s:%-5d <> %15s:%-5d%s, SSRC 0, %d p, %d b, %d e, %d ts, %s, kernel %d p %d b\n",
 					addrText(s.Local), s.Local.Port(), addrText(s.Endpoint), s.Endpoint.Port(), rtcp,
-					s.Packets, s.Bytes, s.Errors, s.LastPacket.Unix())
+					s.Packets, s.Bytes, s.Errors, s.LastPacket.Unix(), s.Path, s.Kernel.Packets, s.Kernel.Bytes)
 			}
 		}
 	}
@@ -149,6 +151,7 @@ func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPortsUsed
 	ch <- descPortsFree
 	ch <- descPorts
+	e.describeKernel(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -161,6 +164,7 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPortsFree, prometheus.GaugeValue, float64(total-used), labels...)
 		ch <- prometheus.MustNewConstMetric(descPorts, prometheus.GaugeValue, float64(total), labels...)
 	}
+	e.collectKernel(ch)
 }
 
 // InterfaceInfo is one local address's port usage, for ng statistics.

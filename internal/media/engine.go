@@ -27,6 +27,8 @@ type Config struct {
 	PortMax     int
 	DeleteDelay time.Duration // default for delete without "delete delay"
 	Threads     int           // relay threads (pollers); 0: one per CPU
+	// KernelForwarding is auto, off or required (see kernel.go); "" is off.
+	KernelForwarding string
 	Live        *config.Live  // max-sessions and the timeouts, changeable at runtime
 	Stats       *stats.Stats
 	Log         *slog.Logger
@@ -41,6 +43,7 @@ type iface struct {
 	addr       netip.Addr
 	advertised netip.Addr
 	pool       *portPool
+	slotBase   uint32 // first kernel counter slot of the pool's ports
 }
 
 func (i *iface) sdpAddr() netip.Addr {
@@ -65,6 +68,7 @@ type Engine struct {
 	created uint64 // calls ever created, to spread them over the pollers
 
 	pollers []*poller
+	kernel  *kernelPath // nil: userspace only
 }
 
 // New builds the engine and its port pools; nothing is bound until a call
@@ -96,6 +100,11 @@ func New(cfg Config) (*Engine, error) {
 	if len(e.ifaces) == 0 {
 		return nil, fmt.Errorf("media: no interface address")
 	}
+	k, err := openKernel(cfg, e.ifaces, e.log)
+	if err != nil {
+		return nil, err
+	}
+	e.kernel = k
 	threads := cfg.Threads
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
@@ -106,6 +115,7 @@ func New(cfg Config) (*Engine, error) {
 			for _, q := range e.pollers {
 				q.stop()
 			}
+			e.kernel.close()
 			return nil, fmt.Errorf("media: relay thread: %w", err)
 		}
 		e.pollers = append(e.pollers, p)
@@ -266,18 +276,15 @@ func (e *Engine) closeCall(c *call, reason stats.CloseReason) {
 		return
 	}
 	c.closed = true
-	var packets, bytes, errs uint64
-	c.streams(func(s *stream) {
-		packets += s.packets.Load()
-		bytes += s.bytes.Load()
-		errs += s.errors.Load()
-	})
+	// Rules go first, so that the figures read next are final.
+	c.sides(e.kernel.closeSide)
+	user, kernel := c.traffic()
 	for _, m := range c.order {
 		for _, sd := range m.sides {
 			if sd == nil {
 				continue
 			}
-			if !sd.rejected && sd.rtp.packets.Load() == 0 {
+			if rtp, _ := sd.rtp.counters(); !sd.rejected && rtp.Packets == 0 {
 				e.stats.ZeroWayStreams.Add(1)
 			}
 			e.stats.StreamsUser.Add(-1)
@@ -292,11 +299,14 @@ func (e *Engine) closeCall(c *call, reason stats.CloseReason) {
 	c.mu.Unlock()
 
 	e.stats.SessionsOwn.Add(-1)
-	e.stats.Packets.Add(packets)
-	e.stats.Bytes.Add(bytes)
-	e.stats.PacketErrors.Add(errs)
+	e.stats.Packets.Add(user.Packets)
+	e.stats.Bytes.Add(user.Bytes)
+	e.stats.PacketErrors.Add(user.Errors)
+	e.stats.KernelPackets.Add(kernel.Packets)
+	e.stats.KernelBytes.Add(kernel.Bytes)
+	e.stats.KernelErrors.Add(kernel.Errors)
 	e.stats.SessionClosed(reason, time.Since(c.created))
-	e.log.Info("call closed", "call-id", c.id, "reason", reason.Label(), "packets", packets)
+	e.log.Info("call closed", "call-id", c.id, "reason", reason.Label(), "packets", user.Packets+kernel.Packets)
 }
 
 // oneWay: some m= section relayed packets from one party but not the other.
@@ -310,7 +320,9 @@ func oneWay(c *call) bool {
 			if p == nil {
 				continue
 			}
-			if (sd.rtp.packets.Load() == 0) != (p.rtp.packets.Load() == 0) {
+			mine, _ := sd.rtp.counters()
+			theirs, _ := p.rtp.counters()
+			if (mine.Packets == 0) != (theirs.Packets == 0) {
 				return true
 			}
 		}
@@ -319,16 +331,13 @@ func oneWay(c *call) bool {
 }
 
 // liveCounters sums the streams of the calls in progress, for rates.
-func (e *Engine) liveCounters() (packets, bytes, errs uint64) {
+func (e *Engine) liveCounters() (user, kernel stats.Traffic) {
 	calls := e.snapshot()
 	for _, c := range calls {
 		c.mu.Lock()
-		c.streams(func(s *stream) {
-			packets += s.packets.Load()
-			bytes += s.bytes.Load()
-			errs += s.errors.Load()
-		})
+		u, k := c.traffic()
 		c.mu.Unlock()
+		user, kernel = user.Plus(u), kernel.Plus(k)
 	}
 	return
 }
@@ -344,6 +353,7 @@ func (e *Engine) Run(ctx context.Context) {
 			return
 		case now := <-t.C:
 			e.checkTimeouts(now)
+			e.sweepKernel(e.snapshot(), now)
 		}
 	}
 }
@@ -361,4 +371,5 @@ func (e *Engine) Close() {
 	for _, p := range e.pollers {
 		p.stop()
 	}
+	e.kernel.close()
 }

@@ -22,15 +22,28 @@ var portBase atomic.Int32
 // this package's tests may run.
 func init() { portBase.Store(46000) }
 
-// newEngine builds an engine on addr with its own 20-port range.
+// newEngine builds an engine on addr with its own 20-port range and the
+// default kernel-forwarding (auto: the kernel path when it loads).
 func newEngine(t testing.TB, addr string) *Engine {
 	t.Helper()
 	base := int(portBase.Add(20)) - 20
-	e, err := New(Config{
+	return newEngineWith(t, Config{
 		Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr(addr)}}},
-		PortMin:    base, PortMax: base + 19,
-		Live: config.NewLive(config.Defaults()), Stats: stats.New(),
+		PortMin:    base, PortMax: base + 19, KernelForwarding: KernelAuto,
 	})
+}
+
+// newEngineWith builds an engine from cfg, with live settings and stats
+// unless cfg has them.
+func newEngineWith(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	if cfg.Live == nil {
+		cfg.Live = config.NewLive(config.Defaults())
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = stats.New()
+	}
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,9 +48,17 @@ type StreamInfo struct {
 	Advertised netip.AddrPort // what the party's SDP said
 	Confirmed  bool           // a packet has arrived from the party
 	RTCP       bool
-	LastPacket time.Time
-	Counters
+	LastPacket time.Time // on either path
+	Counters             // both paths
+	Kernel     Counters  // the part forwarded in the kernel
+	// Path is PathKernel while a kernel rule forwards the party's packets,
+	// else "userspace" with the reason in brackets.
+	Path     string
+	NoKernel bool // the stream stays in userspace whatever (recording, WebRTC)
 }
+
+// PathKernel is StreamInfo.Path of a stream forwarded in the kernel.
+const PathKernel = "kernel"
 
 // Counters are packets, bytes and errors.
 type Counters struct {
@@ -94,9 +102,11 @@ func (c *call) info(_ time.Time) *CallInfo {
 				mi.Checks, mi.AuthFailures = x.Checks.Load(), x.AuthFailures.Load()
 			}
 			for _, s := range []*stream{sd.rtp, sd.rtcp} {
+				all, last := s.counters()
+				kc := s.kernelCounters()
 				si := StreamInfo{Local: s.local, Advertised: s.advertised, RTCP: s.rtcp,
-					LastPacket: time.Unix(0, s.lastPacket.Load()),
-					Counters:   Counters{s.packets.Load(), s.bytes.Load(), s.errors.Load()}}
+					LastPacket: time.Unix(0, last), Counters: all, Kernel: Counters{kc.Packets, kc.Bytes, kc.Errors},
+					Path: s.path(), NoKernel: s.blocked()}
 				if ep := s.ep.Load(); ep != nil {
 					si.Endpoint, si.Confirmed = ep.addr, ep.confirmed
 				}

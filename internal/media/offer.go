@@ -211,6 +211,10 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 			e.writeSecurity(sess, m, ts, rtcpOnRTP, req, !isOffer)
 			rewriteExtras(m, ts, i, req, isOffer)
 		}
+		if req.Flags.RecordCall {
+			fs.k.block.Or(keepRecording)
+		}
+		e.kernel.sync(fs)
 	}
 	rewriteSession(sess, to, toItf, req)
 	writeSessionSecurity(sess, to)
@@ -244,6 +248,7 @@ func (e *Engine) newSide(mon *monologue, i int, m *sdp.Media, itf *iface, now ti
 		mon.sides = append(mon.sides, nil)
 	}
 	mon.sides[i] = sd
+	e.kernel.initStreams(sd)
 	e.stats.StreamsUser.Add(1)
 	return sd, nil
 }

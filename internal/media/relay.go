@@ -32,6 +32,7 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 			addr = ep.addr
 		}
 		s.ep.Store(&endpoint{addr: addr, confirmed: true})
+		s.k.path.sync(sd) // confirmed: the kernel can take over
 	case ep.addr != src && opts&optAsymmetric == 0:
 		if opts&optStrictSource != 0 {
 			s.errors.Add(1)
@@ -39,6 +40,7 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 		}
 		if opts&optMediaHandover != 0 {
 			s.ep.Store(&endpoint{addr: src, confirmed: true})
+			s.k.path.sync(sd) // the rule follows the handover
 		}
 	}
 

@@ -370,6 +370,9 @@ func (e *Engine) settleTransport(sd *side) error {
 	wantSDES := !s.dtls && remoteCrypto != nil
 	if !s.ice && !s.dtls && !wantSDES {
 		e.dropTransport(sd)
+		if sd.k.block.And(^keepWebRTC)&keepWebRTC != 0 {
+			e.kernel.sync(sd) // plain RTP again: the kernel may take it
+		}
 		return nil
 	}
 	sig := s.transportSignature()
@@ -404,6 +407,10 @@ func (e *Engine) settleTransport(sd *side) error {
 	e.dropTransport(sd)
 	s.transport = sig
 	sd.xport.Store(x)
+	// The bridge works on every packet of this side and of its peer
+	// towards it: no kernel rule for either.
+	sd.k.block.Or(keepWebRTC)
+	e.kernel.sync(sd)
 	if cfg.DTLS != nil && cfg.DTLS.Client && !s.ice {
 		// Without ICE the party's address is known from its SDP.
 		if ep := sd.rtp.ep.Load(); ep != nil && ep.addr.IsValid() {

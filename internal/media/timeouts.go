@@ -45,7 +45,9 @@ func (c *call) due(now time.Time, timeout, silent, final time.Duration) (stats.C
 			if sd.direction == "recvonly" || sd.direction == "inactive" {
 				limit, silentRule = silent, true
 			}
-			last := max(sd.rtp.lastPacket.Load(), sd.rtcp.lastPacket.Load())
+			_, rtpLast := sd.rtp.counters()
+			_, rtcpLast := sd.rtcp.counters()
+			last := max(rtpLast, rtcpLast)
 			if limit <= 0 || time.Duration(nowNs-last) < limit {
 				return 0, false // this stream is still within its time
 			}

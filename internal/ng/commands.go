@@ -182,6 +182,12 @@ func callDict(ci *media.CallInfo) *bencode.Dict {
 				if s.Confirmed {
 					flags = append(flags, "confirmed")
 				}
+				if s.Path == media.PathKernel {
+					flags = append(flags, "kernelized")
+				}
+				if s.NoKernel {
+					flags = append(flags, "no kernel support")
+				}
 				sd.Set("flags", flags)
 				sd.Set("stats", countersDict(s.Counters))
 				streams = append(streams, sd)
@@ -238,17 +244,18 @@ func countersDict(c media.Counters) *bencode.Dict {
 }
 
 func currentStatistics(n stats.Snapshot) *bencode.Dict {
-	own, foreign, rates := n.SessionsOwn, n.SessionsForeign, n.Rates
+	own, foreign := n.SessionsOwn, n.SessionsForeign
+	user, kernel, total := n.Rates.User, n.Rates.Kernel, n.Rates.Total()
 	d := &bencode.Dict{}
 	for _, kv := range []struct {
 		k string
 		v int64
 	}{
 		{"sessionsown", own}, {"sessionsforeign", foreign}, {"sessionstotal", own + foreign}, {"transcodedmedia", 0},
-		{"packetrate_user", int64(rates.Packets)}, {"byterate_user", int64(rates.Bytes)}, {"errorrate_user", int64(rates.Errors)},
-		{"packetrate_kernel", 0}, {"byterate_kernel", 0}, {"errorrate_kernel", 0},
-		{"packetrate", int64(rates.Packets)}, {"byterate", int64(rates.Bytes)}, {"errorrate", int64(rates.Errors)},
-		{"media_userspace", n.StreamsUser}, {"media_kernel", 0}, {"media_mixed", 0},
+		{"packetrate_user", int64(user.Packets)}, {"byterate_user", int64(user.Bytes)}, {"errorrate_user", int64(user.Errors)},
+		{"packetrate_kernel", int64(kernel.Packets)}, {"byterate_kernel", int64(kernel.Bytes)}, {"errorrate_kernel", int64(kernel.Errors)},
+		{"packetrate", int64(total.Packets)}, {"byterate", int64(total.Bytes)}, {"errorrate", int64(total.Errors)},
+		{"media_userspace", n.StreamsUser}, {"media_kernel", n.StreamsKernel}, {"media_mixed", n.StreamsMixed},
 	} {
 		d.Set(kv.k, kv.v)
 	}
@@ -257,7 +264,7 @@ func currentStatistics(n stats.Snapshot) *bencode.Dict {
 
 func totalStatistics(n stats.Snapshot) *bencode.Dict {
 	dur := n.Calls
-	packets, bytes, errs := int64(n.Packets), int64(n.Bytes), int64(n.Errors)
+	user, kernel, all := n.User, n.Kernel, n.User.Plus(n.Kernel)
 	d := &bencode.Dict{}
 	for _, kv := range []struct {
 		k string
@@ -271,9 +278,9 @@ func totalStatistics(n stats.Snapshot) *bencode.Dict {
 		{"offertimeoutsessions", int64(n.Closed[stats.ClosedOfferTimeout])},
 		{"regularterminatedsessions", int64(n.Closed[stats.ClosedTerminated])},
 		{"forcedterminatedsessions", int64(n.Closed[stats.ClosedForceTerminated])},
-		{"relayedpackets_user", packets}, {"relayedpacketerrors_user", errs}, {"relayedbytes_user", bytes},
-		{"relayedpackets_kernel", int64(0)}, {"relayedpacketerrors_kernel", int64(0)}, {"relayedbytes_kernel", int64(0)},
-		{"relayedpackets", packets}, {"relayedpacketerrors", errs}, {"relayedbytes", bytes},
+		{"relayedpackets_user", int64(user.Packets)}, {"relayedpacketerrors_user", int64(user.Errors)}, {"relayedbytes_user", int64(user.Bytes)},
+		{"relayedpackets_kernel", int64(kernel.Packets)}, {"relayedpacketerrors_kernel", int64(kernel.Errors)}, {"relayedbytes_kernel", int64(kernel.Bytes)},
+		{"relayedpackets", int64(all.Packets)}, {"relayedpacketerrors", int64(all.Errors)}, {"relayedbytes", int64(all.Bytes)},
 		{"zerowaystreams", int64(n.ZeroWayStreams)}, {"onewaystreams", int64(n.OneWayStreams)},
 		{"avgcallduration", fmt.Sprintf("%.6f", dur.Average)}, {"totalcallsduration", fmt.Sprintf("%.6f", dur.Sum)},
 		{"totalcallsduration2", fmt.Sprintf("%.6f", dur.Squares)}, {"totalcallsduration_stddev", fmt.Sprintf("%.6f", dur.StdDeviation)},

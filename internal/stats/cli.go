@@ -37,6 +37,24 @@ func (s *Stats) RegisterCLI(r *cli.Registry) {
 	})
 }
 
+type line struct {
+	label string
+	value uint64
+}
+
+// byPath writes lines for userspace, kernel and both together, in
+// rtpengine's order; both's label ends in bothSuffix.
+func byPath(w io.Writer, user, kernel Traffic, bothSuffix string, lines func(Traffic) []line) {
+	for _, p := range []struct {
+		suffix string
+		t      Traffic
+	}{{" (userspace)", user}, {" (kernel)", kernel}, {bothSuffix, user.Plus(kernel)}} {
+		for _, l := range lines(p.t) {
+			Line(w, l.label+p.suffix, l.value)
+		}
+	}
+}
+
 // WriteNumSessions prints `list numsessions`.
 func (s *Stats) WriteNumSessions(w io.Writer) {
 	own, foreign := s.SessionsOwn.Load(), s.SessionsForeign.Load()
@@ -50,8 +68,8 @@ func (s *Stats) WriteNumSessions(w io.Writer) {
 }
 
 // WriteTotals prints `list totals`: rtpengine's sections and lines, in its
-// order. rtcgate relays in userspace only, so the kernel lines stay 0 and the
-// totals equal the userspace lines; transcoding is not done, so it is 0.
+// order. The kernel lines are the eBPF kernel path's (kernel-forwarding);
+// transcoding is not done, so it is 0.
 func (s *Stats) WriteTotals(w io.Writer) {
 	n := s.Snapshot()
 	own, foreign, rates := n.SessionsOwn, n.SessionsForeign, n.Rates
@@ -61,18 +79,12 @@ func (s *Stats) WriteTotals(w io.Writer) {
 	Line(w, "Foreign sessions", foreign)
 	Line(w, "Total sessions", own+foreign)
 	Line(w, "Transcoded media", 0)
-	Line(w, "Packets per second (userspace)", rates.Packets)
-	Line(w, "Bytes per second (userspace)", rates.Bytes)
-	Line(w, "Errors per second (userspace)", rates.Errors)
-	Line(w, "Packets per second (kernel)", 0)
-	Line(w, "Bytes per second (kernel)", 0)
-	Line(w, "Errors per second (kernel)", 0)
-	Line(w, "Packets per second (total)", rates.Packets)
-	Line(w, "Bytes per second (total)", rates.Bytes)
-	Line(w, "Errors per second (total)", rates.Errors)
+	byPath(w, rates.User, rates.Kernel, " (total)", func(t Traffic) []line {
+		return []line{{"Packets per second", t.Packets}, {"Bytes per second", t.Bytes}, {"Errors per second", t.Errors}}
+	})
 	Line(w, "Userspace-only media streams", n.StreamsUser)
-	Line(w, "Kernel-only media streams", 0)
-	Line(w, "Mixed kernel/userspace media streams", 0)
+	Line(w, "Kernel-only media streams", n.StreamsKernel)
+	Line(w, "Mixed kernel/userspace media streams", n.StreamsMixed)
 
 	d := n.Calls
 	fmt.Fprint(w, "\nTotal statistics (does not include current running sessions):\n\n")
@@ -85,15 +97,9 @@ func (s *Stats) WriteTotals(w io.Writer) {
 	Line(w, "Total timed-out sessions via OFFER_TIMEOUT", n.Closed[ClosedOfferTimeout])
 	Line(w, "Total regular terminated sessions", n.Closed[ClosedTerminated])
 	Line(w, "Total forced terminated sessions", n.Closed[ClosedForceTerminated])
-	Line(w, "Total relayed packets (userspace)", n.Packets)
-	Line(w, "Total relayed packet errors (userspace)", n.Errors)
-	Line(w, "Total relayed bytes (userspace)", n.Bytes)
-	Line(w, "Total relayed packets (kernel)", 0)
-	Line(w, "Total relayed packet errors (kernel)", 0)
-	Line(w, "Total relayed bytes (kernel)", 0)
-	Line(w, "Total relayed packets", n.Packets)
-	Line(w, "Total relayed packet errors", n.Errors)
-	Line(w, "Total relayed bytes", n.Bytes)
+	byPath(w, n.User, n.Kernel, "", func(t Traffic) []line {
+		return []line{{"Total relayed packets", t.Packets}, {"Total relayed packet errors", t.Errors}, {"Total relayed bytes", t.Bytes}}
+	})
 	Line(w, "Total number of streams with no relayed packets", n.ZeroWayStreams)
 	Line(w, "Total number of 1-way streams", n.OneWayStreams)
 	Line(w, "Average call duration", fmt.Sprintf("%.6f seconds", d.Average))

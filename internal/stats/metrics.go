@@ -46,8 +46,8 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSessions, float64(n.SessionsForeign), "foreign")
 	gauge(descTranscoded, 0)
 	gauge(descMediaStreams, float64(n.StreamsUser), "userspace")
-	gauge(descMediaStreams, 0, "kernel")
-	gauge(descMediaStreams, 0, "mixed")
+	gauge(descMediaStreams, float64(n.StreamsKernel), "kernel")
+	gauge(descMediaStreams, float64(n.StreamsMixed), "mixed")
 	gauge(descUptime, float64(int64(n.Uptime.Seconds())))
 	d := n.Calls
 	counter(descSessionsTotal, float64(d.Managed))
@@ -57,12 +57,14 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	}
 	// Unlike `list totals`, the counters include running sessions, so that
 	// rate() over them follows the traffic instead of jumping at call end.
-	counter(descPackets, float64(n.RelayedPackets), "userspace")
-	counter(descPackets, 0, "kernel")
-	counter(descPacketErrors, float64(n.RelayedErrors), "userspace")
-	counter(descPacketErrors, 0, "kernel")
-	counter(descBytes, float64(n.RelayedBytes), "userspace")
-	counter(descBytes, 0, "kernel")
+	for _, path := range []struct {
+		label string
+		t     Traffic
+	}{{"userspace", n.RelayedUser}, {"kernel", n.RelayedKernel}} {
+		counter(descPackets, float64(path.t.Packets), path.label)
+		counter(descPacketErrors, float64(path.t.Errors), path.label)
+		counter(descBytes, float64(path.t.Bytes), path.label)
+	}
 	counter(descZeroPacket, float64(n.ZeroWayStreams))
 	counter(descOneWay, float64(n.OneWayStreams))
 	gauge(descDurAvg, d.Average)

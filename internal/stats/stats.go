@@ -40,44 +40,63 @@ type Stats struct {
 	SessionsIPv4    atomic.Int64 // sessions whose media is IPv4 only
 	SessionsIPv6    atomic.Int64
 	SessionsMixed   atomic.Int64
-	StreamsUser     atomic.Int64 // media streams relayed in userspace (all of rtcgate's)
+	StreamsUser     atomic.Int64 // media (a party's end of an m= section) in progress
+	StreamsKernel   atomic.Int64 // of those, media whose RTP moved in the kernel only lately
+	StreamsMixed    atomic.Int64 // and in both the kernel and userspace
 
-	// Totals (counters). Packets, Bytes and PacketErrors count ended
-	// sessions only; see Relayed.
+	// Totals (counters). Packets, Bytes and PacketErrors (userspace) and
+	// their Kernel counterparts count ended sessions only; see Relayed.
 	Rejected       atomic.Uint64
 	Packets        atomic.Uint64 // relayed in userspace
 	Bytes          atomic.Uint64
 	PacketErrors   atomic.Uint64
+	KernelPackets  atomic.Uint64 // forwarded in the kernel
+	KernelBytes    atomic.Uint64
+	KernelErrors   atomic.Uint64
 	ZeroWayStreams atomic.Uint64 // streams that ended without a packet
 	OneWayStreams  atomic.Uint64
 	closed         [numCloseReasons]atomic.Uint64
 
-	mu          sync.Mutex
-	managed     uint64 // sessions ended
-	durSum      float64
-	durSquares  float64
-	ratePackets uint64 // per second, from the last sample
-	rateBytes   uint64
-	rateErrors  uint64
-	lastSample  struct{ packets, bytes, errors uint64 }
+	mu         sync.Mutex
+	managed    uint64 // sessions ended
+	durSum     float64
+	durSquares float64
+	rates      Rates // per second, from the last sample
+	lastUser   Traffic
+	lastKernel Traffic
 
 	sectionsMu sync.RWMutex
 	sections   []Section
 
-	live atomic.Pointer[func() (packets, bytes, errors uint64)]
+	live atomic.Pointer[func() (user, kernel Traffic)]
 }
 
-// SetLive gives the counters of the sessions in progress, which the totals
-// above do not include until a session ends (as in rtpengine). Rates and the
-// Prometheus counters add them, so that those move while calls run.
-func (s *Stats) SetLive(fn func() (packets, bytes, errors uint64)) { s.live.Store(&fn) }
+// Traffic is packets, bytes and packet errors.
+type Traffic struct{ Packets, Bytes, Errors uint64 }
 
-// Relayed returns packets, bytes and errors of ended and running sessions.
-func (s *Stats) Relayed() (packets, bytes, errors uint64) {
-	packets, bytes, errors = s.Packets.Load(), s.Bytes.Load(), s.PacketErrors.Load()
+// Plus is the sum of t and o.
+func (t Traffic) Plus(o Traffic) Traffic {
+	return Traffic{t.Packets + o.Packets, t.Bytes + o.Bytes, t.Errors + o.Errors}
+}
+
+// SetLive gives the counters of the sessions in progress, relayed in
+// userspace and forwarded in the kernel, which the totals above do not
+// include until a session ends (as in rtpengine). Rates and the Prometheus
+// counters add them, so that those move while calls run.
+func (s *Stats) SetLive(fn func() (user, kernel Traffic)) { s.live.Store(&fn) }
+
+// Ended is the traffic of ended sessions, by path.
+func (s *Stats) Ended() (user, kernel Traffic) {
+	return Traffic{s.Packets.Load(), s.Bytes.Load(), s.PacketErrors.Load()},
+		Traffic{s.KernelPackets.Load(), s.KernelBytes.Load(), s.KernelErrors.Load()}
+}
+
+// Relayed returns the traffic of ended and running sessions, by path.
+func (s *Stats) Relayed() (user, kernel Traffic) {
+	user, kernel = s.Ended()
 	if fn := s.live.Load(); fn != nil {
-		p, b, e := (*fn)()
-		packets, bytes, errors = packets+p, bytes+b, errors+e
+		u, k := (*fn)()
+		user, kernel = user.Plus(u), kernel.Plus(k)
 	}
 	return
 }
@@ -123,30 +142,34 @@ func (s *Stats) CallDurations() Durations {
 	return d
 }
 
-// Rates are the per-second figures of the last one-second sample.
-type Rates struct{ Packets, Bytes, Errors uint64 }
+// Rates are the per-second figures of the last one-second sample, by path.
+type Rates struct{ User, Kernel Traffic }
+
+// Total is both paths together.
+func (r Rates) Total() Traffic { return r.User.Plus(r.Kernel) }
 
 // Rates returns the relay's current per-second rates.
 func (s *Stats) Rates() Rates {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Rates{s.ratePackets, s.rateBytes, s.rateErrors}
+	return s.rates
 }
 
 // sample turns the counters' growth over elapsed into per-second rates.
 func (s *Stats) sample(elapsed time.Duration) {
-	p, b, e := s.Relayed()
+	user, kernel := s.Relayed()
 	per := func(now, before uint64) uint64 {
 		if elapsed <= 0 || now < before {
 			return 0
 		}
 		return uint64(float64(now-before) / elapsed.Seconds())
 	}
+	rate := func(now, before Traffic) Traffic {
+		return Traffic{per(now.Packets, before.Packets), per(now.Bytes, before.Bytes), per(now.Errors, before.Errors)}
+	}
 	s.mu.Lock()
-	s.ratePackets = per(p, s.lastSample.packets)
-	s.rateBytes = per(b, s.lastSample.bytes)
-	s.rateErrors = per(e, s.lastSample.errors)
-	s.lastSample.packets, s.lastSample.bytes, s.lastSample.errors = p, b, e
+	s.rates = Rates{User: rate(user, s.lastUser), Kernel: rate(kernel, s.lastKernel)}
+	s.lastUser, s.lastKernel = user, kernel
 	s.mu.Unlock()
 }
 
@@ -170,31 +193,37 @@ func (s *Stats) Run(ctx context.Context, interval time.Duration) {
 // (`list totals`, /metrics, the ng statistics command).
 type Snapshot struct {
 	SessionsOwn, SessionsForeign int64
-	StreamsUser                  int64
-	Rates                        Rates
-	Uptime                       time.Duration
-	Calls                        Durations // ended sessions
-	Rejected                     uint64
-	Closed                       [numCloseReasons]uint64
-	// Packets, Bytes and Errors are of ended sessions (rtpengine's totals);
-	// Relayed* add the running ones.
-	Packets, Bytes, Errors                      uint64
-	RelayedPackets, RelayedBytes, RelayedErrors uint64
-	ZeroWayStreams, OneWayStreams               uint64
+	// Media in progress by where their RTP moved lately (rtpengine's
+	// userspace-only, kernel-only and mixed media streams).
+	StreamsUser, StreamsKernel, StreamsMixed int64
+	Rates                                    Rates
+	Uptime                                   time.Duration
+	Calls                                    Durations // ended sessions
+	Rejected                                 uint64
+	Closed                                   [numCloseReasons]uint64
+	// User and Kernel are the traffic of ended sessions (rtpengine's
+	// totals); Relayed* add the running ones.
+	User, Kernel                  Traffic
+	RelayedUser, RelayedKernel    Traffic
+	ZeroWayStreams, OneWayStreams uint64
 }
 
 // Snapshot reads every figure.
 func (s *Stats) Snapshot() Snapshot {
 	snap := Snapshot{
 		SessionsOwn: s.SessionsOwn.Load(), SessionsForeign: s.SessionsForeign.Load(),
-		StreamsUser: s.StreamsUser.Load(), Rates: s.Rates(), Uptime: s.Uptime(), Calls: s.CallDurations(),
-		Rejected: s.Rejected.Load(),
-		Packets:  s.Packets.Load(), Bytes: s.Bytes.Load(), Errors: s.PacketErrors.Load(),
+		StreamsKernel: s.StreamsKernel.Load(), StreamsMixed: s.StreamsMixed.Load(),
+		Rates: s.Rates(), Uptime: s.Uptime(), Calls: s.CallDurations(),
+		Rejected:       s.Rejected.Load(),
 		ZeroWayStreams: s.ZeroWayStreams.Load(), OneWayStreams: s.OneWayStreams.Load(),
 	}
+	// The kernel and mixed figures are sampled once a second; the total
+	// moves at once, so the userspace figure is what remains.
+	snap.StreamsUser = max(0, s.StreamsUser.Load()-snap.StreamsKernel-snap.StreamsMixed)
 	for r := range numCloseReasons {
 		snap.Closed[r] = s.closed[r].Load()
 	}
-	snap.RelayedPackets, snap.RelayedBytes, snap.RelayedErrors = s.Relayed()
+	snap.User, snap.Kernel = s.Ended()
+	snap.RelayedUser, snap.RelayedKernel = s.Relayed()
 	return snap
 }

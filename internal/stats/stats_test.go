@@ -88,12 +88,43 @@ func TestRatesSample(t *testing.T) {
 	s.Packets.Add(500)
 	s.Bytes.Add(86000)
 	s.sample(500 * time.Millisecond)
-	if r := s.Rates(); r.Packets != 1000 || r.Bytes != 172000 || r.Errors != 0 {
+	if r := s.Rates().User; r.Packets != 1000 || r.Bytes != 172000 || r.Errors != 0 {
 		t.Fatalf("rates after 500 packets in 0.5 s = %+v", r)
 	}
 	s.sample(time.Second)
-	if r := s.Rates(); r.Packets != 0 {
+	if r := s.Rates().Total(); r.Packets != 0 {
 		t.Fatalf("rates with no new packets = %+v", r)
+	}
+}
+
+// TestKernelFigures: kernel-forwarded traffic has its own rates and totals
+// in `list totals`, and the totals add both paths.
+func TestKernelFigures(t *testing.T) {
+	s := New()
+	s.Packets.Add(10)
+	s.KernelPackets.Add(990)
+	s.KernelBytes.Add(170280)
+	live := Traffic{Packets: 100, Bytes: 17200}
+	s.SetLive(func() (Traffic, Traffic) { return Traffic{}, live })
+	s.sample(time.Second)
+	live.Packets += 400
+	s.sample(time.Second)
+	if r := s.Rates(); r.Kernel.Packets != 400 || r.User.Packets != 0 || r.Total().Packets != 400 {
+		t.Fatalf("rates = %+v", r)
+	}
+	var out bytes.Buffer
+	s.WriteTotals(&out)
+	for _, line := range []string{
+		" Packets per second (kernel)                     :400\n",
+		" Packets per second (total)                      :400\n",
+		" Total relayed packets (userspace)               :10\n",
+		" Total relayed packets (kernel)                  :990\n",
+		" Total relayed bytes (kernel)                    :170280\n",
+		" Total relayed packets                           :1000\n",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("list totals lacks %q", line)
+		}
 	}
 }
 
@@ -117,6 +148,11 @@ func TestMetrics(t *testing.T) {
 	s := New()
 	s.SessionsOwn.Add(2)
 	s.Packets.Add(42)
+	s.KernelPackets.Add(1000)
+	s.SetLive(func() (Traffic, Traffic) { return Traffic{Packets: 8}, Traffic{Packets: 500, Bytes: 86000} })
+	s.StreamsUser.Add(5)
+	s.StreamsKernel.Store(3)
+	s.StreamsMixed.Store(1)
 	s.SessionClosed(ClosedSilentTimeout, time.Second)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s)
@@ -165,8 +201,12 @@ func TestMetrics(t *testing.T) {
 		{"rtpengine_sessions_total", nil, 1, dto.MetricType_COUNTER},
 		{"rtpengine_closed_sessions_total", map[string]string{"reason": "silent_timeout"}, 1, dto.MetricType_COUNTER},
 		{"rtpengine_closed_sessions_total", map[string]string{"reason": "rejected"}, 0, dto.MetricType_COUNTER},
-		{"rtpengine_packets_total", map[string]string{"type": "userspace"}, 42, dto.MetricType_COUNTER},
-		{"rtpengine_packets_total", map[string]string{"type": "kernel"}, 0, dto.MetricType_COUNTER},
+		{"rtpengine_packets_total", map[string]string{"type": "userspace"}, 50, dto.MetricType_COUNTER},
+		{"rtpengine_packets_total", map[string]string{"type": "kernel"}, 1500, dto.MetricType_COUNTER},
+		{"rtpengine_bytes_total", map[string]string{"type": "kernel"}, 86000, dto.MetricType_COUNTER},
+		{"rtpengine_mediastreams", map[string]string{"type": "userspace"}, 1, dto.MetricType_GAUGE},
+		{"rtpengine_mediastreams", map[string]string{"type": "kernel"}, 3, dto.MetricType_GAUGE},
+		{"rtpengine_mediastreams", map[string]string{"type": "mixed"}, 1, dto.MetricType_GAUGE},
 		{"rtpengine_uptime_seconds", nil, 0, dto.MetricType_GAUGE},
 		{"rtpengine_call_duration_total", nil, 1, dto.MetricType_COUNTER},
 	} {

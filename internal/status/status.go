@@ -297,9 +297,11 @@ func (st *Status) relay(snap *Snapshot, cur, prev sample, rate func(float64, flo
 	src, r := st.src, &snap.Relay
 	if src.Stats != nil {
 		n := src.Stats.Snapshot()
-		r.Sessions, r.Streams = n.SessionsOwn, n.StreamsUser
-		r.PacketsPerSecond, r.BytesPerSecond, r.ErrorsPerSecond = n.Rates.Packets, n.Rates.Bytes, n.Rates.Errors
-		r.Packets, r.Bytes, r.Errors = n.RelayedPackets, n.RelayedBytes, n.RelayedErrors
+		// Both paths: userspace and kernel forwarding.
+		r.Sessions, r.Streams = n.SessionsOwn, n.StreamsUser+n.StreamsKernel+n.StreamsMixed
+		rt, tot := n.Rates.Total(), n.RelayedUser.Plus(n.RelayedKernel)
+		r.PacketsPerSecond, r.BytesPerSecond, r.ErrorsPerSecond = rt.Packets, rt.Bytes, rt.Errors
+		r.Packets, r.Bytes, r.Errors = tot.Packets, tot.Bytes, tot.Errors
 	}
 	if src.Relay == nil {
 		return
