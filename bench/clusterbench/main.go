@@ -51,7 +51,7 @@
 //
 //	go run ./bench/clusterbench
 //	go run ./bench/clusterbench -scenarios lb,route -duration 20s -conns 128
-//	go run ./bench/clusterbench -scenarios takeover -takeover-sessions 1000 -takeover-rounds 10 -leases 5s/1s
+//	go run ./bench/clusterbench -scenarios takeover -takeover-sessions 1000 -takeover-rounds 10 -leases 4s/1s
 package main
 
 import (
@@ -129,7 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 
 	fs.IntVar(&cfg.tkSessions, "takeover-sessions", 200, "(3) WebSocket sessions on the node killed")
 	fs.IntVar(&cfg.tkRounds, "takeover-rounds", 3, "(3) kills per lease setting")
-	leases := fs.String("leases", "5s/1s,2s/250ms", "(3) lease settings, cluster-node-ttl/cluster-heartbeat, comma-separated (5s/1s: rtcgate's defaults)")
+	leases := fs.String("leases", "4s/1s,2s/250ms", "(3) lease settings, cluster-node-ttl/cluster-heartbeat, comma-separated (4s/1s: rtcgate's defaults)")
 	fs.DurationVar(&cfg.retryEvery, "retry-every", 200*time.Millisecond, "(3) a client's pause between resume tries (the first after a random part of it)")
 
 	fs.IntVar(&cfg.hookSessions, "hook-sessions", 1000, "(4) hooksbench -q-sessions")

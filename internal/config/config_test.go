@@ -319,7 +319,7 @@ func TestClusterDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ClusterRedis != "" || c.ClusterAdvertise != "" || c.ClusterHeartbeat.D() != time.Second ||
-		c.ClusterNodeTTL.D() != 5*time.Second || c.ClusterRedisTimeout.D() != time.Second {
+		c.ClusterNodeTTL.D() != 4*time.Second || c.ClusterRedisTimeout.D() != time.Second {
 		t.Errorf("cluster defaults: %q %q %s %s %s", c.ClusterRedis, c.ClusterAdvertise, c.ClusterHeartbeat, c.ClusterNodeTTL, c.ClusterRedisTimeout)
 	}
 }
