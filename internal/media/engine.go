@@ -29,9 +29,9 @@ type Config struct {
 	Threads     int           // relay threads (pollers); 0: one per CPU
 	// KernelForwarding is auto, off or required (see kernel.go); "" is off.
 	KernelForwarding string
-	Live        *config.Live  // max-sessions and the timeouts, changeable at runtime
-	Stats       *stats.Stats
-	Log         *slog.Logger
+	Live             *config.Live // max-sessions and the timeouts, changeable at runtime
+	Stats            *stats.Stats
+	Log              *slog.Logger
 	// Certificate is presented in every DTLS handshake; nil makes one for
 	// this engine (one per process: a restart rotates it).
 	Certificate *webrtcbridge.Certificate
