@@ -345,15 +345,13 @@ func testCloseHangsUp(t *testing.T, wholeStack bool) {
 	}
 }
 
-// Two accounts of one Stack call each other through Kamailio: both ends of
-// every in-dialog request are ours (re-INVITE from the callee, with and
-// without an offer, INFO both ways, BYE from the caller).
-func TestCallBetweenAccounts(t *testing.T) {
-	testutil.CheckGoroutines(t)
+// aliceCallsBob registers alice (UDP) and bob (TCP) at a Kamailio and
+// makes alice's call to bob, which bob's CallHandler chb is to handle: the
+// calls on both sides, not answered yet.
+func aliceCallsBob(t *testing.T, ha, hb *handler, cha, chb CallHandler) (ca, cb *Call) {
+	t.Helper()
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
 	s := newStack(t, nil)
-	ha, hb := newHandler(t), newHandler(t)
-	cha, chb := newCallHandler(ha), newCallHandler(hb)
 	hb.onIncoming = func(*Call) CallHandler { return chb }
 	alice, err := s.NewAccount(accountConfig(t, k, "alice", "udp", true), ha)
 	if err != nil {
@@ -364,17 +362,26 @@ func TestCallBetweenAccounts(t *testing.T) {
 	}
 	ha.expectReg(t, Registered)
 	hb.expectReg(t, Registered)
-
-	ca, err := alice.Invite(ctxT(t), "bob", []byte(offerSDP), cha)
+	ca, err = alice.Invite(ctxT(t), "bob", []byte(offerSDP), cha)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cb *Call
 	select {
 	case cb = <-hb.incoming:
 	case <-time.After(wait):
 		t.Fatal("bob got no call")
 	}
+	return ca, cb
+}
+
+// Two accounts of one Stack call each other through Kamailio: both ends of
+// every in-dialog request are ours (re-INVITE from the callee, with and
+// without an offer, INFO both ways, BYE from the caller).
+func TestCallBetweenAccounts(t *testing.T) {
+	testutil.CheckGoroutines(t)
+	ha, hb := newHandler(t), newHandler(t)
+	cha, chb := newCallHandler(ha), newCallHandler(hb)
+	ca, cb := aliceCallsBob(t, ha, hb, cha, chb)
 	if cb.From != "sip:alice@rtcgate.test" || cb.DisplayName != "Alice" || string(cb.Offer) != offerSDP || cb.CallID != ca.CallID {
 		t.Errorf("bob's call %+v", cb)
 	}
@@ -504,31 +511,10 @@ func (g *gatedCallHandler) Reinvite(offer []byte) ([]byte, error) {
 // get their answers.
 func TestReinviteWhileReofferPending(t *testing.T) {
 	testutil.CheckGoroutines(t)
-	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
-	s := newStack(t, nil)
 	ha, hb := newHandler(t), newHandler(t)
 	cha := &gatedCallHandler{newCallHandler(ha), make(chan struct{})}
 	chb := newCallHandler(hb)
-	hb.onIncoming = func(*Call) CallHandler { return chb }
-	alice, err := s.NewAccount(accountConfig(t, k, "alice", "udp", true), ha)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.NewAccount(accountConfig(t, k, "bob", "tcp", true), hb); err != nil {
-		t.Fatal(err)
-	}
-	ha.expectReg(t, Registered)
-	hb.expectReg(t, Registered)
-	ca, err := alice.Invite(ctxT(t), "bob", []byte(offerSDP), cha)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cb *Call
-	select {
-	case cb = <-hb.incoming:
-	case <-time.After(wait):
-		t.Fatal("bob got no call")
-	}
+	ca, cb := aliceCallsBob(t, ha, hb, cha, chb)
 	if err := cb.Answer([]byte(answerSDP)); err != nil {
 		t.Fatal(err)
 	}
