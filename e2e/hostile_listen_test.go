@@ -164,11 +164,17 @@ func TestOneAddressCannotTakeEverySession(t *testing.T) {
 	}
 	attacker := from("127.0.0.1")
 	counts := map[int]int{}
+	began := time.Now()
 	for i := 0; i < 600; i++ {
 		counts[open(attacker, i)]++
 	}
-	if counts[200] > 60 || counts[429] < 500 || counts[503] != 0 {
-		t.Fatalf("600 opens from one address: %v; want a burst of about 40, then 429, never 503", counts)
+	// client-new-sessions-per-ip (20) refills while the flood goes on: a
+	// loaded machine that takes seconds over it earns 20 more a second.
+	took := time.Since(began)
+	most := 40 + int(20*took.Seconds())
+	if counts[200] < 40 || counts[200] > most || counts[200]+counts[429] != 600 {
+		t.Fatalf("600 opens from one address in %v: %v; want the burst of 40 and at most %d in all, the rest 429, never 503",
+			took, counts, most)
 	}
 	if code := open(from("127.0.0.2"), 1_000_000); code != 200 {
 		t.Fatalf("a user at another address: %d", code)

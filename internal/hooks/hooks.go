@@ -34,8 +34,13 @@ type Hooks struct {
 	// session's queued events to be delivered first (settle).
 	SettleTimeout time.Duration
 
-	mu      sync.Mutex     // guards the hookSessions' flags
-	closing sync.WaitGroup // Disconnected's reports still running
+	mu sync.Mutex // guards the hookSessions' flags and the closing count
+	// closing counts Disconnected's reports still running; idle is closed
+	// when it falls to zero. Not a WaitGroup: sessions may end (and
+	// Disconnected start) while Wait is waiting, and a WaitGroup's Add
+	// from zero must not race its Wait.
+	closing int
+	idle    chan struct{}
 
 	metricsOnce sync.Once
 	m           *hookMetrics
@@ -244,9 +249,20 @@ func (g *Hooks) Ask(ctx context.Context, s client.Session, e client.Event) (map[
 // layer calls this from paths that must not wait (idle sweeps). Wait
 // waits for these.
 func (g *Hooks) Disconnected(s client.Session, reason string) {
-	g.closing.Add(1)
+	g.mu.Lock()
+	if g.closing == 0 {
+		g.idle = make(chan struct{})
+	}
+	g.closing++
+	g.mu.Unlock()
 	go func() {
-		defer g.closing.Done()
+		defer func() {
+			g.mu.Lock()
+			if g.closing--; g.closing == 0 {
+				close(g.idle)
+			}
+			g.mu.Unlock()
+		}()
 		g.Next.Disconnected(s, reason)
 		hs := session(s)
 		if hs == nil {
@@ -261,16 +277,22 @@ func (g *Hooks) Disconnected(s client.Session, reason string) {
 	}()
 }
 
-// Wait waits until every Disconnected has reported (shutdown: before the
-// event queue closes), or ctx ends.
+// Wait waits until every Disconnected has reported — those that start
+// while it waits too (shutdown: before the event queue closes) — or ctx
+// ends.
 func (g *Hooks) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { g.closing.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		g.mu.Lock()
+		n, idle := g.closing, g.idle
+		g.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

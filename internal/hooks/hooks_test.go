@@ -3,12 +3,14 @@ package hooks
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -322,5 +324,74 @@ func TestAdoptHandsNextTheSession(t *testing.T) {
 	b.expect(t, "ConnectionStatusEvent", "CallStatusEvent")
 	if f := s.Sent(); len(f) != 1 || f[0] != "finish" || strings.Join(next.told, ",") != "adopt" {
 		t.Fatalf("client frames %v, next told %v", f, next.told)
+	}
+}
+
+// countingNext counts the sessions Next was told of ending.
+type countingNext struct {
+	fakeNext
+	ended atomic.Int64
+}
+
+func (n *countingNext) Disconnected(client.Session, string) { n.ended.Add(1) }
+
+// TestDisconnectedWhileWaiting: sessions end (Disconnected starts its
+// report) while Wait waits, as at shutdown; -race finds no race between
+// them, and every Wait that returns has waited for every report started
+// before it was called.
+func TestDisconnectedWhileWaiting(t *testing.T) {
+	b := newRecorder(t)
+	h, _ := newHooks(t, b.srv.URL+"/A", restclient.DefaultOptions())
+	next := &countingNext{}
+	h.Next = next
+	const enders, each = 4, 200
+	var started atomic.Int64
+	var wg sync.WaitGroup
+	for range enders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				started.Add(1)
+				h.Disconnected(newFakeSession(), "shutdown")
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	waited := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				waited <- nil
+				return
+			default:
+			}
+			before := started.Load()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := h.Wait(ctx)
+			cancel()
+			if err != nil {
+				waited <- err
+				return
+			}
+			if got := next.ended.Load(); got < before {
+				waited <- fmt.Errorf("Wait returned with %d reports done of %d started before it", got, before)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := next.ended.Load(); got != enders*each {
+		t.Fatalf("%d reports done of %d", got, enders*each)
 	}
 }

@@ -51,6 +51,9 @@ type Call struct {
 	byeSent    bool
 	reofferIn  bool // a re-INVITE/UPDATE from the far end is being answered
 	reofferOut bool // our re-INVITE is out
+	// reofferIdle is closed when the re-offer in progress (reofferIn or
+	// reofferOut: one at a time) ends; nil when none is.
+	reofferIdle chan struct{}
 	// reinviteAck is closed by the ACK for our 2xx to the far end's
 	// re-INVITE with CSeq reinviteAckSeq.
 	reinviteAck    chan struct{}

@@ -345,15 +345,13 @@ func testCloseHangsUp(t *testing.T, wholeStack bool) {
 	}
 }
 
-// Two accounts of one Stack call each other through Kamailio: both ends of
-// every in-dialog request are ours (re-INVITE from the callee, with and
-// without an offer, INFO both ways, BYE from the caller).
-func TestCallBetweenAccounts(t *testing.T) {
-	testutil.CheckGoroutines(t)
+// aliceCallsBob registers alice (UDP) and bob (TCP) at a Kamailio and
+// makes alice's call to bob, which bob's CallHandler chb is to handle: the
+// calls on both sides, not answered yet.
+func aliceCallsBob(t *testing.T, ha, hb *handler, cha, chb CallHandler) (ca, cb *Call) {
+	t.Helper()
 	k := testpeer.StartKamailio(t, testpeer.KamailioOptions{})
 	s := newStack(t, nil)
-	ha, hb := newHandler(t), newHandler(t)
-	cha, chb := newCallHandler(ha), newCallHandler(hb)
 	hb.onIncoming = func(*Call) CallHandler { return chb }
 	alice, err := s.NewAccount(accountConfig(t, k, "alice", "udp", true), ha)
 	if err != nil {
@@ -364,17 +362,26 @@ func TestCallBetweenAccounts(t *testing.T) {
 	}
 	ha.expectReg(t, Registered)
 	hb.expectReg(t, Registered)
-
-	ca, err := alice.Invite(ctxT(t), "bob", []byte(offerSDP), cha)
+	ca, err = alice.Invite(ctxT(t), "bob", []byte(offerSDP), cha)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cb *Call
 	select {
 	case cb = <-hb.incoming:
 	case <-time.After(wait):
 		t.Fatal("bob got no call")
 	}
+	return ca, cb
+}
+
+// Two accounts of one Stack call each other through Kamailio: both ends of
+// every in-dialog request are ours (re-INVITE from the callee, with and
+// without an offer, INFO both ways, BYE from the caller).
+func TestCallBetweenAccounts(t *testing.T) {
+	testutil.CheckGoroutines(t)
+	ha, hb := newHandler(t), newHandler(t)
+	cha, chb := newCallHandler(ha), newCallHandler(hb)
+	ca, cb := aliceCallsBob(t, ha, hb, cha, chb)
 	if cb.From != "sip:alice@rtcgate.test" || cb.DisplayName != "Alice" || string(cb.Offer) != offerSDP || cb.CallID != ca.CallID {
 		t.Errorf("bob's call %+v", cb)
 	}
@@ -482,4 +489,83 @@ func waitSippLog(t *testing.T, sp *testpeer.Sipp, re *regexp.Regexp, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// gatedCallHandler answers a re-offer only once gate is closed.
+type gatedCallHandler struct {
+	*callHandler
+	gate chan struct{}
+}
+
+func (g *gatedCallHandler) Reinvite(offer []byte) ([]byte, error) {
+	ans, err := g.callHandler.Reinvite(offer)
+	<-g.gate
+	return ans, err
+}
+
+// TestReinviteWhileReofferPending: alice's re-INVITE made while she is
+// still answering bob's waits for that answer (RFC 3261 14.1) instead of
+// failing with 491 — the test's flow raced that way under load, her
+// answer on the wire before she marked it done; then both sides re-offer
+// at once (glare: a 491 is retried after 14.1's random delay) and both
+// get their answers.
+func TestReinviteWhileReofferPending(t *testing.T) {
+	testutil.CheckGoroutines(t)
+	ha, hb := newHandler(t), newHandler(t)
+	cha := &gatedCallHandler{newCallHandler(ha), make(chan struct{})}
+	chb := newCallHandler(hb)
+	ca, cb := aliceCallsBob(t, ha, hb, cha, chb)
+	if err := cb.Answer([]byte(answerSDP)); err != nil {
+		t.Fatal(err)
+	}
+	cha.expectAnswered(t)
+
+	type result struct {
+		who string
+		ans []byte
+		err error
+	}
+	results := make(chan result, 2)
+	reinvite := func(who string, c *Call, offer string) {
+		ans, err := c.Reinvite(ctxT(t), []byte(offer))
+		results <- result{who, ans, err}
+	}
+	go reinvite("bob", cb, holdSDP)
+	select {
+	case <-cha.reinvites: // alice's handler holds her answer
+	case <-time.After(wait):
+		t.Fatal("alice's Reinvite not called")
+	}
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		reinvite("alice", ca, offerSDP)
+	}()
+	<-started
+	close(cha.gate)
+	for range 2 {
+		if r := <-results; r.err != nil || string(r.ans) != answerSDP {
+			t.Fatalf("%s's re-INVITE while alice answered bob's: %q %v", r.who, r.ans, r.err)
+		}
+	}
+	if offer := <-chb.reinvites; string(offer) != offerSDP {
+		t.Errorf("bob was offered %q", offer)
+	}
+
+	// Both at once.
+	go reinvite("bob", cb, holdSDP)
+	go reinvite("alice", ca, offerSDP)
+	for range 2 {
+		if r := <-results; r.err != nil || string(r.ans) != answerSDP {
+			t.Fatalf("%s's re-INVITE in glare: %q %v", r.who, r.ans, r.err)
+		}
+	}
+	<-cha.reinvites
+	<-chb.reinvites
+
+	if err := cb.Hangup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	chb.expectEnded(t)
+	cha.expectEnded(t)
 }

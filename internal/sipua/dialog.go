@@ -3,6 +3,7 @@ package sipua
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -134,6 +135,7 @@ func (c *Call) onReoffer(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.reofferIn = true
+	c.reofferIdle = make(chan struct{})
 	local := c.localSDP
 	if isInvite && c.reinviteAck != nil {
 		// A new INVITE means the far end got our 2xx to the last one:
@@ -147,6 +149,8 @@ func (c *Call) onReoffer(req *sip.Request, tx sip.ServerTransaction) {
 	done := func() {
 		c.mu.Lock()
 		c.reofferIn = false
+		close(c.reofferIdle)
+		c.reofferIdle = nil
 		c.mu.Unlock()
 	}
 
@@ -246,12 +250,68 @@ func (c *Call) askReinvite(offer []byte) ([]byte, error) {
 }
 
 // Reinvite sends a re-INVITE with a new offer (hold: a=sendonly; unhold:
-// a=sendrecv) and returns the far end's answer. A final failure is a
-// *StatusError (491 Request Pending: try again later). With no offer it
-// is a session refresh: the far end offers in its 200, and the ACK
-// answers with our current SDP.
+// a=sendrecv) and returns the far end's answer. A re-offer in progress
+// either way (the far end's being answered, another of ours) is waited
+// for first, as RFC 3261 14.1 wants; glare — the far end's 491 Request
+// Pending — is retried after RFC 3261 14.1's random delay. Both within
+// ctx (64*T1 when it has no deadline). A final failure is a *StatusError
+// (491: the far end was still busy when ctx ended). With no offer it is a
+// session refresh: the far end offers in its 200, and the ACK answers
+// with our current SDP.
 func (c *Call) Reinvite(ctx context.Context, offer []byte) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 64*sip.T1)
+		defer cancel()
+	}
+	for {
+		answer, err := c.reinvite(ctx, offer)
+		var se *StatusError
+		if !errors.As(err, &se) || se.Code != sip.StatusRequestPending || ctx.Err() != nil {
+			return answer, err
+		}
+		t := time.NewTimer(c.glareDelay())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-c.ended:
+			t.Stop()
+			return nil, errCallEnded
+		case <-c.a.s.done:
+			t.Stop()
+			return nil, ErrClosed
+		}
+	}
+}
+
+// glareDelay is how long to wait after a 491 before trying again (RFC
+// 3261 14.1): 2.1 to 4 s for the side that chose the Call-ID (the
+// caller), up to 2 s for the other, in units of 10 ms.
+func (c *Call) glareDelay() time.Duration {
+	if c.dcs != nil {
+		return 2100*time.Millisecond + time.Duration(rand.IntN(191))*10*time.Millisecond
+	}
+	return time.Duration(rand.IntN(201)) * 10 * time.Millisecond
+}
+
+// reinvite is one re-INVITE transaction, once no other re-offer is in
+// progress.
+func (c *Call) reinvite(ctx context.Context, offer []byte) ([]byte, error) {
 	c.mu.Lock()
+	for c.reofferOut || c.reofferIn {
+		idle := c.reofferIdle
+		c.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return nil, &StatusError{Code: sip.StatusRequestPending, Reason: "Request Pending"}
+		case <-c.ended:
+			return nil, errCallEnded
+		}
+		c.mu.Lock()
+	}
 	switch {
 	case c.state == stateEnded:
 		c.mu.Unlock()
@@ -259,16 +319,16 @@ func (c *Call) Reinvite(ctx context.Context, offer []byte) ([]byte, error) {
 	case c.state != stateAnswered:
 		c.mu.Unlock()
 		return nil, errNotAnswered
-	case c.reofferOut || c.reofferIn:
-		c.mu.Unlock()
-		return nil, &StatusError{Code: sip.StatusRequestPending, Reason: "Request Pending"}
 	}
 	c.reofferOut = true
+	c.reofferIdle = make(chan struct{})
 	target, local := c.remoteTarget(), c.localSDP
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.reofferOut = false
+		close(c.reofferIdle)
+		c.reofferIdle = nil
 		c.mu.Unlock()
 	}()
 

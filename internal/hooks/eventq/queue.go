@@ -48,6 +48,10 @@ type Event struct {
 	// Origin names who assigned ID (a Store instance, a Disk directory, a
 	// Redis): with it the id is unique across restarts and nodes (UID).
 	Origin string
+	// uid, when set, is the event's UID as the store named it when it was
+	// first appended, kept with the event (Redis: its counter alone may
+	// repeat once Redis lost its last writes).
+	uid string
 
 	since time.Time // start of the retry-time budget: Enqueued, or when this process loaded it
 }
@@ -57,6 +61,9 @@ type Event struct {
 // event, so that a backend can drop the rare duplicate that at-least-once
 // delivery lets through.
 func (e *Event) UID() string {
+	if e.uid != "" {
+		return e.uid
+	}
 	if e.Origin == "" {
 		return strconv.FormatUint(e.ID, 10)
 	}

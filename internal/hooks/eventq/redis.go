@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,11 +19,14 @@ import (
 //	q:<key>       a stream per ordering key (session) with pending events,
 //	              with one consumer group "d"; entry id 0-<seq>, fields
 //	              a (app), m (method), b (body), t (queued, unix ns),
-//	              n (bytes counted against the bound). Deleted when its last
-//	              event is acknowledged.
-//	seq           the counter that numbers events (Event.ID), cluster-wide
-//	origin        a random name set once: the events' Origin, so that a
-//	              Redis that lost its data never reuses an event id
+//	              n (bytes counted against the bound), u (the event's UID).
+//	              Deleted when its last event is acknowledged.
+//	seq           the counter that numbers events (Event.ID), cluster-wide:
+//	              their order, not their UID — a Redis that lost its last
+//	              writes (killed with appendfsync everysec, or restarted
+//	              without persistence) counts the same numbers again
+//	origin        a random name set once: the Origin of entries without u
+//	              (appended by an older version)
 //	bytes         bytes of pending events, checked against MaxBytes
 //	consumers     sorted set: each queue (consumer) by its last heartbeat,
 //	              Redis's own clock in ms; 0 once it closed
@@ -96,6 +100,12 @@ type Redis struct {
 	c      redis.UniversalClient
 	origin string
 
+	// writer and written name the events this store appends (Event.UID,
+	// kept in the entry): a random name per store and its own count, so
+	// that no two events share a UID whatever Redis forgets.
+	writer  string
+	written atomic.Uint64
+
 	mu     sync.Mutex
 	keyOf  map[uint64]string // events held by this queue: id → key
 	feed   func([]*Event)
@@ -146,7 +156,7 @@ func OpenRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &Redis{o: o, c: o.Client, keyOf: map[uint64]string{}, spill: map[string][]*Event{},
+	r := &Redis{o: o, c: o.Client, writer: newOrigin(), keyOf: map[uint64]string{}, spill: map[string][]*Event{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := r.start(ctx); err != nil {
 		r.o.Log.Warn("eventq: redis unreachable: hook events are kept in memory until it answers", "err", err)
@@ -237,7 +247,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // holdScript appends an event and reads the key's next events when the
 // key is free or already this consumer's.
 // KEYS: stream, seq, bytes, held:me, consumers.
-// ARGV: me, maxBytes, size, app, method, body, queued, key, batch.
+// ARGV: me, maxBytes, size, app, method, body, queued, key, batch, uid.
 var holdScript = redis.NewScript(luaNow + `
 local size = tonumber(ARGV[3])
 if tonumber(redis.call('GET', KEYS[3]) or '0') + size > tonumber(ARGV[2]) then
@@ -247,7 +257,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('XGROUP', 'CREATE', KEYS[1], 'd', '0', 'MKSTREAM')
 end
 local id = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], '0-' .. id, 'a', ARGV[4], 'm', ARGV[5], 'b', ARGV[6], 't', ARGV[7], 'n', ARGV[3])
+redis.call('XADD', KEYS[1], '0-' .. id, 'a', ARGV[4], 'm', ARGV[5], 'b', ARGV[6], 't', ARGV[7], 'n', ARGV[3], 'u', ARGV[10])
 redis.call('INCRBY', KEYS[3], size)
 local p = redis.call('XPENDING', KEYS[1], 'd')
 if p[1] > 0 then
@@ -377,6 +387,8 @@ func (r *Redis) parseEntries(key string, v any) ([]*Event, error) {
 			case "t":
 				ns, _ := strconv.ParseInt(val, 10, 64)
 				e.Enqueued = time.Unix(0, ns)
+			case "u":
+				e.uid = val
 			}
 		}
 		out = append(out, e)
@@ -408,6 +420,11 @@ func (r *Redis) Hold(e *Event) ([]*Event, error) {
 	if e.Enqueued.IsZero() {
 		e.Enqueued = time.Now()
 	}
+	if e.uid == "" {
+		// Named before it is appended or spilled: the same UID however
+		// often an uncertain append is tried again.
+		e.uid = r.writer + "-" + strconv.FormatUint(r.written.Add(1), 10)
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -435,7 +452,7 @@ func (r *Redis) hold(e *Event, size int64) (evs []*Event, appended bool, err err
 	defer cancel()
 	res, err := holdScript.Run(ctx, r.c,
 		[]string{r.k("q:" + e.Key), r.k("seq"), r.k("bytes"), r.k("held:" + r.o.Consumer), r.k("consumers")},
-		r.o.Consumer, r.o.MaxBytes, size, e.App, e.Method, e.Body, e.Enqueued.UnixNano(), e.Key, r.o.Batch).Result()
+		r.o.Consumer, r.o.MaxBytes, size, e.App, e.Method, e.Body, e.Enqueued.UnixNano(), e.Key, r.o.Batch, e.uid).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "FULL") {
 			return nil, false, ErrFull

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,4 +209,71 @@ func TestRedisDownHeldEventsDelivered(t *testing.T) {
 		n, _ := c.Get(context.Background(), "rtcgate:hooks:bytes").Int64()
 		return n == 0 && c.Exists(context.Background(), "rtcgate:hooks:q:k").Val() == 0
 	})
+}
+
+// TestRedisLostWritesNoUIDReuse: Redis loses what it had (killed and
+// started again without its data, the whole of what appendfsync everysec
+// may lose of its last writes) and counts its event numbers from 1 again:
+// the events delivered before, those spilled meanwhile and those appended
+// after still each have their own UID, the same on every attempt.
+func TestRedisLostWritesNoUIDReuse(t *testing.T) {
+	port := testpeer.FreeUDPPort(t)
+	srv := testpeer.StartRedis(t, testpeer.RedisOptions{Port: port})
+	c := downClient(t, port)
+	st := openRedisCtx(t, c, "a", 0)
+	var mu sync.Mutex
+	uids := map[string]map[string]bool{} // body → UIDs it was sent under
+	q, err := New(Options{Store: st, Workers: 2, Send: func(_ context.Context, e *Event) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if uids[string(e.Body)] == nil {
+			uids[string(e.Body)] = map[string]bool{}
+		}
+		uids[string(e.Body)][e.UID()] = true
+		return false, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeQ(t, q)
+	delivered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(uids)
+	}
+	enqueue := func(prefix string) {
+		for i := range 10 {
+			if err := q.Enqueue("s"+strconv.Itoa(i%3), "app", "m", []byte(prefix+strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	enqueue("before")
+	waitFor(t, 5*time.Second, "delivered before the loss", func() bool { return delivered() == 10 && q.Depth() == 0 })
+	srv.Kill()
+	enqueue("spilled")
+	if n, _ := st.Spilled(); n != 10 {
+		t.Fatalf("%d spilled, want 10", n)
+	}
+	testpeer.StartRedis(t, testpeer.RedisOptions{Port: port}) // empty: seq starts over
+	waitFor(t, 10*time.Second, "spill delivered", func() bool { return delivered() == 20 && q.Depth() == 0 })
+	enqueue("after")
+	waitFor(t, 5*time.Second, "delivered after", func() bool { return delivered() == 30 && q.Depth() == 0 })
+	if seq, _ := c.Get(context.Background(), "rtcgate:hooks:seq").Int(); seq > 20 {
+		t.Fatalf("Redis's seq %d: it did not start over, the test proves nothing", seq)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	owner := map[string]string{}
+	for body, us := range uids {
+		if len(us) != 1 {
+			t.Errorf("%s sent under %d UIDs: %v", body, len(us), us)
+		}
+		for u := range us {
+			if other, ok := owner[u]; ok {
+				t.Errorf("UID %s for both %s and %s", u, other, body)
+			}
+			owner[u] = body
+		}
+	}
 }
