@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,18 +133,35 @@ func (r *Reporter) Report(listener, reason, from string, data []byte) {
 		"data", Excerpt(string(data)))
 }
 
-// Excerpt cuts s to at most MaxExcerpt bytes of valid UTF-8 (invalid
-// bytes replaced, cut on a rune boundary), saying how long s was if cut.
+// Excerpt cuts s to at most MaxExcerpt bytes (cut on a rune boundary),
+// saying how long s was if cut. Control characters, invalid bytes and
+// other unprintable runes become one '.' each, so that a log line carries
+// at most about MaxExcerpt bytes of excerpt however a log format escapes
+// (JSON would spell \x01 as six bytes).
 func Excerpt(s string) string {
-	v := strings.ToValidUTF8(s[:min(len(s), MaxExcerpt)], "\uFFFD")
-	if len(v) <= MaxExcerpt && len(s) <= MaxExcerpt {
-		return v
+	v := s[:min(len(s), MaxExcerpt)]
+	if len(s) > MaxExcerpt {
+		cut := len(v)
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		v = v[:cut]
 	}
-	cut := min(len(v), MaxExcerpt)
-	for cut > 0 && cut < len(v) && !utf8.RuneStart(v[cut]) {
-		cut--
+	var b strings.Builder
+	b.Grow(len(v) + 16)
+	for i := 0; i < len(v); {
+		r, n := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && n <= 1 || !unicode.IsPrint(r) {
+			b.WriteByte('.')
+		} else {
+			b.WriteString(v[i : i+n])
+		}
+		i += n
 	}
-	return v[:cut] + fmt.Sprintf("…(%d bytes)", len(s))
+	if len(s) > MaxExcerpt {
+		fmt.Fprintf(&b, "…(%d bytes)", len(s))
+	}
+	return b.String()
 }
 
 // Classify tells which of a library's log records are about bad input:

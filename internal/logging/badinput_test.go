@@ -155,7 +155,9 @@ func TestReporterFlood(t *testing.T) {
 func TestExcerpt(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"short", "short"},
-		{"bad \xff utf8", "bad \uFFFD utf8"},
+		{"bad \xff utf8", "bad . utf8"},
+		{"ctl \x01\x00\r\n\u200b end", "ctl ..... end"},
+		{"é ü 中", "é ü 中"},
 		{strings.Repeat("a", MaxExcerpt), strings.Repeat("a", MaxExcerpt)},
 		{strings.Repeat("a", MaxExcerpt+1), strings.Repeat("a", MaxExcerpt) + "…(129 bytes)"},
 		{strings.Repeat("a", MaxExcerpt-1) + "é", strings.Repeat("a", MaxExcerpt-1) + "…(129 bytes)"},
