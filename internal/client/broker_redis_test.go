@@ -102,17 +102,20 @@ func TestRedisBrokerForgedRouteHeader(t *testing.T) {
 
 func TestRedisBrokerRedisDown(t *testing.T) {
 	a, b, rs, _ := twoNodes(t)
-	c := a.conn()
+	c, d := a.conn(), a.conn()
 	c.on(a).open()
+	d.on(a).open()
 	c.on(b).send(fbConnection, 1)
 	rs.Kill()
-	// The owner serves its session; another node cannot find it.
+	// The owner serves its session; another node cannot find one it never
+	// routed, and still routes the one whose owner it remembers.
 	c.on(a).send(`{"message":"sendData","data":[{"operationId":"op-1","payload":{}}]}`, 2)
 	wantMessages(t, c.on(a).sync("ack", "0", "wait", "0"), "getUserData", "DataStatusEvent")
-	r := c.on(b).post("sync", "wait", "0")
+	r := d.on(b).post("sync", "wait", "0")
 	if r.status != 503 || !strings.Contains(string(r.body), "cluster-redis unreachable") {
 		t.Fatalf("sync on another node with Redis down: %v", r)
 	}
+	wantMessages(t, c.on(b).sync("ack", "0", "wait", "0"), "getUserData", "DataStatusEvent")
 }
 
 func mustReq(t *testing.T, u string, body *strings.Reader, client, secret string) *http.Request {
