@@ -17,16 +17,26 @@ import (
 // twoNodes runs two hubs sharing their fallback bindings through one Redis.
 func twoNodes(t *testing.T) (*fbEnv, *fbEnv, *testpeer.Redis, redis.UniversalClient) {
 	t.Helper()
+	envs, rs, rdb := clusterNodes(t, 2, nil)
+	return envs[0], envs[1], rs, rdb
+}
+
+// clusterNodes runs n hubs (their Options changed by mod) sharing their
+// fallback bindings through one Redis.
+func clusterNodes(t *testing.T, n int, mod func(*Options)) ([]*fbEnv, *testpeer.Redis, redis.UniversalClient) {
+	t.Helper()
 	rs := testpeer.StartRedis(t, testpeer.RedisOptions{})
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{rs.Addr}, MaxRetries: -1,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
-	a, b := newFBEnv(t, nil), newFBEnv(t, nil)
-	for i, e := range []*fbEnv{a, b} {
+	envs := make([]*fbEnv, n)
+	for i := range envs {
+		e := newFBEnv(t, mod)
 		addr := strings.TrimPrefix(e.srv.URL, "http://")
 		e.hub.SetBroker(NewRedisBroker(rdb, "node"+strconv.Itoa(i), addr, time.Minute))
+		envs[i] = e
 	}
-	return a, b, rs, rdb
+	return envs, rs, rdb
 }
 
 // on points the connection's next request at env (a load balancer's pick).
