@@ -17,16 +17,26 @@ import (
 // twoNodes runs two hubs sharing their fallback bindings through one Redis.
 func twoNodes(t *testing.T) (*fbEnv, *fbEnv, *testpeer.Redis, redis.UniversalClient) {
 	t.Helper()
+	envs, rs, rdb := clusterNodes(t, 2, nil)
+	return envs[0], envs[1], rs, rdb
+}
+
+// clusterNodes runs n hubs (their Options changed by mod) sharing their
+// fallback bindings through one Redis.
+func clusterNodes(t *testing.T, n int, mod func(*Options)) ([]*fbEnv, *testpeer.Redis, redis.UniversalClient) {
+	t.Helper()
 	rs := testpeer.StartRedis(t, testpeer.RedisOptions{})
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{rs.Addr}, MaxRetries: -1,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
-	a, b := newFBEnv(t, nil), newFBEnv(t, nil)
-	for i, e := range []*fbEnv{a, b} {
+	envs := make([]*fbEnv, n)
+	for i := range envs {
+		e := newFBEnv(t, mod)
 		addr := strings.TrimPrefix(e.srv.URL, "http://")
 		e.hub.SetBroker(NewRedisBroker(rdb, "node"+strconv.Itoa(i), addr, time.Minute))
+		envs[i] = e
 	}
-	return a, b, rs, rdb
+	return envs, rs, rdb
 }
 
 // on points the connection's next request at env (a load balancer's pick).
@@ -102,17 +112,20 @@ func TestRedisBrokerForgedRouteHeader(t *testing.T) {
 
 func TestRedisBrokerRedisDown(t *testing.T) {
 	a, b, rs, _ := twoNodes(t)
-	c := a.conn()
+	c, d := a.conn(), a.conn()
 	c.on(a).open()
+	d.on(a).open()
 	c.on(b).send(fbConnection, 1)
 	rs.Kill()
-	// The owner serves its session; another node cannot find it.
+	// The owner serves its session; another node cannot find one it never
+	// routed, and still routes the one whose owner it remembers.
 	c.on(a).send(`{"message":"sendData","data":[{"operationId":"op-1","payload":{}}]}`, 2)
 	wantMessages(t, c.on(a).sync("ack", "0", "wait", "0"), "getUserData", "DataStatusEvent")
-	r := c.on(b).post("sync", "wait", "0")
+	r := d.on(b).post("sync", "wait", "0")
 	if r.status != 503 || !strings.Contains(string(r.body), "cluster-redis unreachable") {
 		t.Fatalf("sync on another node with Redis down: %v", r)
 	}
+	wantMessages(t, c.on(b).sync("ack", "0", "wait", "0"), "getUserData", "DataStatusEvent")
 }
 
 func mustReq(t *testing.T, u string, body *strings.Reader, client, secret string) *http.Request {

@@ -197,6 +197,9 @@ func (bs *bindings) removeLocked(b *binding) {
 func (h *Hub) bound(w http.ResponseWriter, r *http.Request, k bindingKey) *binding {
 	b := h.fallback.lookup(k)
 	if b == nil {
+		if _, ok := h.routedIP(r); ok {
+			w.Header().Set(headerRoutedUnbound, "1") // the forwarding node's cached route is stale
+		}
 		httpText(w, http.StatusBadRequest, "unknown connection: open it first (action=open)")
 		return nil
 	}

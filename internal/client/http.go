@@ -97,6 +97,7 @@ type fallbackParams struct {
 	query url.Values
 	form  url.Values // an application/x-www-form-urlencoded POST body
 	raw   []byte     // any other POST body: action=send's data
+	body  []byte     // the POST body as read, forwarded as is to an owner node
 }
 
 // get is the parameter's first value, from the body before the query.
@@ -154,6 +155,7 @@ func (h *Hub) readParams(w http.ResponseWriter, r *http.Request) (*fallbackParam
 	rc.SetReadDeadline(time.Now().Add(h.opts.ReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	rc.SetReadDeadline(time.Time{})
+	p.body = body
 	if err != nil {
 		var ne net.Error
 		switch {

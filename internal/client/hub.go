@@ -64,6 +64,7 @@ type Hub struct {
 
 	broker    atomic.Pointer[brokerBox] // a cluster's shared bindings; nil on a single node
 	forwarder *http.Client              // to the owner node of a routed request
+	owners    *ownerCache               // connections' owner nodes, as Redis last named them
 	routed    *prometheus.CounterVec
 
 	takeovers      prometheus.Counter
@@ -95,6 +96,7 @@ func NewHub(opts Options, handler Handler) *Hub {
 		invalidUTF8:    prometheus.NewCounter(prometheus.CounterOpts{Name: "rtcgate_client_frames_invalid_utf8_total", Help: "WebSocket text frames that were not UTF-8, each closing its WebSocket with 1007."}),
 		forwarder:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}},
 		routed:         newRoutedCounter(),
+		owners:         newOwnerCache(),
 		takeovers:      newTakeoverCounter(),
 		persistDropped: newPersistDroppedCounter(),
 	}

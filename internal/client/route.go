@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +23,9 @@ import (
 const (
 	headerRoutedClient = "X-Rtcgate-Client"
 	headerRoutedSecret = "X-Rtcgate-Route"
+	// headerRoutedUnbound marks an owner's answer to a forwarded request
+	// for a connection it does not hold (any more).
+	headerRoutedUnbound = "X-Rtcgate-Unbound"
 )
 
 // brokerBox holds the hub's broker (set once the node joined a cluster),
@@ -74,7 +77,9 @@ func (h *Hub) routedIP(r *http.Request) (string, bool) {
 // route forwards a fallback request for a connection another node owns to
 // that node, and reports whether it answered the request. A connection
 // bound here, a request already forwarded, and a single node are served
-// locally.
+// locally. The owner is looked up in Redis, or in h.owners for a while
+// after; an owner answering that it no longer holds the binding drops that
+// entry, and the request is looked up in Redis and forwarded once more.
 func (h *Hub) route(w http.ResponseWriter, r *http.Request, p *fallbackParams, k bindingKey) bool {
 	b := h.brokerOf()
 	if b == nil || h.fallback.lookup(k) != nil {
@@ -83,9 +88,36 @@ func (h *Hub) route(w http.ResponseWriter, r *http.Request, p *fallbackParams, k
 	if _, ok := h.routedIP(r); ok {
 		return false
 	}
+	ip := h.clientIP(r)
+	// open is looked up in Redis: it may bind the connection here.
+	if rt, ok := h.owners.get(k.hash, ip); ok && p.get("action") != "open" {
+		if h.forward(w, r, p, b, k, rt, ip, true) {
+			return true
+		}
+	}
+	rt, bySession, done := h.lookupOwner(w, r, p, b, k)
+	if done || rt.Local {
+		return done
+	}
+	if !bySession && rt.IP != ip { // a resume is proved by its authToken, on the owner
+		httpText(w, http.StatusForbidden, "this connectionId belongs to another client")
+		return true
+	}
+	if !bySession {
+		h.owners.put(k.hash, rt)
+	}
+	h.forward(w, r, p, b, k, rt, ip, false)
+	return true
+}
+
+// lookupOwner finds the node owning k in Redis: rt.Local when it is this
+// node or none (served here), done when it answered the request (Redis
+// down). bySession: a resume under a new connectionId, found by its
+// sessionId.
+func (h *Hub) lookupOwner(w http.ResponseWriter, r *http.Request, p *fallbackParams, b Broker, k bindingKey) (rt Route, bySession, done bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
 	rt, err := b.Owner(ctx, k.hash)
-	bySession := false
 	if sid := p.get("sessionId"); errors.Is(err, ErrUnbound) && p.get("action") == "open" && sid != "" && h.session(sid) == nil {
 		// A resume under a new connectionId: to the node holding the
 		// session while it lives (a dead one's is taken over here).
@@ -94,39 +126,35 @@ func (h *Hub) route(w http.ResponseWriter, r *http.Request, p *fallbackParams, k
 			bySession = true
 		}
 	}
-	cancel()
 	switch {
 	case errors.Is(err, ErrUnbound):
-		return false
+		return Route{Local: true}, false, false
 	case err != nil:
 		h.routed.WithLabelValues("redis-down").Inc()
 		h.log.Warn("http fallback: cannot find a connection's node", "err", err)
 		httpText(w, http.StatusServiceUnavailable, "cluster-redis unreachable: this connection's node cannot be found; try again later")
-		return true
-	case rt.Local:
-		return false // bound here before a restart, or gone: served as unknown
+		return rt, false, true
 	}
-	ip := h.clientIP(r)
-	if !bySession && rt.IP != ip { // a resume is proved by its authToken, on the owner
-		httpText(w, http.StatusForbidden, "this connectionId belongs to another client")
-		return true
-	}
+	return rt, bySession, false // rt.Local: bound here before a restart, or gone: served as unknown
+}
+
+// forward sends r to the owner rt with the client address ip, and reports
+// whether it answered w. A cached route the owner disowns (the binding
+// left it) is not answered: the caller looks the owner up again.
+func (h *Hub) forward(w http.ResponseWriter, r *http.Request, p *fallbackParams, b Broker, k bindingKey, rt Route, ip string, cached bool) bool {
 	secret := b.Secret()
 	if secret == "" {
 		h.routed.WithLabelValues("redis-down").Inc()
 		httpText(w, http.StatusServiceUnavailable, "cluster-redis unreachable: cannot forward to this connection's node; try again later")
 		return true
 	}
+	// The body goes as the client sent it: neither parsed again here nor
+	// encoded again.
 	var body io.Reader
-	ctype := r.Header.Get("Content-Type")
-	switch {
-	case p.form != nil:
-		body, ctype = strings.NewReader(p.form.Encode()), "application/x-www-form-urlencoded"
-	case p.raw != nil:
-		body = bytes.NewReader(p.raw)
-	}
 	method := r.Method
-	if body == nil {
+	if method == http.MethodPost && len(p.body) > 0 {
+		body = bytes.NewReader(p.body)
+	} else {
 		method = http.MethodGet
 	}
 	fctx, fcancel := context.WithTimeout(r.Context(), h.syncWait()+h.opts.ReadTimeout+5*time.Second)
@@ -137,22 +165,35 @@ func (h *Hub) route(w http.ResponseWriter, r *http.Request, p *fallbackParams, k
 		return true
 	}
 	req.Host = r.Host
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	if o := r.Header.Get("Origin"); o != "" {
-		req.Header.Set("Origin", o)
+	for _, name := range []string{"Content-Type", "Origin"} {
+		if v := r.Header.Get(name); v != "" {
+			req.Header.Set(name, v)
+		}
 	}
 	req.Header.Set(headerRoutedClient, ip)
 	req.Header.Set(headerRoutedSecret, secret)
 	resp, err := h.forwarder.Do(req)
 	if err != nil {
+		h.owners.drop(k.hash)
+		if r.Context().Err() != nil {
+			// The client left (a long-poll it gave up): not the owner's fault.
+			h.routed.WithLabelValues("client-gone").Inc()
+			return true
+		}
 		h.routed.WithLabelValues("owner-unreachable").Inc()
 		h.log.Warn("http fallback: owner node unreachable", "node", rt.Node, "err", err)
 		httpText(w, http.StatusServiceUnavailable, "the node holding this connection does not answer; try again later")
 		return true
 	}
 	defer resp.Body.Close()
+	if resp.Header.Get(headerRoutedUnbound) != "" {
+		h.owners.drop(k.hash)
+		if cached {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // keeps the connection
+			h.routed.WithLabelValues("stale-owner").Inc()
+			return false
+		}
+	}
 	h.routed.WithLabelValues("forwarded").Inc()
 	hd := w.Header()
 	for _, name := range []string{"Content-Type", headerFirstSeq, headerLastSeq} {
@@ -200,6 +241,10 @@ func (h *Hub) routeResume(w http.ResponseWriter, r *http.Request, sid string) bo
 		},
 		Transport: h.forwarder.Transport,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if r.Context().Err() != nil {
+				h.routed.WithLabelValues("client-gone").Inc() // the client left first
+				return
+			}
 			h.routed.WithLabelValues("owner-unreachable").Inc()
 			h.log.Warn("websocket resume: owner node unreachable", "node", rt.Node, "err", err)
 			httpText(w, http.StatusServiceUnavailable, "the node holding this session does not answer; try again later")
@@ -272,6 +317,84 @@ func newPersistDroppedCounter() prometheus.Counter {
 
 func newRoutedCounter() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rtcgate_client_requests_routed_total",
-		Help: "HTTP fallback requests for a connection, and WebSocket resumes of a session, another node owns, by result: forwarded, owner-unreachable, redis-down."},
+		Help: "HTTP fallback requests for a connection, and WebSocket resumes of a session, another node owns, by result: forwarded, owner-unreachable, client-gone (the client left before the owner answered), stale-owner (a remembered owner no longer held the connection: looked up again), redis-down."},
 		[]string{"result"})
+}
+
+// The owner cache: a node forwarding fallback requests remembers each
+// connection's owner for ownerCacheTTL, so that a client's requests after
+// the first one cost no Redis lookup. An entry is dropped when its owner
+// answers that it no longer holds the binding (the request is then looked
+// up again and forwarded once more), when the owner does not answer, and
+// when the client address differs from the one remembered. It is bounded by
+// ownerCacheSize, a fixed bound rather than a config key: an entry is a
+// hash, a node-id and two addresses (~250 bytes, 1 MB in all), and a miss
+// only costs the Redis GET every request made before; no operator has a
+// reason to tune it.
+const (
+	ownerCacheSize = 4096
+	ownerCacheTTL  = 10 * time.Second
+)
+
+type ownerEntry struct {
+	rt    Route
+	until time.Time
+}
+
+type ownerCache struct {
+	mu sync.Mutex
+	m  map[string]ownerEntry // by connectionId hash
+}
+
+func newOwnerCache() *ownerCache { return &ownerCache{m: map[string]ownerEntry{}} }
+
+// get is hash's remembered owner, when it is fresh and was bound from ip.
+func (c *ownerCache) get(hash, ip string) (Route, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[hash]
+	if !ok {
+		return Route{}, false
+	}
+	if time.Now().After(e.until) || e.rt.IP != ip {
+		delete(c.m, hash)
+		return Route{}, false
+	}
+	return e.rt, true
+}
+
+// put remembers hash's owner; when full, it drops the expired entries
+// among a few it looks at, or else one of them.
+func (c *ownerCache) put(hash string, rt Route) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[hash]; !ok && len(c.m) >= ownerCacheSize {
+		seen, dropped := 0, false
+		for h, e := range c.m { // map order: a random sample
+			if now.After(e.until) {
+				delete(c.m, h)
+				dropped = true
+			}
+			if seen++; seen == 16 {
+				if !dropped {
+					delete(c.m, h)
+				}
+				break
+			}
+		}
+	}
+	c.m[hash] = ownerEntry{rt: rt, until: now.Add(ownerCacheTTL)}
+}
+
+func (c *ownerCache) drop(hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, hash)
+}
+
+func (c *ownerCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }
