@@ -39,6 +39,8 @@ type MediaInfo struct {
 	// the ICE connectivity checks answered; AuthFailures the SRTP/SRTCP
 	// packets that did not authenticate.
 	DTLSFailures, Checks, AuthFailures uint64
+	// ICERestarts counts the party's offers with new ICE credentials.
+	ICERestarts uint64
 }
 
 // StreamInfo is one relay socket.
@@ -95,7 +97,7 @@ func (c *call) info(_ time.Time) *CallInfo {
 				continue
 			}
 			mi := MediaInfo{Index: sd.index + 1, Type: sd.mediaType, Protocol: sd.proto, Direction: sd.direction, RTCPMux: sd.mux.Load()}
-			mi.DTLSFailures = sd.sec.failedDTLS
+			mi.DTLSFailures, mi.ICERestarts = sd.sec.failedDTLS, sd.sec.iceRestarts
 			if x := sd.xport.Load(); x != nil {
 				mi.Secure = x.Kind()
 				mi.DTLSFailures += x.HandshakeFailures.Load()
