@@ -34,20 +34,21 @@ type secState struct {
 	fingerprintH string
 
 	// From the party's SDP.
-	proto       string
-	rICE        bool
-	rUfrag      string
-	rPwd        string
-	rCands      []netip.AddrPort
-	rLite       bool
-	rTrickle    bool
-	rFP         *webrtcbridge.Fingerprint
-	rSetup      string
-	rCryptos    []webrtcbridge.Crypto
-	rMid        string
-	transport   string // signature of the running transport's parameters
-	failedDTLS  uint64 // handshake failures of replaced transports
-	iceRestarts uint64 // re-offers with new ICE credentials
+	proto     string
+	rICE      bool
+	rUfrag    string
+	rPwd      string
+	rCands    []netip.AddrPort
+	rLite     bool
+	rTrickle  bool
+	rFP       *webrtcbridge.Fingerprint
+	rSetup    string
+	rCryptos  []webrtcbridge.Crypto
+	rMid      string
+	transport string // signature of the running transport's parameters
+	// Counters of replaced transports: the media's count on.
+	failedDTLS, checks, authFailures uint64
+	iceRestarts                      uint64 // re-offers with new ICE credentials
 }
 
 // attribute returns a media-level attribute, else the session-level one.
@@ -439,6 +440,8 @@ func (e *Engine) settleTransport(sd *side) error {
 func (e *Engine) dropTransport(sd *side) {
 	if x := sd.xport.Swap(nil); x != nil {
 		sd.sec.failedDTLS += x.HandshakeFailures.Load()
+		sd.sec.checks += x.Checks.Load()
+		sd.sec.authFailures += x.AuthFailures.Load()
 		x.Close()
 	}
 	sd.sec.transport = ""
