@@ -64,34 +64,7 @@ func iceRestart(t *testing.T, flags Flags) {
 	relaySIP := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sdpPort(t, toSIP)}
 	answer1 := mustOK(t)(e.Answer(answerReq(DTLSPassive)))
 
-	connected := make(chan struct{})
-	var once atomic.Bool
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected && once.CompareAndSwap(false, true) {
-			close(connected)
-		}
-	})
-	got := make(chan []byte, 256)
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			select {
-			case got <- p.Payload:
-			default:
-			}
-		}
-	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer1}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-connected:
-	case <-time.After(10 * time.Second):
-		t.Fatal("browser never connected")
-	}
+	got := connectBrowser(t, pc, answer1)
 
 	// Both parties send every 20 ms, the payload naming the phase.
 	var phase atomic.Value
@@ -125,7 +98,7 @@ func iceRestart(t *testing.T, flags Flags) {
 		for {
 			select {
 			case p := <-got:
-				if bytes.Equal(p, []byte("sip "+ph+" \x00\xff")) {
+				if bytes.Equal(p.Payload, []byte("sip "+ph+" \x00\xff")) {
 					return
 				}
 			case <-deadline:
@@ -160,16 +133,7 @@ func iceRestart(t *testing.T, flags Flags) {
 	ep1 := m1.Streams[0].Endpoint
 
 	// The ICE restart: new credentials, new sockets.
-	re, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(re); err != nil {
-		t.Fatal(err)
-	}
-	<-done
-	reoffer := pc.LocalDescription().SDP
+	reoffer := gatheredOffer(t, pc, &webrtc.OfferOptions{ICERestart: true})
 	mustOK(t)(e.Offer(toSIPReq(reoffer)))
 	// The re-answer does not repeat DTLS=passive: the role is kept anyway.
 	answer2 := mustOK(t)(e.Answer(answerReq(DTLSDefault)))
