@@ -112,9 +112,9 @@ func (e *Engine) writeSession(w io.Writer, id string) {
 		fmt.Fprintf(w, "---     subscription of '%s'\n", t.PeerTag)
 		for _, m := range t.Medias {
 			fmt.Fprintf(w, "------ Media #%d (%s over %s) using unknown codec\n", m.Index, m.Type, m.Protocol)
-			if m.Secure != "" || m.DTLSFailures > 0 {
-				fmt.Fprintf(w, "------ %s: %d DTLS handshake failures, %d ICE checks answered, %d SRTP auth failures\n",
-					cmp.Or(m.Secure, "plain"), m.DTLSFailures, m.Checks, m.AuthFailures)
+			if m.Secured() {
+				fmt.Fprintf(w, "------ %s: %d DTLS handshake failures, %d ICE checks answered, %d SRTP auth failures, %d ICE restarts\n",
+					cmp.Or(m.Secure, "plain"), m.DTLSFailures, m.Checks, m.AuthFailures, m.ICERestarts)
 			}
 			for _, s := range m.Streams {
 				rtcp := ""

@@ -39,6 +39,14 @@ type MediaInfo struct {
 	// the ICE connectivity checks answered; AuthFailures the SRTP/SRTCP
 	// packets that did not authenticate.
 	DTLSFailures, Checks, AuthFailures uint64
+	// ICERestarts counts the party's offers with new ICE credentials.
+	ICERestarts uint64
+}
+
+// Secured reports whether the media has the counters above to show: it
+// speaks ICE, DTLS or SDES with the party, or a DTLS handshake failed.
+func (m *MediaInfo) Secured() bool {
+	return m.Secure != "" || m.DTLSFailures > 0 || m.Checks > 0 || m.AuthFailures > 0 || m.ICERestarts > 0
 }
 
 // StreamInfo is one relay socket.
@@ -95,11 +103,13 @@ func (c *call) info(_ time.Time) *CallInfo {
 				continue
 			}
 			mi := MediaInfo{Index: sd.index + 1, Type: sd.mediaType, Protocol: sd.proto, Direction: sd.direction, RTCPMux: sd.mux.Load()}
-			mi.DTLSFailures = sd.sec.failedDTLS
+			mi.DTLSFailures, mi.Checks, mi.AuthFailures = sd.sec.failedDTLS, sd.sec.checks, sd.sec.authFailures
+			mi.ICERestarts = sd.sec.iceRestarts
 			if x := sd.xport.Load(); x != nil {
 				mi.Secure = x.Kind()
 				mi.DTLSFailures += x.HandshakeFailures.Load()
-				mi.Checks, mi.AuthFailures = x.Checks.Load(), x.AuthFailures.Load()
+				mi.Checks += x.Checks.Load()
+				mi.AuthFailures += x.AuthFailures.Load()
 			}
 			for _, s := range []*stream{sd.rtp, sd.rtcp} {
 				all, last := s.counters()

@@ -172,7 +172,7 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 		fs.rejected = m.Port() == 0
 		fs.offeredMux = m.HasAttr("rtcp-mux")
 		fs.opts.Store(packetOpts(req.Flags))
-		res.Warnings = append(res.Warnings, learnSecurity(fs, sess, m)...)
+		res.Warnings = append(res.Warnings, learnSecurity(fs, sess, m, isOffer)...)
 		if isOffer {
 			e.offerSecurity(ts, fs, req)
 		} else {

@@ -34,19 +34,21 @@ type secState struct {
 	fingerprintH string
 
 	// From the party's SDP.
-	proto      string
-	rICE       bool
-	rUfrag     string
-	rPwd       string
-	rCands     []netip.AddrPort
-	rLite      bool
-	rTrickle   bool
-	rFP        *webrtcbridge.Fingerprint
-	rSetup     string
-	rCryptos   []webrtcbridge.Crypto
-	rMid       string
-	transport  string // signature of the running transport's parameters
-	failedDTLS uint64 // handshake failures of replaced transports
+	proto     string
+	rICE      bool
+	rUfrag    string
+	rPwd      string
+	rCands    []netip.AddrPort
+	rLite     bool
+	rTrickle  bool
+	rFP       *webrtcbridge.Fingerprint
+	rSetup    string
+	rCryptos  []webrtcbridge.Crypto
+	rMid      string
+	transport string // signature of the running transport's parameters
+	// Counters of replaced transports: the media's count on.
+	failedDTLS, checks, authFailures uint64
+	iceRestarts                      uint64 // re-offers with new ICE credentials
 }
 
 // attribute returns a media-level attribute, else the session-level one.
@@ -61,17 +63,25 @@ func attribute(sess *sdp.Session, m *sdp.Media, name string) (string, bool) {
 // section; more are ignored.
 const maxCandidates = 32
 
-// learnSecurity reads the party's ICE, DTLS and SDES attributes.
-func learnSecurity(sd *side, sess *sdp.Session, m *sdp.Media) []string {
+// learnSecurity reads the party's ICE, DTLS and SDES attributes. An offer
+// with new ICE credentials is an ICE restart (RFC 8445 §9.1.1.1): as
+// rtpengine's agent does, rtcgate forgets its own credentials toward the
+// party, so that its answer carries new ones.
+func learnSecurity(sd *side, sess *sdp.Session, m *sdp.Media, isOffer bool) []string {
 	var warnings []string
 	s := &sd.sec
 	s.proto = m.Proto()
+	prevICE, prevUfrag, prevPwd := s.rICE, s.rUfrag, s.rPwd
 	s.rUfrag, _ = attribute(sess, m, "ice-ufrag")
 	s.rPwd, _ = attribute(sess, m, "ice-pwd")
 	s.rICE = s.rUfrag != "" && s.rPwd != ""
 	if s.rICE && (!webrtcbridge.ValidICECredential(s.rUfrag, 4) || !webrtcbridge.ValidICECredential(s.rPwd, 22)) {
 		warnings = append(warnings, fmt.Sprintf("m= section %d: ICE credentials unusable; ICE ignored", sd.index+1))
 		s.rICE = false
+	}
+	if isOffer && prevICE && s.rICE && (s.rUfrag != prevUfrag || s.rPwd != prevPwd) {
+		s.ufrag, s.pwd = "", ""
+		s.iceRestarts++
 	}
 	_, s.rLite = sess.Attr("ice-lite")
 	opts, _ := attribute(sess, m, "ice-options")
@@ -247,6 +257,9 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 		t.fingerprintH = t.rFP.Hash
 	}
 	srtp := isSRTP(t.outProto) || sec.OSRTP.Offer
+	// A re-offer (an ICE restart, a hold) keeps the DTLS role rtcgate
+	// took, as rtpengine does: a new role would need a new association.
+	keepSetup := t.dtls && t.transport != "" && (t.setup == "active" || t.setup == "passive")
 	t.dtls, t.cryptos = false, nil
 	switch {
 	case !srtp && len(t.rCryptos) == 0:
@@ -258,9 +271,11 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 		case "passive":
 			t.setup = "active"
 		default: // actpass or none: rtcgate's choice
-			t.setup = "active"
-			if sec.DTLS == DTLSPassive {
+			switch {
+			case sec.DTLS == DTLSPassive:
 				t.setup = "passive"
+			case sec.DTLS == DTLSActive || !keepSetup:
+				t.setup = "active"
 			}
 		}
 	case len(t.rCryptos) > 0 && !sec.SDES.Off:
@@ -336,10 +351,11 @@ func writeSessionSecurity(sess *sdp.Session, to *monologue) {
 }
 
 // transportSignature names a transport's parameters: an answer that
-// changes nothing keeps the running one (and its DTLS session).
+// changes none keeps the running one (and its DTLS session). ICE
+// credentials are not among them: an ICE restart keeps the transport.
 func (s *secState) transportSignature() string {
 	var b strings.Builder
-	b.WriteString(s.setup + "|" + s.ufrag + "|" + strconv.FormatBool(s.dtls) + "|" + strconv.FormatBool(s.ice) + "|" + strconv.FormatBool(s.lite))
+	b.WriteString(s.setup + "|" + strconv.FormatBool(s.dtls) + "|" + strconv.FormatBool(s.ice) + "|" + strconv.FormatBool(s.lite))
 	if s.rFP != nil {
 		b.WriteString("|" + s.rFP.Hash + fmt.Sprintf("%x", s.rFP.Digest))
 	}
@@ -378,7 +394,7 @@ func (e *Engine) settleTransport(sd *side) error {
 	sig := s.transportSignature()
 	if cur := sd.xport.Load(); cur != nil && s.transport == sig {
 		if s.ice {
-			cur.SetRemoteICE(s.rUfrag, s.rPwd, s.rCands)
+			cur.SetICE(s.ufrag, s.pwd, s.rUfrag, s.rPwd, s.rCands)
 		}
 		return nil
 	}
@@ -424,6 +440,8 @@ func (e *Engine) settleTransport(sd *side) error {
 func (e *Engine) dropTransport(sd *side) {
 	if x := sd.xport.Swap(nil); x != nil {
 		sd.sec.failedDTLS += x.HandshakeFailures.Load()
+		sd.sec.checks += x.Checks.Load()
+		sd.sec.authFailures += x.AuthFailures.Load()
 		x.Close()
 	}
 	sd.sec.transport = ""

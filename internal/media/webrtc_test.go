@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,9 +53,14 @@ func browserPC(t *testing.T) (*webrtc.PeerConnection, *webrtc.TrackLocalStaticRT
 	return pc, track
 }
 
-func gatheredOffer(t *testing.T, pc *webrtc.PeerConnection) string {
+// gatheredOffer is pc's offer with its candidates (opts: an ICE restart).
+func gatheredOffer(t *testing.T, pc *webrtc.PeerConnection, opts ...*webrtc.OfferOptions) string {
 	t.Helper()
-	offer, err := pc.CreateOffer(nil)
+	var o *webrtc.OfferOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	offer, err := pc.CreateOffer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +74,41 @@ func gatheredOffer(t *testing.T, pc *webrtc.PeerConnection) string {
 		t.Fatal("ICE gathering did not complete")
 	}
 	return pc.LocalDescription().SDP
+}
+
+// connectBrowser gives pc rtcgate's answer and waits until ICE and DTLS
+// through the relay connected it; what pc receives comes on the channel.
+func connectBrowser(t *testing.T, pc *webrtc.PeerConnection, answer string) <-chan *rtp.Packet {
+	t.Helper()
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	got := make(chan *rtp.Packet, 256)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			select {
+			case got <- p:
+			default:
+			}
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("browser never connected (ICE + DTLS through the relay)")
+	}
+	return got
 }
 
 // plainPeer is a SIP-side party: one RTP socket (rtcp-mux) on loopback.
@@ -150,33 +191,7 @@ func TestDTLSSRTPToPlainRTP(t *testing.T) {
 			t.Errorf("browser answer lacks %q:\n%s", want, toBrowser)
 		}
 	}
-	connected := make(chan struct{})
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
-			close(connected)
-		}
-	})
-	got := make(chan *rtp.Packet, 64)
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			select {
-			case got <- p:
-			default:
-			}
-		}
-	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: toBrowser}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-connected:
-	case <-time.After(10 * time.Second):
-		t.Fatal("browser never connected (ICE + DTLS through the relay)")
-	}
+	got := connectBrowser(t, pc, toBrowser)
 
 	// Browser → SIP: pion encrypts, the relay decrypts.
 	relayAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: relaySIP}

@@ -207,6 +207,14 @@ func callDict(ci *media.CallInfo) *bencode.Dict {
 				flags = append(flags, "rtcp-mux")
 			}
 			md.Set("flags", flags)
+			if m.Secured() {
+				// Named as `list sessions` names them, in rtpengine's
+				// style of spelled-out keys.
+				md.Set("DTLS handshake failures", int64(m.DTLSFailures))
+				md.Set("ICE checks answered", int64(m.Checks))
+				md.Set("SRTP auth failures", int64(m.AuthFailures))
+				md.Set("ICE restarts", int64(m.ICERestarts))
+			}
 			medias = append(medias, md)
 		}
 		td.Set("medias", medias)

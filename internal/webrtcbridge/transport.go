@@ -41,6 +41,7 @@ type Transport struct {
 	outBuf []byte                       // Outbound's output (one relay thread)
 
 	ice     atomic.Pointer[ICEParams] // replaced on an ICE restart
+	iceGen  atomic.Uint64             // counts ICE restarts, for sendChecks
 	nominee atomic.Pointer[netip.AddrPort]
 
 	dtlsIn    *packetConn // DTLS records from the party, for pion/dtls
@@ -187,16 +188,26 @@ func (t *Transport) Ready() bool { return !t.Secure() || t.tx.Load() != nil }
 // once without DTLS).
 func (t *Transport) HandshakeDone() <-chan struct{} { return t.dtlsDone }
 
-// SetRemoteICE takes the party's new credentials and candidates after an
-// ICE restart; the stream keeps flowing on the nominated address.
-func (t *Transport) SetRemoteICE(ufrag, pwd string, remote []netip.AddrPort) {
+// SetICE takes both sides' credentials and the party's candidates after
+// an answer. New remote credentials are an ICE restart (RFC 8445 §9): the
+// nomination starts over (checks toward the new candidates, and the first
+// address that checks with the new credentials is latched), while the
+// DTLS association and the SRTP keys stay, and media keeps flowing to the
+// address nominated before until a check moves it.
+func (t *Transport) SetICE(localUfrag, localPwd, remoteUfrag, remotePwd string, remote []netip.AddrPort) {
 	p := t.ice.Load()
 	if p == nil {
 		return
 	}
 	q := *p
-	q.RemoteUfrag, q.RemotePwd, q.Remote = ufrag, pwd, remote
+	q.LocalUfrag, q.LocalPwd = localUfrag, localPwd
+	q.RemoteUfrag, q.RemotePwd, q.Remote = remoteUfrag, remotePwd, remote
+	restart := q.RemoteUfrag != p.RemoteUfrag || q.RemotePwd != p.RemotePwd || q.LocalUfrag != p.LocalUfrag
 	t.ice.Store(&q)
+	if restart {
+		t.nominee.Store(nil)
+		t.iceGen.Add(1)
+	}
 }
 
 // Nominated is the address the party's checks or our checks settled on.
@@ -453,7 +464,7 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 		// The controlling agent nominates; until it does, the first
 		// address that checks is as good as any.
 		if m.Contains(stun.AttrUseCandidate) || t.nominee.Load() == nil {
-			t.nominee.Store(&src)
+			t.nominate(src)
 			return Latch
 		}
 		return Consumed
@@ -461,7 +472,7 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 		if stun.NewShortTermIntegrity(p.RemotePwd).Check(m) != nil {
 			return Dropped
 		}
-		t.nominee.Store(&src)
+		t.nominate(src)
 		if t.cfg.DTLS != nil && t.cfg.DTLS.Client {
 			t.StartDTLS(src)
 		}
@@ -470,9 +481,19 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 	return Consumed
 }
 
+// nominate makes src the party's address, for media (the caller latches
+// it) and for the DTLS records pion sends after the handshake.
+func (t *Transport) nominate(src netip.AddrPort) {
+	t.nominee.Store(&src)
+	if t.dtlsIn != nil {
+		t.dtlsIn.setRemote(src)
+	}
+}
+
 // sendChecks sends connectivity checks with USE-CANDIDATE to the party's
 // candidates every 50 ms until one is answered, for at most 10 s, then
-// once a second as consent freshness (RFC 7675) until Close.
+// once a second as consent freshness (RFC 7675) until Close. An ICE
+// restart starts the fast checks over.
 func (t *Transport) sendChecks() {
 	var tie [8]byte
 	_, _ = rand.Read(tie[:])
@@ -480,11 +501,16 @@ func (t *Transport) sendChecks() {
 	defer tick.Stop()
 	start := time.Now()
 	slow := false
+	gen := t.iceGen.Load()
 	for {
 		select {
 		case <-t.quit:
 			return
 		case <-tick.C:
+		}
+		if g := t.iceGen.Load(); g != gen {
+			gen, start, slow = g, time.Now(), false
+			tick.Reset(50 * time.Millisecond)
 		}
 		p := t.ice.Load()
 		if p.RemoteUfrag == "" {
@@ -601,14 +627,13 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
-	var dst netip.AddrPort
-	if u, ok := addr.(*net.UDPAddr); ok && u != nil {
+	// The party's current address (ICE may have moved it since pion took
+	// its remote address at the start of the handshake), else pion's.
+	c.mu.Lock()
+	dst := c.remote
+	c.mu.Unlock()
+	if u, ok := addr.(*net.UDPAddr); (!dst.IsValid() || dst.Port() == 0) && ok && u != nil {
 		dst = u.AddrPort()
-	}
-	if !dst.IsValid() || dst.Port() == 0 {
-		c.mu.Lock()
-		dst = c.remote
-		c.mu.Unlock()
 	}
 	if !dst.IsValid() {
 		return 0, errors.New("webrtcbridge: DTLS peer address unknown")
