@@ -18,9 +18,10 @@ import (
 
 var portBase atomic.Int32
 
-// 46000 up: webrtcbridge's TestPortRange binds ICE ports in 47000-47100 while
-// this package's tests may run.
-func init() { portBase.Store(46000) }
+// 24000 up, below the kernel's ephemeral range (32768-60999 here), so no
+// outgoing socket of another test takes a port a test relays on;
+// webrtcbridge's TestPortRange binds 23000-23100, the e2e tests 5000-21999.
+func init() { portBase.Store(24000) }
 
 // newEngine builds an engine on addr with its own 20-port range and the
 // default kernel-forwarding (auto: the kernel path when it loads).

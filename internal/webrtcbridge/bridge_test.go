@@ -562,7 +562,7 @@ func TestNonLocalAddress(t *testing.T) {
 
 func TestPortRange(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.PortMin, cfg.PortMax = 47000, 47100
+	cfg.PortMin, cfg.PortMax = 23000, 23100
 	b, _, err := NewFromOffer(cfg, chromeOffer)
 	if err != nil {
 		t.Fatal(err)
@@ -579,8 +579,8 @@ func TestPortRange(t *testing.T) {
 	}
 	for _, c := range cands {
 		f := strings.Fields(c)
-		if len(f) < 8 || f[4] != "127.0.0.1" || f[5] < "47000" || f[5] > "47100" || len(f[5]) != 5 {
-			t.Errorf("candidate %q not on 127.0.0.1:47000-47100", c)
+		if len(f) < 8 || f[4] != "127.0.0.1" || f[5] < "23000" || f[5] > "23100" || len(f[5]) != 5 {
+			t.Errorf("candidate %q not on 127.0.0.1:23000-23100", c)
 		}
 	}
 }
