@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"github.com/rtcgate/rtcgate/internal/webasset"
 	"net/http"
 	"strings"
 	"time"
@@ -31,12 +32,8 @@ func (s *Server) HandlePage(prefix string, h http.Handler) {
 	s.subMu.Unlock()
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", pageCSP)
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
+		webasset.PageHeaders(hd, pageCSP)
 		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
-		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 		hd.Set("Cache-Control", "no-store")
 		h.ServeHTTP(w, r)
 	})

@@ -67,11 +67,8 @@ func Handler() http.Handler {
 			return
 		}
 		h := w.Header()
-		h.Set("Content-Security-Policy", ContentSecurityPolicy)
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
+		webasset.PageHeaders(h, ContentSecurityPolicy)
 		h.Set("Permissions-Policy", "microphone=(self), camera=(self), geolocation=(), payment=()")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		f.ServeHTTP(w, r)
 	})
 }

@@ -58,3 +58,14 @@ func (f *File) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, f.name, modTime, bytes.NewReader(f.body))
 }
+
+// PageHeaders sets what every page rtcgate serves to browsers carries: its
+// Content-Security-Policy, no framing, no referrer, no sniffing, and a
+// browsing context of its own.
+func PageHeaders(h http.Header, csp string) {
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+}
