@@ -27,15 +27,15 @@ const CLOSE_MS = 10_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
-// scriptArgs is a driver script's HOST:PORT argument and its E2E_CALL
-// configuration (JSON, for the page as window.e2eCall: it may carry a SIP
-// password, so it never goes in a URL); ok(cfg) says whether the
-// configuration will do. Anything else prints usage and exits 2.
-export function scriptArgs(usage, ok = () => true) {
+// scriptArgs is a driver script's HOST:PORT argument and its configuration
+// in the environment variable env (JSON, for the page as window.e2eCall: it
+// may carry a SIP password, so it never goes in a URL); ok(cfg) says whether
+// the configuration will do. Anything else prints usage and exits 2.
+export function scriptArgs(usage, ok = () => true, env = 'E2E_CALL') {
 	const [addr] = process.argv.slice(2);
 	let cfg;
 	try {
-		cfg = JSON.parse(process.env.E2E_CALL || '');
+		cfg = JSON.parse(process.env[env] || '');
 	} catch {
 		cfg = undefined;
 	}

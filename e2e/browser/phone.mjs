@@ -25,22 +25,12 @@
 
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { close, launch, watchPage } from './harness.mjs';
+import { close, launch, scriptArgs, watchPage } from './harness.mjs';
 
 const OVERALL_MS = 150_000;
 const STEP_MS = 20_000;
 
-const [addr] = process.argv.slice(2);
-let cfg;
-try {
-	cfg = JSON.parse(process.env.E2E_PHONE || '');
-} catch {
-	cfg = undefined;
-}
-if (process.argv.length !== 3 || !addr || !cfg || !cfg.out) {
-	process.stderr.write('usage: E2E_PHONE=JSON node phone.mjs HOST:PORT\n');
-	process.exit(2);
-}
+const { addr, cfg } = scriptArgs('E2E_PHONE=JSON node phone.mjs HOST:PORT', (c) => !!c.out, 'E2E_PHONE');
 
 const origin = `http://${addr}`;
 const out = { ok: false, mode: cfg.mode, step: 'start', steps: [], badInput: [], screenshots: [], console: [] };
