@@ -238,9 +238,10 @@ func TestRtpengineBasicScripts(t *testing.T) {
 	if out, err := exec.Command("perl", "-MNGCP::Rtpengine::Test", "-e1").CombinedOutput(); err != nil {
 		t.Fatalf("perl cannot load NGCP::Rtpengine::Test: install rtpengine-utils, libnet-interface-perl, libio-multiplex-perl, libcrypt-openssl-rsa-perl, libdigest-crc-perl, libjson-perl (make test-deps does): %v\n%s", err, out)
 	}
-	// One worker thread: rtpengine's threads share an edge-triggered epoll
-	// set, and on a loaded machine two of them can relay one stream's
-	// consecutive packets out of order, which the scripts die on.
+	// One worker thread. With its default (one per CPU), sharing an
+	// edge-triggered epoll set, a client on this loaded machine got
+	// packet n+1 where n was due (and died) in 3 of 7 runs, reordered or
+	// lost; with one thread, in none of 8.
 	rte := testpeer.StartRtpengine(t, 19600, 19699, "--interface=::1", "--num-threads=1")
 	relays := []*basicRelay{{name: "rtpengine", ng: rte.NgAddr}}
 	for i, kernel := range []bool{true, false} {
