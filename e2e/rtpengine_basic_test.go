@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,7 +64,11 @@ type basicRun struct {
 func (b *basicRun) play() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	host, port, _ := strings.Cut(b.ng, ":")
+	host, port, err := net.SplitHostPort(b.ng)
+	if err != nil {
+		b.code, b.stderr = -1, err.Error()
+		return
+	}
 	cmd := exec.CommandContext(ctx, "perl", "testdata/rtpengine-t/test-basic-"+b.script+".pl")
 	cmd.Env = append(os.Environ(), "RTPENGINE_HOST="+host, "RTPENGINE_PORT="+port,
 		"RTPE_TEST_V4_ADDRS=127.0.0.1", "RTPE_TEST_V6_ADDRS=::1",
@@ -76,7 +81,6 @@ func (b *basicRun) play() {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	var err error
 	if b.r == nil {
 		err = <-done
 	} else {
