@@ -4,8 +4,10 @@
 #     kamailio-tls-modules (SIP over TLS), kamailio-websocket-modules (SIP
 #     over WebSocket for the SIP.js browser test), rtpengine-daemon (the
 #     anchor ng tests compare with) and sip-tester (sipp) for
-#     internal/testpeer, and Debian's chromium for the headless-browser
-#     test (e2e/browser_test.go);
+#     internal/testpeer, Debian's chromium for the headless-browser
+#     test (e2e/browser_test.go), and the Perl modules rtpengine's
+#     t/test-basic-*.pl need besides rtpengine-utils' NGCP::Rtpengine::Test
+#     (e2e/rtpengine_basic_test.go);
 #   - with `npm ci`, e2e/browser's pinned npm packages (playwright-core, the
 #     Flashphoner Web SDK, SIP.js), when node_modules is missing or older than
 #     package-lock.json. Playwright's own browsers are never downloaded.
@@ -39,6 +41,19 @@ compgen -G '/usr/lib/*/kamailio/modules/tls.so' >/dev/null || missing+=(kamailio
 compgen -G '/usr/lib/*/kamailio/modules/websocket.so' >/dev/null || missing+=(kamailio-websocket-modules)
 # Headless Chromium for e2e/browser (websdk.mjs defaults to this path).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Perl modules that rtpengine-utils' NGCP::Rtpengine::Test and
+# NGCP::Rtpengine load but the package does not depend on, for rtpengine's
+# t/test-basic-*.pl (e2e/rtpengine_basic_test.go).
+declare -A perlmod=(
+	[Net::Interface]=libnet-interface-perl
+	[IO::Multiplex]=libio-multiplex-perl
+	[Crypt::OpenSSL::RSA]=libcrypt-openssl-rsa-perl
+	[Digest::CRC]=libdigest-crc-perl
+	[JSON]=libjson-perl
+)
+for mod in "${!perlmod[@]}"; do
+	perl -M"$mod" -e1 >/dev/null 2>&1 || missing+=("${perlmod[$mod]}")
+done
 
 if [ ${#missing[@]} -gt 0 ]; then
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

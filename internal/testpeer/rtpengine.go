@@ -39,14 +39,15 @@ func RtpengineArgs(ngAddr string, portMin, portMax int) []string {
 	}
 }
 
-// StartRtpengine runs rtpengine-daemon with media ports portMin–portMax and
-// returns once it answers an ng ping; it is stopped at cleanup, and its log
-// goes to t.Log when the test failed.
-func StartRtpengine(t testing.TB, portMin, portMax int) *Rtpengine {
+// StartRtpengine runs rtpengine-daemon with media ports portMin–portMax
+// (and extra arguments after RtpengineArgs, e.g. "--interface=::1" for an
+// IPv6 interface too) and returns once it answers an ng ping; it is stopped
+// at cleanup, and its log goes to t.Log when the test failed.
+func StartRtpengine(t testing.TB, portMin, portMax int, extra ...string) *Rtpengine {
 	t.Helper()
 	bin := lookBin(t, "rtpengine", "/usr/bin/rtpengine", "rtpengine-daemon")
 	ng := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreeUDPPort(t)))
-	p, err := startProc(bin, t.TempDir(), "", RtpengineArgs(ng, portMin, portMax)...)
+	p, err := startProc(bin, t.TempDir(), "", append(RtpengineArgs(ng, portMin, portMax), extra...)...)
 	if err != nil {
 		t.Fatalf("testpeer: rtpengine: %v", err)
 	}
