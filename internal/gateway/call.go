@@ -223,6 +223,9 @@ func (ua *userAgent) placeCall(r *client.CallRequest) error {
 		c.end("FAILED", 0, "media: "+err.Error())
 		return nil
 	}
+	if browser {
+		res.SDP = forSIP(res.SDP)
+	}
 	c.mu.Lock()
 	c.offer = offer
 	c.sipSDP = res.SDP
@@ -665,7 +668,7 @@ func (c *call) answer(req *client.AnswerRequest) error {
 		return fmt.Errorf("answer: %v", err)
 	}
 	if c.browser {
-		res.SDP = completeAnswer(sc.Offer, res.SDP)
+		res.SDP = forSIP(completeAnswer(sc.Offer, res.SDP))
 	}
 	c.mu.Lock()
 	c.sipSDP = res.SDP

@@ -54,12 +54,38 @@ func (c *call) request(isOffer bool, fromTag, toTag, source string, b []byte) *m
 	return r
 }
 
-// towardSIP: "ICE=remove RTP/AVP rtcp-mux-demux": plain RTP, RTCP on its
-// own port, for a SIP side that may know nothing else.
+// towardSIP: "ICE=remove RTP/AVP rtcp-mux-demux strip-extmap": plain RTP,
+// RTCP on its own port, no RTP header extensions, for a SIP side that may
+// know nothing else (webRTCOnly goes too).
 func towardSIP(r *media.Request) {
 	r.Secure.ICE = media.ICERemove
 	r.Secure.Protocol = "RTP/AVP"
 	r.RTCPMux.Demux = true
+	r.ExtmapStrip = []string{"all"}
+}
+
+// webRTCOnly are the attributes of a browser's SDP that only WebRTC uses:
+// stream and track ids, feedback for AVPF, reduced-size RTCP, mixed
+// header extensions. A SIP side gets none of them: its RTP/AVP has no
+// use for them, and a browser's SDP with them is too big for SIP over UDP
+// (over 1300 bytes, RFC 3261 §18.1.1), which an INVITE or a 200 must fit.
+var webRTCOnly = []string{"ssrc", "ssrc-group", "msid", "msid-semantic", "rtcp-fb", "rtcp-rsize", "extmap-allow-mixed"}
+
+// forSIP removes webRTCOnly from the SDP the engine wrote toward the SIP
+// side of a browser's call.
+func forSIP(b []byte) []byte {
+	s, err := sdp.Parse(b)
+	if err != nil {
+		return b
+	}
+	n := s.RemoveAttr(webRTCOnly...)
+	for _, m := range s.Media {
+		n += m.RemoveAttr(webRTCOnly...)
+	}
+	if n == 0 {
+		return b
+	}
+	return s.Marshal()
 }
 
 // answerToBrowser: "ICE=force DTLS=passive UDP/TLS/RTP/SAVPF

@@ -279,7 +279,7 @@ func clientMedia(t *testing.T, eng *media.Engine, c *call) media.MediaInfo {
 // certificate, DTLS passive; the sections sipp does not take (video, left
 // out of its answer, and the data channel, refused before SIP saw it) come
 // back refused with the browser's protocol and mid. sipp got plain
-// RTP/AVP without ICE. Audio flows both ways through the engine, which
+// RTP/AVP without ICE or WebRTC's stream attributes. Audio flows both ways through the engine, which
 // counts DTLS-SRTP with the client; hangup frees the engine's call.
 func TestBrowserCallThroughEngine(t *testing.T) {
 	eng, cert := newEngine(t, 26100)
@@ -312,7 +312,7 @@ func TestBrowserCallThroughEngine(t *testing.T) {
 	c.mu.Lock()
 	toSIP := string(c.sipSDP)
 	c.mu.Unlock()
-	for _, bad := range []string{"a=ice-", "a=candidate", "a=fingerprint", "a=setup", "SAVPF", "a=sctp"} {
+	for _, bad := range []string{"a=ice-", "a=candidate", "a=fingerprint", "a=setup", "SAVPF", "a=sctp", "a=ssrc", "a=msid", "a=rtcp-fb"} {
 		if strings.Contains(toSIP, bad) {
 			t.Errorf("the INVITE's SDP has %q:\n%s", bad, toSIP)
 		}
@@ -581,9 +581,9 @@ func TestIncomingCallToBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// answer's step after the engine: the refused section as offered.
-	toSIP := string(completeAnswer(sipOffer, res.SDP))
+	toSIP := string(forSIP(completeAnswer(sipOffer, res.SDP)))
 	if !strings.Contains(toSIP, "m=audio 261") || !strings.Contains(toSIP, " RTP/AVP ") || strings.Contains(toSIP, "a=ice-") ||
-		strings.Contains(toSIP, "a=fingerprint") || strings.Contains(toSIP, "a=rtcp-mux") || strings.Contains(toSIP, "BUNDLE") ||
+		strings.Contains(toSIP, "a=fingerprint") || strings.Contains(toSIP, "a=rtcp-mux") || strings.Contains(toSIP, "BUNDLE") || strings.Contains(toSIP, "a=ssrc") ||
 		!strings.Contains(toSIP, "m=application 0 TCP/BFCP *\r\na=mid:2\r\n") {
 		t.Errorf("the answer to SIP:\n%s", toSIP)
 	}
