@@ -279,8 +279,9 @@ func clientMedia(t *testing.T, eng *media.Engine, c *call) media.MediaInfo {
 // certificate, DTLS passive; the sections sipp does not take (video, left
 // out of its answer, and the data channel, refused before SIP saw it) come
 // back refused with the browser's protocol and mid. sipp got plain
-// RTP/AVP without ICE or WebRTC's stream attributes. Audio flows both ways through the engine, which
-// counts DTLS-SRTP with the client; hangup frees the engine's call.
+// RTP/AVP without ICE or WebRTC's stream attributes. Audio flows both ways
+// through the engine, which counts DTLS-SRTP with the client; hangup frees
+// the engine's call.
 func TestBrowserCallThroughEngine(t *testing.T) {
 	eng, cert := newEngine(t, 26100)
 	uas := testpeer.StartSipp(t, "uas_echo", "-t", "t1") // a browser's INVITE is too big for UDP
