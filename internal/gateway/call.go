@@ -379,7 +379,11 @@ func (c *call) wait(ctx context.Context) {
 // browser keeps its ICE and DTLS: the engine's offer toward it, dropped
 // here, keeps the same credentials and fingerprint).
 func (c *call) Reinvite(offer []byte) ([]byte, error) {
-	if _, err := c.ua.g.Media.Offer(c.request(true, tagSIP, tagClient, "sip", refuseNonRTP(offer))); err != nil {
+	toEngine := offer
+	if c.browser {
+		toEngine = refuseNonRTP(offer)
+	}
+	if _, err := c.ua.g.Media.Offer(c.request(true, tagSIP, tagClient, "sip", toEngine)); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
