@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/rtcgate/rtcgate/internal/testpeer"
+	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // browserCallEnv is what a browser's call needs: Debian's Chromium, node
 // with e2e/browser's packages, and rtcgate in front of Kamailio, where
-// "echo" is a sipp UAS echoing RTP; the WebRTC bridge on loopback.
+// "echo" is a sipp UAS echoing RTP; browsers get the media engine's
+// loopback address.
 func browserCallEnv(t *testing.T) (chromium, node string, e *sipEnv) {
 	t.Helper()
 	chromium = needTool(t, "chromium", "chromium")
@@ -26,8 +28,8 @@ func browserCallEnv(t *testing.T) (chromium, node string, e *sipEnv) {
 // TestWebRTCCallInChromium places a real WebRTC call: the Flashphoner Web
 // SDK in Debian's headless Chromium (fake microphone) registers a Kamailio
 // user through rtcgate and calls "echo", a sipp UAS that echoes RTP. The
-// browser's ICE and DTLS-SRTP end in rtcgate's WebRTC bridge, which hands
-// the media relay plain RTP toward sipp. The call must reach ESTABLISHED;
+// browser's ICE and DTLS-SRTP end in rtcgate's media relay, which sends
+// sipp plain RTP. The call must reach ESTABLISHED;
 // RTCPeerConnection.getStats() must then show audio sent and audio received
 // (sipp's echo, back through rtcgate), in PCMU, the codec sipp answered;
 // hangup must give FINISH.
@@ -83,12 +85,28 @@ func TestWebRTCCallInChromium(t *testing.T) {
 	if out.Stats.InboundCodec != "audio/PCMU" || out.Stats.OutboundCodec != "audio/PCMU" {
 		fail("codecs in/out %q/%q, want audio/PCMU both ways", out.Stats.InboundCodec, out.Stats.OutboundCodec)
 	}
-	// rtcgate's answer is the bridge's: ICE-lite, DTLS-SRTP, a loopback
-	// candidate (webrtc-address), and that is where media went.
-	for _, want := range []string{"a=ice-lite", "UDP/TLS/RTP/SAVPF", "a=fingerprint:", " 127.0.0.1 "} {
+	// rtcgate's answer is the media relay's: ICE, DTLS-SRTP (passive: the
+	// browser offered actpass), rtcp-mux, a loopback candidate
+	// (webrtc-address) on one of the relay's ports, and that is where
+	// media went.
+	for _, want := range []string{"UDP/TLS/RTP/SAVPF", "a=fingerprint:sha-256 ", "a=setup:passive", "a=ice-ufrag:", "a=rtcp-mux", " 127.0.0.1 "} {
 		if !strings.Contains(out.RemoteSDP, want) {
 			fail("rtcgate's answer lacks %q:\n%s", want, out.RemoteSDP)
 		}
+	}
+	// The relay's ports are port-min..port-max (30000–40000 by default);
+	// nothing else faces the browser.
+	var relayPort uint16
+	for _, l := range strings.Split(out.RemoteSDP, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "a=candidate:"); ok {
+			if c, err := webrtcbridge.ParseCandidate(v); err == nil && c.Component == 1 {
+				relayPort = c.Addr.Port()
+				break
+			}
+		}
+	}
+	if relayPort < 30000 || relayPort > 40000 {
+		fail("the answer's candidate port %d is not one of the relay's (30000-40000):\n%s", relayPort, out.RemoteSDP)
 	}
 	if !strings.HasPrefix(out.Stats.RemoteCandidate, "127.0.0.1:") {
 		fail("media went to %q, want rtcgate's 127.0.0.1 candidate", out.Stats.RemoteCandidate)

@@ -104,7 +104,7 @@ func scenarioCalls(ctx context.Context, env *runEnv, c *rtcgatechild.Child, s *s
 	var wg sync.WaitGroup
 	for i, cl := range clients {
 		wg.Go(func() {
-			sdp := offer(20000 + 2*i) // a distinct port per client; nothing is sent to it
+			sdp := offer(20000+2*i, cfg.webrtc) // a distinct port per client; nothing is sent to it
 			for n := 0; !stop.Load() && ctx.Err() == nil && time.Now().Before(hardStop); n++ {
 				if started.Add(1) > uint64(cfg.maxCalls) {
 					return

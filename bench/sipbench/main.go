@@ -29,7 +29,9 @@
 //	    p50/p99, teardown (hangup → finish), CPU-ms per call of rtcgate,
 //	    Kamailio, sipp and this program, hooks per call (the backend's,
 //	    by method), and sipp's own counts. No RTP flows: the client's SDP
-//	    is a plain RTP/AVP offer and rtcgate's relay only allocates ports.
+//	    is a plain RTP/AVP offer (with -webrtc a browser's WebRTC offer:
+//	    ICE, DTLS fingerprint, rtcp-mux) and rtcgate's relay only
+//	    allocates ports (and, for WebRTC, its ICE/DTLS side).
 //
 // Every loop is bounded in count and time. It prints a table against the
 // target and a final line of JSON with every figure. Exit status: 0 both
@@ -78,6 +80,7 @@ type config struct {
 	logLevel     int
 	kamChildren  int
 	cpuProfile   string
+	webrtc       bool
 
 	users          int
 	regConcurrency int
@@ -115,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.callTimeout, "call-timeout", 10*time.Second, "(b) longest a call may take to talk, and then to finish after hangup")
 	fs.IntVar(&cfg.maxCalls, "max-calls", 1000000, "(b) most calls to start in the phase")
 	fs.StringVar(&cfg.callee, "callee", "uas", "(b) the user Kamailio routes to sipp")
+	fs.BoolVar(&cfg.webrtc, "webrtc", false, "(b) the clients offer WebRTC (ICE, DTLS-SRTP) as a browser does: rtcgate's cost of a browser call's setup and teardown (no media flows)")
 	if err := benchrun.Parse(fs, args); err != nil {
 		return nil, err
 	}

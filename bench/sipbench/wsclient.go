@@ -198,8 +198,23 @@ func firstOf(f frame) string {
 
 // offer is the client's SDP: a plain RTP/AVP audio offer, as
 // e2e/sip_test.go's rtpPeer sends (rtcgate relays RTP; no packet flows in
-// this benchmark, so the port is only a number).
-func offer(port int) string {
-	return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
-		"m=audio " + strconv.Itoa(port) + " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+// this benchmark, so the port is only a number); with webrtc, an audio
+// offer as Chromium's Web SDK sends it (ICE credentials and a host
+// candidate, a DTLS fingerprint, rtcp-mux), which no ICE check or DTLS
+// handshake follows.
+func offer(port int, webrtc bool) string {
+	if !webrtc {
+		return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+			"m=audio " + strconv.Itoa(port) + " RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+	}
+	p := strconv.Itoa(port)
+	return "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n" +
+		"a=msid-semantic: WMS sipbench\r\n" +
+		"m=audio " + p + " UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 127.0.0.1\r\na=rtcp:" + p + " IN IP4 127.0.0.1\r\n" +
+		"a=candidate:1 1 udp 2122260223 127.0.0.1 " + p + " typ host generation 0\r\n" +
+		"a=ice-ufrag:Cs7a\r\na=ice-pwd:b8Y6lVn8N4x0oUqXPY8YcXaT\r\na=ice-options:trickle\r\n" +
+		"a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n" +
+		"a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=msid:sipbench audio\r\na=rtcp-mux\r\n" +
+		"a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n" +
+		"a=rtpmap:126 telephone-event/8000\r\na=ssrc:3735928559 cname:sipbench\r\n"
 }

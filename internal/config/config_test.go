@@ -155,7 +155,7 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"hooks queue bytes", "hooks-queue-max-bytes: 10\n", nil, nil, "hooks-queue-max-bytes", "at least 65536"},
 		{"hooks backoff", "hooks-max-backoff: 1ms\n", nil, nil, "hooks-max-backoff", "at least 100ms"},
 		{"hooks redis claim", "hooks-redis-claim-after: 10ms\n", nil, nil, "hooks-redis-claim-after", "at least 100ms"},
-		{"webrtc address", "webrtc-address: 0.0.0.0\n", nil, nil, "webrtc-address", "IP address of this host"},
+		{"webrtc address", "webrtc-address: 0.0.0.0\n", nil, nil, "webrtc-address", "IP address browsers can reach"},
 		{"webrtc ports", "webrtc-port-min: 50001\n", nil, nil, "webrtc-port-min", "webrtc-port-min <= webrtc-port-max"},
 		{"bad sip address", "listen-sip: 'x:y'\n", nil, nil, "listen-sip", "bad port"},
 		{"sip expires", "sip-register-expires: 5s\n", nil, nil, "sip-register-expires", "at least 10s"},

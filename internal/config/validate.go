@@ -159,7 +159,7 @@ func (c *Config) Validate() error {
 	}
 	if c.WebRTCAddress != "" {
 		if a, err := netip.ParseAddr(c.WebRTCAddress); err != nil || a.IsUnspecified() {
-			return keyErr("webrtc-address", "%q: want an IP address of this host", c.WebRTCAddress)
+			return keyErr("webrtc-address", "%q: want an IP address browsers can reach", c.WebRTCAddress)
 		}
 	}
 	if c.WebRTCPortMin < 1 || c.WebRTCPortMax > 65535 || c.WebRTCPortMin > c.WebRTCPortMax {

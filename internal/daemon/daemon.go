@@ -40,7 +40,6 @@ import (
 	"github.com/rtcgate/rtcgate/internal/stats"
 	"github.com/rtcgate/rtcgate/internal/status"
 	"github.com/rtcgate/rtcgate/internal/version"
-	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // listener is an opened listener and what serves it.
@@ -218,16 +217,20 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 		// it and carry its events. Its Stack is bound in Start.
 		d.sipGateway = &gateway.Gateway{Media: d.Media, Notify: gw, Log: logs.Logger("sip", "SIP gateway")}
 		if cfg.WebRTC {
+			// "" leaves the engine's interface address (or its
+			// advertised one) in what browsers get.
 			addr, _ := netip.ParseAddr(cfg.WebRTCAddress) // validated
-			if !addr.IsValid() {
-				addr = d.Media.Interfaces()[0].Address
-			}
-			d.sipGateway.WebRTC = webrtcbridge.Config{Address: addr, PortMin: uint16(cfg.WebRTCPortMin),
-				PortMax: uint16(cfg.WebRTCPortMax), Log: logs.Logger("webrtc", "WebRTC media of browsers' calls")}
+			d.sipGateway.WebRTC = gateway.WebRTC{Enabled: true, Address: addr}
 		}
 		gw.Next = d.sipGateway
 		d.sipGateway.RegisterCLI(d.CLI)
 		d.Metrics.MustRegister(d.sipGateway.Collectors()...)
+	}
+	if def := config.Defaults(); cfg.WebRTCPortMin != def.WebRTCPortMin || cfg.WebRTCPortMax != def.WebRTCPortMax {
+		// Kept parseable for old configurations; browsers' media is the
+		// engine's now.
+		d.Log.Warn("webrtc-port-min and webrtc-port-max no longer apply: browsers' media comes from port-min..port-max",
+			"webrtc-port-min", cfg.WebRTCPortMin, "webrtc-port-max", cfg.WebRTCPortMax)
 	}
 
 	proxies, err := client.ParseProxies(cfg.ClientTrustedProxies)

@@ -101,3 +101,50 @@ func TestPhonePageWhenAsked(t *testing.T) {
 		})
 	}
 }
+
+// TestWebRTCKeys: webrtc and webrtc-address reach the SIP gateway (the
+// address browsers get; "" leaves the engine's); webrtc-port-min and
+// webrtc-port-max are still accepted but no longer used, and say so once
+// at start when changed — not when left at their defaults.
+func TestWebRTCKeys(t *testing.T) {
+	build := func(over ...config.Override) (*Daemon, string) {
+		t.Helper()
+		over = append([]config.Override{{Key: "state-file", Value: filepath.Join(t.TempDir(), "state.json")},
+			{Key: "listen-sip", Value: "127.0.0.1:0"}}, over...)
+		cfg, err := config.Load("", nil, over)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		d, err := New(cfg, &logs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := d.Shutdown(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+		return d, logs.String()
+	}
+	d, logs := build()
+	if w := d.sipGateway.WebRTC; !w.Enabled || w.Address.IsValid() {
+		t.Errorf("defaults: %+v, want WebRTC on with the engine's address", w)
+	}
+	if strings.Contains(logs, "webrtc-port-min") {
+		t.Errorf("a warning with the defaults: %s", logs)
+	}
+	d, logs = build(config.Override{Key: "webrtc-address", Value: "192.0.2.7"}, config.Override{Key: "webrtc-port-min", Value: "41000"})
+	if w := d.sipGateway.WebRTC; !w.Enabled || w.Address.String() != "192.0.2.7" {
+		t.Errorf("webrtc-address 192.0.2.7: %+v", w)
+	}
+	if n := strings.Count(logs, "webrtc-port-min and webrtc-port-max no longer apply"); n != 1 {
+		t.Errorf("%d warnings about webrtc-port-min, want 1: %s", n, logs)
+	}
+	d, _ = build(config.Override{Key: "webrtc", Value: "false"})
+	if d.sipGateway.WebRTC.Enabled {
+		t.Error("webrtc false left WebRTC on")
+	}
+}

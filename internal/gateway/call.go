@@ -34,8 +34,10 @@ type call struct {
 	info     map[string]any // the call object of events: callId, caller, callee…
 	started  time.Time
 
+	browser bool // the client's media is WebRTC, which the engine speaks toward it (request)
+
 	mu        sync.Mutex
-	bridge    *webrtcbridge.Bridge // the browser's WebRTC media, when it has some
+	offer     []byte // outgoing: the client's offer, as the engine got it
 	sip       *sipua.Call
 	sipSDP    []byte // the last SDP rtcgate sent to the SIP side
 	hangingUp bool
@@ -79,8 +81,8 @@ func (c *call) do(op func()) {
 	}()
 }
 
-func (ua *userAgent) newCall(id string, incoming bool, info map[string]any) (*call, error) {
-	c := &call{ua: ua, id: id, mediaID: "gw-" + newID(), incoming: incoming, info: info, done: make(chan struct{}),
+func (ua *userAgent) newCall(id string, incoming, browser bool, info map[string]any) (*call, error) {
+	c := &call{ua: ua, id: id, mediaID: "gw-" + newID(), incoming: incoming, browser: browser, info: info, done: make(chan struct{}),
 		started: time.Now()}
 	info["callId"], info["incoming"] = id, incoming
 	ua.mu.Lock()
@@ -201,34 +203,31 @@ func (ua *userAgent) placeCall(r *client.CallRequest) error {
 	}
 	info := map[string]any{"caller": ua.cfg.Login, "callee": req.Callee, "visibleName": req.VisibleName,
 		"hasAudio": audio, "hasVideo": video, "mediaProvider": req.MediaProvider}
-	c, err := ua.newCall(req.CallID, false, info)
+	offer := []byte(req.SDP)
+	browser := webrtcbridge.IsWebRTC(offer)
+	c, err := ua.newCall(req.CallID, false, browser, info)
 	if err != nil {
 		return err
 	}
-	offer := []byte(req.SDP)
-	if webrtcbridge.IsWebRTC(offer) {
-		// A browser: its DTLS-SRTP ends in a bridge, which hands the
-		// engine plain RTP.
-		if !ua.g.WebRTC.Address.IsValid() {
-			c.end("FAILED", 0, "WebRTC media is not enabled (webrtc-address)")
+	if browser {
+		// A browser: the engine ends its ICE and DTLS-SRTP and offers
+		// SIP plain RTP.
+		if !ua.g.WebRTC.Enabled {
+			c.end("FAILED", 0, "WebRTC media is not enabled (webrtc)")
 			return nil
 		}
-		b, plain, err := webrtcbridge.NewFromOffer(ua.g.WebRTC, offer)
-		if err != nil {
-			c.end("FAILED", 0, "WebRTC: "+err.Error())
-			return nil
-		}
-		c.mu.Lock()
-		c.bridge = b
-		c.mu.Unlock()
-		offer = plain
+		offer = refuseNonRTP(offer)
 	}
-	res, err := ua.g.Media.Offer(&media.Request{CallID: c.mediaID, FromTag: tagClient, SDP: offer, Source: "client"})
+	res, err := ua.g.Media.Offer(c.request(true, tagClient, "", "client", offer))
 	if err != nil {
 		c.end("FAILED", 0, "media: "+err.Error())
 		return nil
 	}
+	if browser {
+		res.SDP = forSIP(res.SDP)
+	}
 	c.mu.Lock()
+	c.offer = offer
 	c.sipSDP = res.SDP
 	c.mu.Unlock()
 	// The dialog outlives this request: not the client frame's context.
@@ -285,24 +284,23 @@ func (c *call) Progress(code int, reason string, body []byte) {
 	}
 }
 
-// remoteAnswer passes the SIP side's answer through the media engine (and
-// the WebRTC bridge) and gives the client its SDP.
+// remoteAnswer passes the SIP side's answer through the media engine and
+// gives the client its SDP. The engine keeps what it told a browser (ICE
+// credentials, fingerprint, DTLS role) across the answers of one call:
+// early media's and the final one's.
 func (c *call) remoteAnswer(body []byte) bool {
-	res, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagClient, ToTag: tagSIP, SDP: body, Source: "sip"})
+	res, err := c.ua.g.Media.Answer(c.request(false, tagClient, tagSIP, "sip", body))
 	if err != nil {
 		c.ua.g.log().Warn("answer SDP refused by the media engine", "err", err)
 		return false
 	}
 	answer := res.SDP
 	c.mu.Lock()
-	b, sent := c.bridge, c.sdpSent
+	sent, offer := c.sdpSent, c.offer
 	c.sdpSent = true
 	c.mu.Unlock()
-	if b != nil {
-		if answer, err = b.Answer(answer); err != nil {
-			c.ua.g.log().Warn("answer SDP refused by the WebRTC bridge", "err", err)
-			return false
-		}
+	if c.browser {
+		answer = completeAnswer(offer, answer)
 	}
 	// Early media's SDP (183) is the answer: the SDK takes a second
 	// setRemoteSDP for a new offer, which a stable connection refuses.
@@ -350,11 +348,7 @@ func (c *call) end(status string, code int, reason string) {
 		return
 	}
 	c.ended = true
-	b := c.bridge
 	c.mu.Unlock()
-	if b != nil {
-		b.Close()
-	}
 	if _, err := c.ua.g.Media.Delete(c.mediaID, "", "", 0, false); err != nil && !errors.Is(err, media.ErrUnknownCallID) {
 		c.ua.g.log().Warn("media not freed", "err", err)
 	}
@@ -381,9 +375,15 @@ func (c *call) wait(ctx context.Context) {
 // Reinvite implements sipua.CallHandler: a re-INVITE from the far end (hold,
 // a new address, a session refresh). The engine learns the new offer; the
 // answer is the SDP rtcgate last sent, its direction mirrored and its
-// version raised. The client's media session is not renegotiated.
+// version raised. The client's media session is not renegotiated (a
+// browser keeps its ICE and DTLS: the engine's offer toward it, dropped
+// here, keeps the same credentials and fingerprint).
 func (c *call) Reinvite(offer []byte) ([]byte, error) {
-	if _, err := c.ua.g.Media.Offer(&media.Request{CallID: c.mediaID, FromTag: tagSIP, ToTag: tagClient, SDP: offer, Source: "sip"}); err != nil {
+	toEngine := offer
+	if c.browser {
+		toEngine = refuseNonRTP(offer)
+	}
+	if _, err := c.ua.g.Media.Offer(c.request(true, tagSIP, tagClient, "sip", toEngine)); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -509,7 +509,7 @@ func (c *call) hold(ctx context.Context, on bool) error {
 			return
 		}
 		// The far end may move its media: the engine learns its answer.
-		if _, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagClient, ToTag: tagSIP, SDP: answer, Source: "sip"}); err != nil {
+		if _, err := c.ua.g.Media.Answer(c.request(false, tagClient, tagSIP, "sip", answer)); err != nil {
 			c.ua.g.log().Warn("re-INVITE answer refused by the media engine", "err", err)
 		}
 		c.report(status, 200, "OK")
@@ -517,16 +517,8 @@ func (c *call) hold(ctx context.Context, on bool) error {
 	return nil
 }
 
-// sendDTMF sends the client's digits. A browser call (it has a WebRTC
-// bridge) asking for type RFC2833, the SDK's default, or for none gets
-// RFC 4733 events in its own RTP stream, which the engine relays to the
-// far end like any media: that is what the type asks for, and what gateways
-// and IVRs that ignore INFO understand. Otherwise (type INFO or
-// INFO_RELAY, or a client whose media does not pass through a bridge, so
-// rtcgate has no stream to put events in) each digit goes as a SIP INFO
-// (application/dtmf-relay). The in-band path falls back to INFO when the
-// far end did not negotiate telephone-event or the browser has not sent
-// audio yet, so the digits still arrive.
+// sendDTMF sends the client's digits, each as a SIP INFO
+// (application/dtmf-relay), whatever the type asked for.
 func (c *call) sendDTMF(ctx context.Context, req *client.DTMFRequest) error {
 	action := client.Running(ctx)
 	var digits string
@@ -544,28 +536,9 @@ func (c *call) sendDTMF(ctx context.Context, req *client.DTMFRequest) error {
 	if err != nil {
 		return err
 	}
-	var b *webrtcbridge.Bridge
-	if t := strings.ToUpper(req.Type); t == "" || t == "RFC2833" {
-		c.mu.Lock()
-		b = c.bridge
-		c.mu.Unlock()
-	}
 	digits = strings.ToUpper(digits)
 	c.do(func() {
-		if b != nil {
-			// Through c.do like INFO, so digits and the client's other
-			// in-call actions keep their order; SendDTMF returns once the
-			// last event is sent.
-			err := b.SendDTMF(digits, dtmfDuration)
-			if err == nil {
-				return
-			}
-			if !errors.Is(err, webrtcbridge.ErrNoTelephoneEvent) && !errors.Is(err, webrtcbridge.ErrNoMedia) {
-				c.tell(client.Fail(action, "in-band DTMF failed: "+err.Error()))
-				return
-			}
-			c.ua.g.log().Debug("in-band DTMF not possible, sending INFO", "reason", err)
-		}
+		// PlayDTMF: wired at merge
 		for _, d := range digits {
 			ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 			err := sc.Info(ctx, "application/dtmf-relay", fmt.Appendf(nil, "Signal=%c\r\nDuration=%d\r\n", d, dtmfDuration.Milliseconds()))
@@ -613,7 +586,7 @@ func (ua *userAgent) IncomingCall(sc *sipua.Call) sipua.CallHandler {
 	audio, video := mediaKinds(sc.Offer)
 	info := map[string]any{"caller": userOf(sc.From), "callee": userOf(sc.To), "visibleName": sc.DisplayName,
 		"hasAudio": audio, "hasVideo": video, "mediaProvider": "WebRTC"}
-	c, err := ua.newCall(newID(), true, info)
+	c, err := ua.newCall(newID(), true, ua.webRTC(), info)
 	if err != nil {
 		go sc.Reject(480, "Temporarily Unavailable")
 		return refused{}
@@ -641,24 +614,17 @@ func (c *call) offerToClient(sc *sipua.Call) {
 		sc.Reject(488, "Not Acceptable Here")
 		return
 	}
-	res, err := c.ua.g.Media.Offer(&media.Request{CallID: c.mediaID, FromTag: tagSIP, SDP: sc.Offer, Source: "sip"})
+	offer := sc.Offer
+	if c.browser {
+		offer = refuseNonRTP(offer)
+	}
+	res, err := c.ua.g.Media.Offer(c.request(true, tagSIP, "", "sip", offer))
 	if err != nil {
+		c.ua.g.log().Info("incoming call's SDP refused by the media engine", "err", err)
 		sc.Reject(488, "Not Acceptable Here")
 		return
 	}
 	toClient := res.SDP
-	if c.ua.webRTC() {
-		b, offer, err := webrtcbridge.NewForOffer(c.ua.g.WebRTC, toClient)
-		if err != nil {
-			c.ua.g.log().Warn("incoming call's SDP refused by the WebRTC bridge", "err", err)
-			sc.Reject(488, "Not Acceptable Here")
-			return
-		}
-		c.mu.Lock()
-		c.bridge = b
-		c.mu.Unlock()
-		toClient = offer
-	}
 	ev := copyMap(c.info)
 	ev["status"] = "RING"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -701,18 +667,12 @@ func (c *call) answer(req *client.AnswerRequest) error {
 	if err != nil {
 		return err
 	}
-	answer := []byte(req.SDP)
-	c.mu.Lock()
-	b := c.bridge
-	c.mu.Unlock()
-	if b != nil {
-		if answer, err = b.Accept(answer); err != nil {
-			return fmt.Errorf("answer: WebRTC: %v", err)
-		}
-	}
-	res, err := c.ua.g.Media.Answer(&media.Request{CallID: c.mediaID, FromTag: tagSIP, ToTag: tagClient, SDP: answer, Source: "client"})
+	res, err := c.ua.g.Media.Answer(c.request(false, tagSIP, tagClient, "client", []byte(req.SDP)))
 	if err != nil {
 		return fmt.Errorf("answer: %v", err)
+	}
+	if c.browser {
+		res.SDP = forSIP(completeAnswer(sc.Offer, res.SDP))
 	}
 	c.mu.Lock()
 	c.sipSDP = res.SDP

@@ -22,7 +22,6 @@ import (
 	"github.com/rtcgate/rtcgate/internal/client"
 	"github.com/rtcgate/rtcgate/internal/media"
 	"github.com/rtcgate/rtcgate/internal/sipua"
-	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // Gateway is the SIP gateway: the client sessions' Handler behind the
@@ -31,10 +30,9 @@ type Gateway struct {
 	SIP    *sipua.Stack
 	Media  *media.Engine
 	Notify client.Notifier // who tells the client and the backend; nil: the client only
-	// WebRTC is where a browser's media (ICE, DTLS-SRTP) is terminated: a
-	// call whose client SDP is WebRTC gets a webrtcbridge.Bridge between
-	// the browser and the media engine. A zero Address turns that off.
-	WebRTC webrtcbridge.Config
+	// WebRTC says whether browsers' calls get WebRTC media (ICE,
+	// DTLS-SRTP), which the media engine speaks toward them.
+	WebRTC WebRTC
 	// CloseTimeout bounds how long ending a session's calls and
 	// registration may take (default DefaultCloseTimeout).
 	CloseTimeout time.Duration
@@ -306,9 +304,9 @@ func (g *Gateway) Disconnected(s client.Session, _ string) {
 
 // webRTC reports whether the session's client takes WebRTC media: it said
 // so in mediaProviders (the Web SDK sends ["WebRTC"]) and the gateway has
-// an address for it.
+// WebRTC on.
 func (ua *userAgent) webRTC() bool {
-	if !ua.g.WebRTC.Address.IsValid() {
+	if !ua.g.WebRTC.Enabled {
 		return false
 	}
 	providers, _ := ua.s.Config()["mediaProviders"].([]any)

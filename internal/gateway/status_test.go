@@ -23,11 +23,11 @@ func TestStatus(t *testing.T) {
 	}
 	ua := agentOf(s)
 	ua.registration(sipua.Registered, 200, "OK")
-	first, err := ua.newCall("c1", false, map[string]any{"caller": "alice", "callee": "bob"})
+	first, err := ua.newCall("c1", false, false, map[string]any{"caller": "alice", "callee": "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, _ := ua.newCall("c2", true, map[string]any{"caller": "carol", "callee": "alice"})
+	second, _ := ua.newCall("c2", true, false, map[string]any{"caller": "carol", "callee": "alice"})
 	first.report("RING", 180, "Ringing")
 	second.report("ESTABLISHED", 200, "OK")
 	st, _ = g.Status(s)

@@ -33,7 +33,7 @@ func TestGatewayLostCalls(t *testing.T) {
 	g.Established(lost)
 	ua := agentOf(lost)
 	newCall := func(id string, incoming bool, info map[string]any) *call {
-		c, err := ua.newCall(id, incoming, info)
+		c, err := ua.newCall(id, incoming, false, info)
 		if err != nil {
 			t.Fatal(err)
 		}
