@@ -41,6 +41,7 @@ type wsConn struct {
 
 	nc       net.Conn        // the TCP connection under the library
 	raw      syscall.RawConn // its socket, registered under Go's own fd reference
+	polled   atomic.Bool     // raw is in the readiness set (else a goroutine reads for good)
 	br       *bufio.Reader   // the library reads through it: Buffered() says whether frames wait
 	key      uint64          // slot | generation<<32 in the readiness set
 	reading  atomic.Bool
@@ -90,7 +91,7 @@ func (w *wsConn) closeNow() {
 func (w *wsConn) done() {
 	a := w.at()
 	a.s.detach(a.gen, time.Now())
-	if w.raw != nil {
+	if w.polled.Load() {
 		w.h.ready.release(w)
 	}
 }
@@ -123,7 +124,7 @@ func (w *wsConn) read() {
 		} else {
 			w.handleFrame(ctx, data)
 		}
-		if w.raw == nil || w.br.Buffered() > 0 || w.waitReadable(hotWindow) {
+		if !w.polled.Load() || w.br.Buffered() > 0 || w.waitReadable(hotWindow) {
 			continue
 		}
 		break // quiet: back to the readiness set

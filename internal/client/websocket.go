@@ -71,6 +71,9 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// The handler returns either way, so that net/http frees the request
 	// and its connection state (about 2.5 KiB per held session).
 	if ws.raw != nil {
+		// polled is set before add and cleared on failure, never by
+		// writing raw: a Hub.Close may end the WebSocket meanwhile.
+		ws.polled.Store(true)
 		if err := h.ready.add(ws); err == nil {
 			// A first frame that came with the handshake is already off
 			// the socket: it will not signal it.
@@ -79,7 +82,8 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		ws.raw = nil
+		ws.polled.Store(false)
+		h.ready.release(ws)
 	}
 	ws.reading.Store(true)
 	go ws.read() // TLS, or no readiness set: a goroutine reads for good
