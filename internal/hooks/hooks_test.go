@@ -345,15 +345,18 @@ func TestDisconnectedWhileWaiting(t *testing.T) {
 	next := &countingNext{}
 	h.Next = next
 	const enders, each = 4, 200
-	var started atomic.Int64
+	// returned counts calls that returned: each is registered, so a Wait
+	// begun after must cover it (counting before the call raced with its
+	// registration: "790 reports done of 791").
+	var returned atomic.Int64
 	var wg sync.WaitGroup
 	for range enders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range each {
-				started.Add(1)
 				h.Disconnected(newFakeSession(), "shutdown")
+				returned.Add(1)
 			}
 		}()
 	}
@@ -367,7 +370,7 @@ func TestDisconnectedWhileWaiting(t *testing.T) {
 				return
 			default:
 			}
-			before := started.Load()
+			before := returned.Load()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := h.Wait(ctx)
 			cancel()
@@ -376,7 +379,7 @@ func TestDisconnectedWhileWaiting(t *testing.T) {
 				return
 			}
 			if got := next.ended.Load(); got < before {
-				waited <- fmt.Errorf("Wait returned with %d reports done of %d started before it", got, before)
+				waited <- fmt.Errorf("Wait returned with %d reports done of %d calls returned before it", got, before)
 				return
 			}
 		}
