@@ -22,12 +22,15 @@ import (
 // engine is closed when its test ends, and the tests run one by one).
 var dtmfEngines atomic.Int32
 
-func dtmfEngine(t *testing.T) *Engine {
+func dtmfEngine(t *testing.T) *Engine { return dtmfEngineQueue(t, 0) }
+
+// dtmfEngineQueue is dtmfEngine with Config.MaxDTMFQueue.
+func dtmfEngineQueue(t *testing.T, queue int) *Engine {
 	t.Helper()
 	base := 25800 + 20*int((dtmfEngines.Add(1)-1)%10)
 	return newEngineWith(t, Config{
 		Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
-		PortMin:    base, PortMax: base + 19, KernelForwarding: KernelAuto,
+		PortMin:    base, PortMax: base + 19, KernelForwarding: KernelAuto, MaxDTMFQueue: queue,
 	})
 }
 
@@ -289,8 +292,7 @@ func TestPlayDTMFErrors(t *testing.T) {
 // TestQueueDTMF: queued requests play in order behind each other and
 // QueueDTMF returns at once; past the queue's bound it refuses.
 func TestQueueDTMF(t *testing.T) {
-	e := dtmfEngine(t)
-	e.cfg.MaxDTMFQueue = 4
+	e := dtmfEngineQueue(t, 4)
 	a, b := newPeer(t, "127.0.0.1"), newPeer(t, "127.0.0.1")
 	toA, _ := dtmfCall(t, e, "q", a, b, true)
 	stop := make(chan struct{})
