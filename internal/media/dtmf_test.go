@@ -174,8 +174,9 @@ func checkStream(t *testing.T, pkts []*rtp.Packet, ssrc uint32, eventPT uint8, c
 
 // TestPlayDTMFPlain: digits played into a's stream reach b as RFC 4733
 // events in a's stream, with a's audio renumbered around them; the
-// injected packets count as a's; `list sessions` tells why the stream
-// stays in userspace.
+// injected packets count as a's. With kernel forwarding, the stream comes
+// back from the kernel for it, and `list sessions` tells why it stays in
+// userspace.
 func TestPlayDTMFPlain(t *testing.T) {
 	e := dtmfEngine(t)
 	a, b := newPeer(t, "127.0.0.1"), newPeer(t, "127.0.0.1")
@@ -203,6 +204,14 @@ func TestPlayDTMFPlain(t *testing.T) {
 	case <-firstAudio:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no audio through the relay")
+	}
+	if e.kernel != nil {
+		// The kernel forwards a's stream until the digits come.
+		for deadline := time.Now().Add(5 * time.Second); streamInfo(t, e, "d", "a", false).Path != PathKernel; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("a's stream never kernel-forwarded: %s", streamInfo(t, e, "d", "a", false).Path)
+			}
+		}
 	}
 	before := userPackets(e, "d", "a", false)
 	start := time.Now()
