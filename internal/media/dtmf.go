@@ -353,6 +353,10 @@ type injector struct {
 	queue   []*dtmfJob
 	queued  int  // digits in queue
 	playing bool // a playQueue goroutine serves the queue
+
+	// lastEnd is when the last event ended, for the pause before the next
+	// (only the playQueue goroutine, one at a time, uses it).
+	lastEnd time.Time
 }
 
 // newer reports whether sequence number a comes after b (RFC 1982).
@@ -467,13 +471,12 @@ func (j *injector) dequeue() *dtmfJob {
 // playQueue plays a party's queued digits in order, one goroutine per
 // party while there are any.
 func (e *Engine) playQueue(c *call, sd *side, j *injector) {
-	var lastEnd time.Time
 	for job := j.dequeue(); job != nil; job = j.dequeue() {
-		job.done <- e.playJob(c, sd, j, job, &lastEnd)
+		job.done <- e.playJob(c, sd, j, job)
 	}
 }
 
-func (e *Engine) playJob(c *call, sd *side, j *injector, job *dtmfJob, lastEnd *time.Time) error {
+func (e *Engine) playJob(c *call, sd *side, j *injector, job *dtmfJob) error {
 	select {
 	case <-j.seen:
 	case <-c.done:
@@ -482,11 +485,11 @@ func (e *Engine) playJob(c *call, sd *side, j *injector, job *dtmfJob, lastEnd *
 		return ErrNoMedia
 	}
 	for _, code := range job.codes {
-		if !sleepUntil(c.done, lastEnd.Add(job.pause)) {
+		if !sleepUntil(c.done, j.lastEnd.Add(job.pause)) {
 			return ErrCallEnded
 		}
 		err := e.playEvent(c, sd, j, code, job)
-		*lastEnd = time.Now()
+		j.lastEnd = time.Now()
 		if err != nil {
 			return err
 		}
