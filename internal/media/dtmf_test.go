@@ -85,7 +85,7 @@ func collect(conn *net.UDPConn, stop <-chan struct{}, got func(*rtp.Packet)) {
 		}
 		conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		n, err := conn.Read(buf)
-		if err != nil {
+		if err != nil || looksLikeRTCP(buf[:n]) {
 			continue
 		}
 		var p rtp.Packet
@@ -342,12 +342,15 @@ func TestQueueDTMF(t *testing.T) {
 	}
 }
 
-// TestPlayDTMFToWebRTC: the receiving party is a browser (pion, DTLS-SRTP):
-// the events go through its SRTP, concurrently with the SIP party's audio,
-// and arrive decrypted in the browser's track in the SIP party's stream.
-func TestPlayDTMFToWebRTC(t *testing.T) {
+// TestPlayDTMFWebRTC: in a call between a browser (pion, DTLS-SRTP) and a
+// SIP party, digits played into the SIP party's stream go through the
+// browser's SRTP, concurrently with the SIP party's audio, and arrive
+// decrypted in the browser's track in the SIP party's stream; digits
+// played into the browser's stream (the SIP gateway's case) join its
+// decrypted audio toward the SIP party.
+func TestPlayDTMFWebRTC(t *testing.T) {
 	e := dtmfEngine(t)
-	pc, _ := browserPC(t, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+	pc, track := browserPC(t, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
 		MimeType: "audio/telephone-event", ClockRate: 8000, SDPFmtpLine: "0-16"}, PayloadType: 101})
 	offer := gatheredOffer(t, pc)
 	toSIP := mustOK(t)(e.Offer(&Request{CallID: "w", FromTag: "browser", SDP: []byte(offer),
@@ -402,4 +405,44 @@ func TestPlayDTMFToWebRTC(t *testing.T) {
 		}
 	}
 	checkStream(t, pkts, 0xabcd, 101, []byte{5})
+
+	// From the browser.
+	var mu sync.Mutex
+	var toSIPParty []*rtp.Packet
+	received := func() int { mu.Lock(); defer mu.Unlock(); return len(toSIPParty) }
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		for i := range 250 {
+			track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(i),
+				Timestamp: uint32(time.Since(start) * 8000 / time.Second)}, Payload: make([]byte, 160)})
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		collect(sip.conn, stop, func(p *rtp.Packet) { mu.Lock(); toSIPParty = append(toSIPParty, p); mu.Unlock() })
+	}()
+	for deadline := time.Now().Add(10 * time.Second); received() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the SIP party got no audio from the browser")
+		}
+	}
+	if err := e.PlayDTMF("w", "browser", "#", 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	n := received()
+	for deadline := time.Now().Add(5 * time.Second); received() < n+3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no audio from the browser after the event")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	checkStream(t, toSIPParty, toSIPParty[0].SSRC, 101, []byte{11})
 }
