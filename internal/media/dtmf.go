@@ -115,7 +115,7 @@ type DTMF struct {
 // between digits; the party's audio is dropped while an event lasts.
 //
 // It blocks until the last digit's end packets are sent, about
-// len(digits)×(duration+110 ms); digits for one party take turns with
+// len(digits)×(duration+20 ms) plus the gaps; digits for one party take turns with
 // those queued before (QueueDTMF). It returns ErrBadDigit, ErrUnknownCallID,
 // ErrUnknownTag, ErrNoAudio, ErrNoTelephoneEvent or ErrNoMedia before
 // sending anything, ErrDTMFQueueFull, and ErrCallEnded as soon as the call
