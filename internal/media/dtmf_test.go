@@ -224,8 +224,8 @@ func TestPlayDTMFPlain(t *testing.T) {
 	if err := e.PlayDTMF("d", "a", "1#", 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	// 2 × (100 ms + 40 ms of end repeats) + 50 ms between them.
-	if took := time.Since(start); took < 300*time.Millisecond || took > 2*time.Second {
+	// 2 × 120 ms (7 packets 20 ms apart) + 50 ms between them.
+	if took := time.Since(start); took < 280*time.Millisecond || took > 3*time.Second {
 		t.Errorf("PlayDTMF took %v", took)
 	}
 	// Audio after the events, then stop.
