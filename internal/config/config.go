@@ -40,6 +40,7 @@ type Config struct {
 	FinalTimeout  Duration `yaml:"final-timeout"`
 	MaxSessions   int      `yaml:"max-sessions"`
 	DeleteDelay   Duration `yaml:"delete-delay"`
+	MaxDTMFQueue  int      `yaml:"max-dtmf-queue"`
 
 	RelayThreads     int    `yaml:"relay-threads"`
 	KernelForwarding string `yaml:"kernel-forwarding"`

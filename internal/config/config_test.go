@@ -135,6 +135,7 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"too many relay threads", "relay-threads: 1000\n", nil, nil, "relay-threads", "0 (one per CPU) to 256"},
 		{"kernel forwarding mode", "kernel-forwarding: yes\n", nil, nil, "kernel-forwarding", "auto, off or required"},
 		{"no ng workers", "ng-workers: 0\n", nil, nil, "ng-workers", "1 to 1024"},
+		{"no DTMF queue", "max-dtmf-queue: 0\n", nil, nil, "max-dtmf-queue", "1 to 10000"},
 		{"tiny cookie cache", "ng-cookie-cache-size: 3\n", nil, nil, "ng-cookie-cache-size", "at least 16"},
 		{"bad input lines", "log-bad-input-lines: -1\n", nil, nil, "log-bad-input-lines", "0 (none) to 10000"},
 		{"bad input interval", "log-bad-input-interval: 10ms\n", nil, nil, "log-bad-input-interval", "at least 1s"},

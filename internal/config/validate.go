@@ -188,6 +188,9 @@ func (c *Config) Validate() error {
 	if c.RelayThreads < 0 || c.RelayThreads > 256 {
 		return keyErr("relay-threads", "%d: want 0 (one per CPU) to 256", c.RelayThreads)
 	}
+	if c.MaxDTMFQueue < 1 || c.MaxDTMFQueue > 10000 {
+		return keyErr("max-dtmf-queue", "%d: want 1 to 10000", c.MaxDTMFQueue)
+	}
 	if c.NGWorkers < 1 || c.NGWorkers > 1024 {
 		return keyErr("ng-workers", "%d: want 1 to 1024", c.NGWorkers)
 	}

@@ -23,6 +23,7 @@ type call struct {
 	order      []*monologue          // creation order, for listings
 	deleteAt   time.Time             // non-zero: a delayed delete is due then
 	closed     bool
+	done       chan struct{} // closed when the call is closed (closeCall)
 }
 
 // monologue is one party of the call, named by its SIP tag.
@@ -63,12 +64,18 @@ type side struct {
 	// xport is the party's ICE/DTLS/SRTP end, nil for plain RTP: the relay
 	// hands it what the party sends and what goes to the party.
 	xport atomic.Pointer[webrtcbridge.Transport]
+	// dtmf numbers the party's RTP once digits were played into it (see
+	// dtmf.go); nil until then.
+	dtmf atomic.Pointer[injector]
 
 	// Signalling-time state (under call.mu).
 	sec        secState
 	direction  string // the party's SDP direction attribute
 	offeredMux bool   // the party's SDP carried a=rtcp-mux
 	rejected   bool   // port 0 in the party's SDP
+	// formats are the payload types the party's SDP lists (replaced,
+	// never changed: DTMF injection reads them after call.mu).
+	formats []rtpFormat
 }
 
 // Packet-path options, set from ng flags.

@@ -35,6 +35,9 @@ type Config struct {
 	// Certificate is presented in every DTLS handshake; nil makes one for
 	// this engine (one per process: a restart rotates it).
 	Certificate *webrtcbridge.Certificate
+	// MaxDTMFQueue bounds the DTMF digits waiting to be played into one
+	// party's stream (QueueDTMF); 0 is DefaultMaxDTMFQueue.
+	MaxDTMFQueue int
 }
 
 // iface is one local address of a configured interface, with its ports.
@@ -167,7 +170,7 @@ func (e *Engine) getCall(id string, create bool, now time.Time) (*call, bool, er
 		e.stats.Rejected.Add(1)
 		return nil, false, ErrSessionLimit
 	}
-	c := &call{id: id, created: now, lastSignal: now, monologues: map[string]*monologue{},
+	c := &call{id: id, created: now, lastSignal: now, monologues: map[string]*monologue{}, done: make(chan struct{}),
 		poller: e.pollers[e.created%uint64(len(e.pollers))]}
 	e.created++
 	e.calls[id] = c
@@ -276,6 +279,7 @@ func (e *Engine) closeCall(c *call, reason stats.CloseReason) {
 		return
 	}
 	c.closed = true
+	close(c.done)
 	// Rules go first, so that the figures read next are final.
 	c.sides(e.kernel.closeSide)
 	user, kernel := c.traffic()

@@ -33,12 +33,13 @@ const (
 const (
 	keepRecording uint32 = 1 << iota // record-call: the recorder reads every packet
 	keepWebRTC                       // SRTP, DTLS, ICE: the bridge works on every packet
+	keepDTMF                         // DTMF was injected: the party's packets are renumbered, for the rest of the call
 )
 
 var keepNames = []struct {
 	bit  uint32
 	name string
-}{{keepRecording, "recording"}, {keepWebRTC, "WebRTC"}}
+}{{keepRecording, "recording"}, {keepWebRTC, "WebRTC"}, {keepDTMF, "DTMF"}}
 
 // maxFailureLogs bounds the log lines about refused rules.
 const maxFailureLogs = 10

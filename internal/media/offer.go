@@ -171,6 +171,7 @@ func (e *Engine) negotiate(req *Request, isOffer bool) (*Result, error) {
 		fs.direction = m.Direction(sess)
 		fs.rejected = m.Port() == 0
 		fs.offeredMux = m.HasAttr("rtcp-mux")
+		fs.formats = rtpFormats(m)
 		fs.opts.Store(packetOpts(req.Flags))
 		res.Warnings = append(res.Warnings, learnSecurity(fs, sess, m, isOffer)...)
 		if isOffer {

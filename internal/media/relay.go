@@ -57,6 +57,12 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 	// the peer multiplexes. A multiplexing sender's RTCP arrives on the RTP
 	// port and is told apart by its packet type (RFC 5761).
 	isRTCP := s.rtcp || sd.mux.Load() && looksLikeRTCP(pkt)
+	if !isRTCP {
+		// One atomic load for streams that never had DTMF played in.
+		if j := sd.dtmf.Load(); j != nil && !j.relayed(pkt, now) {
+			return // the party's audio during an event, or stale
+		}
+	}
 	out := peer.rtp
 	if isRTCP && !peer.mux.Load() {
 		out = peer.rtcp

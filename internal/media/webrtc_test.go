@@ -23,12 +23,15 @@ import (
 )
 
 // browserPC is pion standing in for a browser: ICE on 127.0.0.1, DTLS-SRTP,
-// PCMU only, no mDNS.
-func browserPC(t *testing.T) (*webrtc.PeerConnection, *webrtc.TrackLocalStaticRTP) {
+// PCMU (and the extra audio codecs) only, no mDNS.
+func browserPC(t *testing.T, extra ...webrtc.RTPCodecParameters) (*webrtc.PeerConnection, *webrtc.TrackLocalStaticRTP) {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0}, webrtc.RTPCodecTypeAudio); err != nil {
-		t.Fatal(err)
+	codecs := append([]webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0}}, extra...)
+	for _, c := range codecs {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			t.Fatal(err)
+		}
 	}
 	se := webrtc.SettingEngine{}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})

@@ -75,6 +75,9 @@ func (d *Dispatcher) RegisterMedia(e *media.Engine, st *stats.Stats) {
 		reply.Set("calls", calls)
 		return reply, nil
 	})
+	d.Handle("play DTMF", func(_ context.Context, r *Request) (*bencode.Dict, error) {
+		return playDTMF(e, r.Dict)
+	})
 	d.Handle("statistics", func(context.Context, *Request) (*bencode.Dict, error) {
 		snap := st.Snapshot()
 		s := &bencode.Dict{}

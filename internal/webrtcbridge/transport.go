@@ -30,13 +30,16 @@ import (
 // payloads cross byte for byte.
 //
 // Inbound and Outbound are called by one relay thread (the poller that owns
-// the call's sockets) and share no lock with signalling; the DTLS
-// handshake and ICE checks run on goroutines of their own until Close.
+// the call's sockets) and share no lock with signalling; OutboundTo may
+// also be called from other goroutines (the engine's DTMF injection). The
+// DTLS handshake and ICE checks run on goroutines of their own until
+// Close.
 type Transport struct {
 	cfg TransportConfig
 	log *slog.Logger
 
 	rx, tx atomic.Pointer[srtp.Context] // decrypt from / encrypt to the party
+	txMu   sync.Mutex                   // tx's use: an srtp.Context is not safe for concurrent use
 	inBuf  []byte                       // Inbound's output (one relay thread)
 	outBuf []byte                       // Outbound's output (one relay thread)
 
@@ -263,8 +266,16 @@ func (t *Transport) Inbound(pkt []byte, src netip.AddrPort) ([]byte, Verdict) {
 // Outbound protects one plain RTP or RTCP packet for the party. ok is
 // false while the keys are not there (DTLS not done) or the packet is not
 // RTP: the caller drops it. The returned slice is valid until the next
-// Outbound call.
+// Outbound call: only the relay thread calls it.
 func (t *Transport) Outbound(pkt []byte) (out []byte, ok bool) {
+	return t.OutboundTo(t.outBuf[:0], pkt)
+}
+
+// OutboundTo is Outbound into dst's memory (overwritten from dst[0],
+// reallocated if too small), safe to call from any goroutine: the relay thread and an injector of packets
+// into the party's stream (DTMF) take turns on the SRTP context. Without
+// SRTP, out is pkt itself.
+func (t *Transport) OutboundTo(dst, pkt []byte) (out []byte, ok bool) {
 	if !t.Secure() {
 		return pkt, true
 	}
@@ -273,11 +284,13 @@ func (t *Transport) Outbound(pkt []byte) (out []byte, ok bool) {
 		return nil, false
 	}
 	var err error
+	t.txMu.Lock()
 	if isRTCP(pkt) {
-		out, err = tx.EncryptRTCP(t.outBuf[:0], pkt, nil)
+		out, err = tx.EncryptRTCP(dst, pkt, nil)
 	} else {
-		out, err = tx.EncryptRTP(t.outBuf[:0], pkt, nil)
+		out, err = tx.EncryptRTP(dst, pkt, nil)
 	}
+	t.txMu.Unlock()
 	return out, err == nil
 }
 
