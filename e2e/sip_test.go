@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	be "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -210,16 +211,7 @@ func (p *rtpPeer) offer() string {
 // (sipp's -rtp_echo through rtcgate's relay), bounded in count and time.
 func (p *rtpPeer) echo(t *testing.T, sdp string) {
 	t.Helper()
-	var port int
-	for _, l := range strings.Split(sdp, "\n") {
-		if strings.HasPrefix(l, "m=audio ") {
-			port, _ = strconv.Atoi(strings.Fields(l)[1])
-		}
-	}
-	if port == 0 {
-		t.Fatalf("no audio port in %q", sdp)
-	}
-	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sdpAudioPort(t, sdp)}
 	pkt := make([]byte, 172)
 	pkt[0], pkt[1] = 0x80, 0
 	buf := make([]byte, 2048)
@@ -232,6 +224,21 @@ func (p *rtpPeer) echo(t *testing.T, sdp string) {
 		}
 	}
 	t.Fatalf("no RTP came back through rtcgate from %s", to)
+}
+
+// sdpAudioPort is the port of sdp's audio section.
+func sdpAudioPort(t *testing.T, sdp string) int {
+	t.Helper()
+	var port int
+	for _, l := range strings.Split(sdp, "\n") {
+		if strings.HasPrefix(l, "m=audio ") {
+			port, _ = strconv.Atoi(strings.Fields(l)[1])
+		}
+	}
+	if port == 0 {
+		t.Fatalf("no audio port in %q", sdp)
+	}
+	return port
 }
 
 // callEcho places call (a call frame's object, without sdp) from c with a
@@ -542,4 +549,69 @@ func TestSIPActionHooks(t *testing.T) {
 	// backend does not.
 	e.b.waitFor(t, c.id, "connect", "ConnectionStatusEvent:ESTABLISHED",
 		"call", "sendMessage", "MessageStatusEvent:SENT", "OnMessageEvent", "MessageStatusEvent:ACCEPTED")
+}
+
+// TestSIPInBandDTMF: sendDtmf of type RFC2833 (the SDK's default) goes in
+// band: the media engine injects RFC 4733 events into the client's stream
+// toward the SIP side. sipp echoes them back through the relay, so the
+// client's RTP peer sees events 5 and # (each with its end packet), and
+// sipp got no INFO.
+func TestSIPInBandDTMF(t *testing.T) {
+	echo := testpeer.StartSipp(t, "uas_echo")
+	e := newSIPEnv(t, map[string]string{"echo": echo.Addr})
+	c := e.connect(t, "bob", testpeer.DefaultUsers["bob"], true)
+	c.expect(t, "registered", nil)
+	rtp := newRTPPeer(t)
+	c.send(t, "call", map[string]any{"callId": "dtmf-1", "callee": "echo", "sdp": rtp.offer()})
+	remote := c.expect(t, "setRemoteSDP", nil)
+	var sdp string
+	json.Unmarshal(remote.Data[1], &sdp)
+	c.expect(t, "talk", status("ESTABLISHED"))
+	rtp.echo(t, sdp)
+	// The client talks on, as a phone does: the events continue its
+	// stream (its SSRC, sequence numbers and timestamps).
+	stop := make(chan struct{})
+	talked := make(chan struct{})
+	go func() {
+		defer close(talked)
+		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sdpAudioPort(t, sdp)}
+		pkt := make([]byte, 172)
+		pkt[0], pkt[1] = 0x80, 0
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 1000; i++ { // 20 s at most
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			be.BigEndian.PutUint16(pkt[2:], uint16(100+i))
+			be.BigEndian.PutUint32(pkt[4:], uint32(160*i))
+			rtp.conn.WriteToUDP(pkt, to)
+		}
+	}()
+	defer func() { close(stop); <-talked }()
+	c.send(t, "sendDtmf", map[string]any{"callId": "dtmf-1", "dtmf": "5#"})
+
+	ended := map[byte]bool{}
+	buf := make([]byte, 2048)
+	deadline := time.Now().Add(10 * time.Second)
+	for !(ended[5] && ended[11]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("events ended: %v; want 5 and # (11) back through sipp", ended)
+		}
+		rtp.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, _, err := rtp.conn.ReadFromUDP(buf)
+		if err != nil {
+			continue
+		}
+		if n == 16 && buf[1]&0x7f == 101 && buf[13]&0x80 != 0 {
+			ended[buf[12]] = true
+		}
+	}
+	c.send(t, "hangup", map[string]any{"callId": "dtmf-1"})
+	c.expect(t, "finish", status("FINISH"))
+	if strings.Contains(echo.Logs(), "INFO sip:") {
+		t.Error("sipp got an INFO: the digits were not sent in band")
+	}
 }

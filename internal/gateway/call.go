@@ -517,8 +517,13 @@ func (c *call) hold(ctx context.Context, on bool) error {
 	return nil
 }
 
-// sendDTMF sends the client's digits, each as a SIP INFO
-// (application/dtmf-relay), whatever the type asked for.
+// sendDTMF sends the client's digits. Type RFC2833 (the SDK's default) or
+// none puts them in band: the media engine injects RFC 4733 events into
+// the client's stream toward the SIP side (Engine.PlayDTMF, ng's play
+// DTMF), for a browser's SRTP as for plain RTP. When that cannot be (the
+// SIP side negotiated no telephone-event, the client has sent no audio
+// yet), and for INFO_RELAY, each digit goes as a SIP INFO
+// (application/dtmf-relay).
 func (c *call) sendDTMF(ctx context.Context, req *client.DTMFRequest) error {
 	action := client.Running(ctx)
 	var digits string
@@ -537,8 +542,25 @@ func (c *call) sendDTMF(ctx context.Context, req *client.DTMFRequest) error {
 		return err
 	}
 	digits = strings.ToUpper(digits)
+	inBand := false
+	if t := strings.ToUpper(req.Type); t == "" || t == "RFC2833" {
+		inBand = true
+	}
 	c.do(func() {
-		// PlayDTMF: wired at merge
+		if inBand {
+			// Through c.do like INFO, so digits and the client's other
+			// in-call actions keep their order; PlayDTMF returns once the
+			// last event is sent.
+			err := c.ua.g.Media.PlayDTMF(c.mediaID, tagClient, digits, dtmfDuration)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, media.ErrNoTelephoneEvent) && !errors.Is(err, media.ErrNoMedia) && !errors.Is(err, media.ErrNoAudio) {
+				c.tell(client.Fail(action, "in-band DTMF failed: "+err.Error()))
+				return
+			}
+			c.ua.g.log().Debug("in-band DTMF not possible, sending INFO", "reason", err)
+		}
 		for _, d := range digits {
 			ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 			err := sc.Info(ctx, "application/dtmf-relay", fmt.Appendf(nil, "Signal=%c\r\nDuration=%d\r\n", d, dtmfDuration.Milliseconds()))
