@@ -87,6 +87,7 @@ type config struct {
 	callCounts   []int // scenario (b) runs once per count
 	calls        int   // the largest count: it sizes the port ranges
 	callsC       int   // scenario (c)
+	cpsC         float64
 	rate         int
 	rtpengine    string
 	rtcgateSrc   string
@@ -122,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.workers, "workers", 32, "concurrent ng workers (scenario (a), and call setup in (b))")
 	callList := fs.String("calls", "500", "comma-separated call counts for scenario (b), e.g. 500,2000")
 	fs.IntVar(&cfg.callsC, "calls-c", 200, "WebRTC ⇄ plain calls in scenario (c)")
+	fs.Float64Var(&cfg.cpsC, "cps-c", 50, "calls set up per second in scenario (c), the same for every target; 0: as fast as -workers go (a burst)")
 	fs.IntVar(&cfg.rate, "rate", 50, "RTP packets/s per direction per call in scenario (b)")
 	fs.StringVar(&cfg.rtpengine, "rtpengine", "/usr/bin/rtpengine", "rtpengine binary")
 	fs.StringVar(&cfg.rtcgateSrc, "rtcgate-src", "./cmd/rtcgate", "rtcgate package to build")
@@ -182,6 +184,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-workers must be in 1..4096")
 	case cfg.callsC < 1 || cfg.callsC > 2000:
 		return nil, fmt.Errorf("-calls-c must be in 1..2000")
+	case cfg.cpsC < 0 || cfg.cpsC > 10000:
+		return nil, fmt.Errorf("-cps-c must be in 0..10000")
 	case cfg.rate < 1 || cfg.rate > 1000:
 		return nil, fmt.Errorf("-rate must be in 1..1000")
 	case cfg.ngSockets < 1 || cfg.ngSockets > 64 || cfg.mediaSockets < 1 || cfg.mediaSockets > 64:

@@ -43,6 +43,12 @@ type Transport struct {
 	ice     atomic.Pointer[ICEParams] // replaced on an ICE restart
 	iceGen  atomic.Uint64             // counts ICE restarts, for sendChecks
 	nominee atomic.Pointer[netip.AddrPort]
+	checked atomic.Pointer[netip.AddrPort] // the last address a valid check came from or was answered by
+	// iceGate: DTLS records count only from an address ICE checked, so
+	// the DTLS server needs no cookie round trip (HelloVerifyRequest) to
+	// know the ClientHello's source is real. Off when neither side sends
+	// checks (both ICE-lite).
+	iceGate bool
 
 	dtlsIn    *packetConn // DTLS records from the party, for pion/dtls
 	dtlsStart sync.Once
@@ -135,6 +141,7 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	if cfg.ICE != nil {
 		p := *cfg.ICE
 		t.ice.Store(&p)
+		t.iceGate = !(p.Lite && p.Controlling)
 	}
 	switch {
 	case cfg.DTLS != nil:
@@ -228,7 +235,7 @@ func (t *Transport) Inbound(pkt []byte, src netip.AddrPort) ([]byte, Verdict) {
 	case b <= 3:
 		return nil, t.stun(pkt, src)
 	case b >= 20 && b <= 63:
-		if t.dtlsIn == nil {
+		if t.dtlsIn == nil || t.iceGate && !t.verified(src) {
 			return nil, Dropped
 		}
 		if t.cfg.DTLS.Client {
@@ -258,6 +265,15 @@ func (t *Transport) Inbound(pkt []byte, src netip.AddrPort) ([]byte, Verdict) {
 		return out, Media
 	}
 	return nil, Dropped
+}
+
+// verified: src passed an ICE check, ours or the party's.
+func (t *Transport) verified(src netip.AddrPort) bool {
+	if a := t.nominee.Load(); a != nil && *a == src {
+		return true
+	}
+	a := t.checked.Load()
+	return a != nil && *a == src
 }
 
 // Outbound protects one plain RTP or RTCP packet for the party. ok is
@@ -317,6 +333,9 @@ func (t *Transport) StartDTLS(remote netip.AddrPort) {
 	})
 }
 
+// flightInterval is the DTLS handshake's first retransmission timeout.
+const flightInterval = 100 * time.Millisecond
+
 var srtpProfiles = []dtls.SRTPProtectionProfile{
 	dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AEAD_AES_128_GCM,
 	dtls.SRTP_AES128_CM_HMAC_SHA1_80, dtls.SRTP_AES128_CM_HMAC_SHA1_32,
@@ -335,6 +354,12 @@ func (t *Transport) handshake() {
 		ExtendedMasterSecret:   dtls.RequestExtendedMasterSecret,
 		InsecureSkipVerify:     true, // self-signed: the SDP fingerprint is the check
 		ClientAuth:             dtls.RequireAnyClientCert,
+		// With ICE, the ClientHello's source passed a check (iceGate): the
+		// cookie exchange would only add a round trip to every setup.
+		InsecureSkipVerifyHello: t.iceGate,
+		// A lost flight is sent again after 100 ms, doubling each time,
+		// rather than after pion's default second.
+		FlightInterval: flightInterval,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 || !p.Remote.Matches(raw[0]) {
 				cancel()
@@ -458,6 +483,7 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 		}
 		t.cfg.Send(resp.Raw, src)
 		t.Checks.Add(1)
+		t.checked.Store(&src)
 		if t.cfg.DTLS != nil && t.cfg.DTLS.Client {
 			t.StartDTLS(src)
 		}
@@ -472,6 +498,7 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 		if stun.NewShortTermIntegrity(p.RemotePwd).Check(m) != nil {
 			return Dropped
 		}
+		t.checked.Store(&src)
 		t.nominate(src)
 		if t.cfg.DTLS != nil && t.cfg.DTLS.Client {
 			t.StartDTLS(src)
@@ -491,7 +518,7 @@ func (t *Transport) nominate(src netip.AddrPort) {
 }
 
 // sendChecks sends connectivity checks with USE-CANDIDATE to the party's
-// candidates every 50 ms until one is answered, for at most 10 s, then
+// candidates, the first at once and then every 50 ms until one is answered, for at most 10 s, then
 // once a second as consent freshness (RFC 7675) until Close. An ICE
 // restart starts the fast checks over.
 func (t *Transport) sendChecks() {
@@ -502,11 +529,15 @@ func (t *Transport) sendChecks() {
 	start := time.Now()
 	slow := false
 	gen := t.iceGen.Load()
-	for {
-		select {
-		case <-t.quit:
-			return
-		case <-tick.C:
+	for first := true; ; first = false {
+		// The first check goes at once: the party's answer is there, and
+		// waiting a tick would add it to every call's setup.
+		if !first {
+			select {
+			case <-t.quit:
+				return
+			case <-tick.C:
+			}
 		}
 		if g := t.iceGen.Load(); g != gen {
 			gen, start, slow = g, time.Now(), false
