@@ -38,7 +38,8 @@ type secState struct {
 	rICE      bool
 	rUfrag    string
 	rPwd      string
-	rCands    []netip.AddrPort
+	rCands    []netip.AddrPort // component 1 (RTP)
+	rCands2   []netip.AddrPort // component 2 (RTCP without rtcp-mux)
 	rLite     bool
 	rTrickle  bool
 	rFP       *webrtcbridge.Fingerprint
@@ -86,16 +87,21 @@ func learnSecurity(sd *side, sess *sdp.Session, m *sdp.Media, isOffer bool) []st
 	_, s.rLite = sess.Attr("ice-lite")
 	opts, _ := attribute(sess, m, "ice-options")
 	s.rTrickle = slices.Contains(strings.Fields(opts), "trickle")
-	s.rCands = s.rCands[:0]
+	s.rCands, s.rCands2 = s.rCands[:0], s.rCands2[:0]
 	for i, v := range m.Attrs("candidate") {
 		if i >= maxCandidates {
 			break
 		}
 		c, err := webrtcbridge.ParseCandidate(v)
-		if err != nil || c.Component != 1 || !strings.EqualFold(c.Transport, "UDP") {
+		if err != nil || !strings.EqualFold(c.Transport, "UDP") {
 			continue
 		}
-		s.rCands = append(s.rCands, c.Addr)
+		switch c.Component {
+		case 1:
+			s.rCands = append(s.rCands, c.Addr)
+		case 2:
+			s.rCands2 = append(s.rCands2, c.Addr)
+		}
 	}
 	s.rFP = nil
 	if v, ok := attribute(sess, m, "fingerprint"); ok {
@@ -353,9 +359,10 @@ func writeSessionSecurity(sess *sdp.Session, to *monologue) {
 // transportSignature names a transport's parameters: an answer that
 // changes none keeps the running one (and its DTLS session). ICE
 // credentials are not among them: an ICE restart keeps the transport.
-func (s *secState) transportSignature() string {
+// Multiplexing is: it decides whether RTCP has a transport of its own.
+func (s *secState) transportSignature(mux bool) string {
 	var b strings.Builder
-	b.WriteString(s.setup + "|" + strconv.FormatBool(s.dtls) + "|" + strconv.FormatBool(s.ice) + "|" + strconv.FormatBool(s.lite))
+	b.WriteString(s.setup + "|" + strconv.FormatBool(s.dtls) + "|" + strconv.FormatBool(s.ice) + "|" + strconv.FormatBool(s.lite) + "|" + strconv.FormatBool(mux))
 	if s.rFP != nil {
 		b.WriteString("|" + s.rFP.Hash + fmt.Sprintf("%x", s.rFP.Digest))
 	}
@@ -368,10 +375,13 @@ func (s *secState) transportSignature() string {
 	return b.String()
 }
 
-// settleTransport publishes the transport for a side whose negotiation an
-// answer completed, replacing (and closing) one whose parameters changed.
-// A side with neither ICE nor SRTP gets none: its packets take the plain
-// path.
+// settleTransport publishes the transports for a side whose negotiation
+// an answer completed, replacing (and closing) those whose parameters
+// changed. A side with neither ICE nor SRTP gets none: its packets take
+// the plain path. A party that does not multiplex RTCP gets a second
+// transport on the RTCP socket, as rtpengine gives each of its sockets
+// one: ICE component 2, and with DTLS a handshake of its own whose keys
+// protect SRTCP there (RFC 5764 §4.1); with SDES the same keys.
 func (e *Engine) settleTransport(sd *side) error {
 	s := &sd.sec
 	var remoteCrypto *webrtcbridge.Crypto
@@ -391,58 +401,83 @@ func (e *Engine) settleTransport(sd *side) error {
 		}
 		return nil
 	}
-	sig := s.transportSignature()
-	if cur := sd.xport.Load(); cur != nil && s.transport == sig {
+	mux := sd.mux.Load()
+	sig := s.transportSignature(mux)
+	if cur := sd.rtp.xport.Load(); cur != nil && s.transport == sig {
 		if s.ice {
 			cur.SetICE(s.ufrag, s.pwd, s.rUfrag, s.rPwd, s.rCands)
+			if x := sd.rtcp.xport.Load(); x != nil {
+				x.SetICE(s.ufrag, s.pwd, s.rUfrag, s.rPwd, s.rCands2)
+			}
 		}
 		return nil
 	}
-	cfg := webrtcbridge.TransportConfig{
-		Send: func(pkt []byte, dst netip.AddrPort) { _ = sd.rtp.send(pkt, dst) },
-		Log:  e.log,
+	streams := []*stream{sd.rtp}
+	if !mux {
+		streams = append(streams, sd.rtcp)
 	}
-	if s.ice {
-		lite := s.lite
-		if !s.liteSet {
-			lite = false
+	xs := make([]*webrtcbridge.Transport, len(streams))
+	for i, st := range streams {
+		cfg := webrtcbridge.TransportConfig{
+			Send: func(pkt []byte, dst netip.AddrPort) { _ = st.send(pkt, dst) },
+			Log:  e.log,
 		}
-		cfg.ICE = &webrtcbridge.ICEParams{LocalUfrag: s.ufrag, LocalPwd: s.pwd, RemoteUfrag: s.rUfrag, RemotePwd: s.rPwd,
-			Lite: lite, Controlling: s.offered && !s.rLite || s.rLite, Remote: s.rCands}
-	}
-	switch {
-	case s.dtls && s.rFP != nil:
-		cfg.DTLS = &webrtcbridge.DTLSParams{Cert: e.cert, Client: s.setup == "active", Remote: *s.rFP}
-	case wantSDES:
-		cfg.SDES = &webrtcbridge.SDESParams{Local: s.cryptos[0], Remote: *remoteCrypto}
-	}
-	x, err := webrtcbridge.NewTransport(cfg)
-	if err != nil {
-		return err
+		if s.ice {
+			lite := s.lite
+			if !s.liteSet {
+				lite = false
+			}
+			remote := s.rCands
+			if st.rtcp {
+				remote = s.rCands2
+			}
+			cfg.ICE = &webrtcbridge.ICEParams{LocalUfrag: s.ufrag, LocalPwd: s.pwd, RemoteUfrag: s.rUfrag, RemotePwd: s.rPwd,
+				Lite: lite, Controlling: s.offered && !s.rLite || s.rLite, Remote: remote}
+		}
+		switch {
+		case s.dtls && s.rFP != nil:
+			cfg.DTLS = &webrtcbridge.DTLSParams{Cert: e.cert, Client: s.setup == "active", Remote: *s.rFP}
+		case wantSDES:
+			cfg.SDES = &webrtcbridge.SDESParams{Local: s.cryptos[0], Remote: *remoteCrypto}
+		}
+		x, err := webrtcbridge.NewTransport(cfg)
+		if err != nil {
+			for _, x := range xs[:i] {
+				x.Close()
+			}
+			return err
+		}
+		xs[i] = x
 	}
 	e.dropTransport(sd)
 	s.transport = sig
-	sd.xport.Store(x)
+	for i, st := range streams {
+		st.xport.Store(xs[i])
+	}
 	// The bridge works on every packet of this side and of its peer
 	// towards it: no kernel rule for either.
 	sd.k.block.Or(keepWebRTC)
 	e.kernel.sync(sd)
-	if cfg.DTLS != nil && cfg.DTLS.Client && !s.ice {
-		// Without ICE the party's address is known from its SDP.
-		if ep := sd.rtp.ep.Load(); ep != nil && ep.addr.IsValid() {
-			x.StartDTLS(ep.addr)
+	for i, st := range streams {
+		if s.dtls && s.setup == "active" && !s.ice {
+			// Without ICE the party's address is known from its SDP.
+			if ep := st.ep.Load(); ep != nil && ep.addr.IsValid() {
+				xs[i].StartDTLS(ep.addr)
+			}
 		}
 	}
 	return nil
 }
 
-// dropTransport closes a side's transport (under call.mu).
+// dropTransport closes a side's transports (under call.mu).
 func (e *Engine) dropTransport(sd *side) {
-	if x := sd.xport.Swap(nil); x != nil {
-		sd.sec.failedDTLS += x.HandshakeFailures.Load()
-		sd.sec.checks += x.Checks.Load()
-		sd.sec.authFailures += x.AuthFailures.Load()
-		x.Close()
+	for _, st := range []*stream{sd.rtp, sd.rtcp} {
+		if x := st.xport.Swap(nil); x != nil {
+			sd.sec.failedDTLS += x.HandshakeFailures.Load()
+			sd.sec.checks += x.Checks.Load()
+			sd.sec.authFailures += x.AuthFailures.Load()
+			x.Close()
+		}
 	}
 	sd.sec.transport = ""
 }
