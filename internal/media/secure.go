@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -45,6 +46,7 @@ type secState struct {
 	rFP       *webrtcbridge.Fingerprint
 	rSetup    string
 	rCryptos  []webrtcbridge.Crypto
+	answered  *webrtcbridge.Crypto // the party's crypto line rtcgate's answer accepted
 	rMid      string
 	transport string // signature of the running transport's parameters
 	// Counters of replaced transports: the media's count on.
@@ -198,16 +200,50 @@ func (e *Engine) offerSecurity(ts, fs *side, req *Request) {
 	srtp := isSRTP(out.outProto)
 	out.dtls = srtp && sec.DTLS != DTLSOff
 	out.setup = "actpass"
+	prev := out.cryptos
 	out.cryptos = nil
 	if (srtp || sec.OSRTP.Offer) && !sec.SDES.Off {
 		for i, s := range suitesFor(sec.SDES, fs.sec.rCryptos) {
-			c := webrtcbridge.NewCrypto(i+1, s)
+			// A re-offer keeps the key of a suite rtcgate offered (or
+			// answered with) before, as rtpengine does.
+			c := keptCrypto(prev, s, i+1)
+			c.Lifetime = ""
 			if sec.SDES.Lifetime {
 				c.Lifetime = "2^31"
 			}
 			out.cryptos = append(out.cryptos, c)
 		}
+		orderCryptos(out.cryptos, sec.SDES.Order)
 	}
+}
+
+// keptCrypto is a crypto line of suite s with tag: the key of prev's line
+// of that suite when there is one, else a new key.
+func keptCrypto(prev []webrtcbridge.Crypto, s webrtcbridge.Suite, tag int) webrtcbridge.Crypto {
+	for _, c := range prev {
+		if c.Suite.Name == s.Name {
+			c.Tag = tag
+			return c
+		}
+	}
+	return webrtcbridge.NewCrypto(tag, s)
+}
+
+// orderCryptos puts the suites named in order first, in that order, the
+// others after them as they were (SDES-order:, tags unchanged).
+func orderCryptos(cs []webrtcbridge.Crypto, order []string) {
+	if len(order) == 0 {
+		return
+	}
+	rank := func(c webrtcbridge.Crypto) int {
+		for i, n := range order {
+			if s, ok := webrtcbridge.SuiteByName(n); ok && s.Name == c.Suite.Name {
+				return i
+			}
+		}
+		return len(order)
+	}
+	slices.SortStableFunc(cs, func(a, b webrtcbridge.Crypto) int { return rank(a) - rank(b) })
 }
 
 // answerSecurity decides what rtcgate answers the offerer ts, whose offer
@@ -266,7 +302,8 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 	// A re-offer (an ICE restart, a hold) keeps the DTLS role rtcgate
 	// took, as rtpengine does: a new role would need a new association.
 	keepSetup := t.dtls && t.transport != "" && (t.setup == "active" || t.setup == "passive")
-	t.dtls, t.cryptos = false, nil
+	prevCrypto, prevPeer := t.cryptos, t.answered
+	t.dtls, t.cryptos, t.answered = false, nil, nil
 	switch {
 	case !srtp && len(t.rCryptos) == 0:
 	case t.rFP != nil && sec.DTLS != DTLSOff && !(sec.SDES.Prefer && len(t.rCryptos) > 0):
@@ -286,15 +323,32 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 		}
 	case len(t.rCryptos) > 0 && !sec.SDES.Off:
 		allowed := suitesFor(sec.SDES, t.rCryptos)
-		for _, r := range t.rCryptos {
-			if slices.ContainsFunc(allowed, func(s webrtcbridge.Suite) bool { return s.Name == r.Suite.Name }) {
-				c := webrtcbridge.NewCrypto(r.Tag, r.Suite)
-				if sec.SDES.Lifetime {
-					c.Lifetime = "2^31"
-				}
-				t.cryptos = []webrtcbridge.Crypto{c}
-				break
+		pick := -1
+		if sec.SDES.Static && len(prevCrypto) == 1 {
+			// SDES-static: the suite answered before stays if offered again.
+			pick = slices.IndexFunc(t.rCryptos, func(r webrtcbridge.Crypto) bool {
+				return r.Tag == prevCrypto[0].Tag && r.Suite.Name == prevCrypto[0].Suite.Name
+			})
+		}
+		if pick < 0 {
+			pick = slices.IndexFunc(t.rCryptos, func(r webrtcbridge.Crypto) bool {
+				return slices.ContainsFunc(allowed, func(s webrtcbridge.Suite) bool { return s.Name == r.Suite.Name })
+			})
+		}
+		if pick >= 0 {
+			r := t.rCryptos[pick]
+			// A re-answer keeps rtcgate's key while the party keeps its
+			// crypto and the suite stays (rtpengine keeps it too).
+			c := webrtcbridge.NewCrypto(r.Tag, r.Suite)
+			if len(prevCrypto) == 1 && prevPeer != nil && prevCrypto[0].Suite.Name == r.Suite.Name && sameCrypto(*prevPeer, r) {
+				c = prevCrypto[0]
+				c.Tag, c.Lifetime = r.Tag, ""
 			}
+			if sec.SDES.Lifetime {
+				c.Lifetime = "2^31"
+			}
+			t.cryptos = []webrtcbridge.Crypto{c}
+			t.answered = &r
 		}
 		if t.cryptos == nil {
 			warnings = append(warnings, fmt.Sprintf("m= section %d: no offered crypto suite is usable", ts.index+1))
@@ -303,6 +357,11 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 		warnings = append(warnings, fmt.Sprintf("m= section %d: %s offered without DTLS fingerprint or usable a=crypto", ts.index+1, t.outProto))
 	}
 	return warnings
+}
+
+// sameCrypto: the party's crypto line is unchanged (suite, key and salt).
+func sameCrypto(a, b webrtcbridge.Crypto) bool {
+	return a.Suite.Name == b.Suite.Name && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Salt, b.Salt)
 }
 
 // writeSecurity replaces the sender's ICE, DTLS and SDES attributes of the
