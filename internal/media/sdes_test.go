@@ -2,8 +2,13 @@ package media
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/srtp/v3"
 
 	"github.com/rtcgate/rtcgate/internal/sdp"
 	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
@@ -186,5 +191,47 @@ func TestSDESOrder(t *testing.T) {
 	want := append([]string{"AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM"}, rest...)
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("order %v, want %v", names, want)
+	}
+}
+
+// TestSDESSRTCPOnSeparatePort: an SDES party that does not multiplex RTCP
+// (a=rtcp on its own port) gets SRTCP on the relay's RTCP port with the
+// negotiated keys, both ways, byte for byte.
+func TestSDESSRTCPOnSeparatePort(t *testing.T) {
+	e := newEngine(t, "127.0.0.1")
+	aRTP, aRTCP, bRTP, bRTCP := newPlainPeer(t), newPlainPeer(t), newPlainPeer(t), newPlainPeer(t)
+	s80, _ := webrtcbridge.SuiteByName("AES_CM_128_HMAC_SHA1_80")
+	ca := webrtcbridge.NewCrypto(1, s80)
+	offer := strings.Replace(string(sdpFor(aRTP.port(), fmt.Sprintf("a=rtcp:%d", aRTCP.port()), "a=crypto:"+ca.String(false))), "RTP/AVP", "RTP/SAVP", 1)
+	toB := mustOK(t)(e.Offer(&Request{CallID: "sr", FromTag: "a", SDP: []byte(offer), Secure: Secure{Protocol: "RTP/AVP"}}))
+	toA := mustOK(t)(e.Answer(&Request{CallID: "sr", FromTag: "a", ToTag: "b", SDP: sdpFor(bRTP.port(), fmt.Sprintf("a=rtcp:%d", bRTCP.port()))}))
+	rc := cryptosIn(t, toA)
+	if len(rc) != 1 || strings.Contains(toA, "a=rtcp-mux") {
+		t.Fatalf("answer to A:\n%s", toA)
+	}
+	enc, err := srtp.CreateContext(ca.Key, ca.Salt, s80.Profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := srtp.CreateContext(rc[0].Key, rc[0].Salt, s80.Profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayARTCP := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sdpPort(t, toA) + 1}
+	relayBRTCP := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sdpPort(t, toB) + 1}
+	rr, _ := (&rtcp.ReceiverReport{SSRC: 0xa}).Marshal()
+	sealed, err := enc.EncryptRTCP(nil, rr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aRTCP.conn.WriteToUDP(sealed, relayARTCP)
+	if got := readUntil(t, bRTCP.conn, func([]byte) bool { return true }); !bytes.Equal(got, rr) {
+		t.Fatalf("B's RTCP socket got %x, want %x", got, rr)
+	}
+	sr, _ := (&rtcp.SenderReport{SSRC: 0xb}).Marshal()
+	bRTCP.conn.WriteToUDP(sr, relayBRTCP)
+	got := readUntil(t, aRTCP.conn, func([]byte) bool { return true })
+	if opened, err := dec.DecryptRTCP(nil, got, nil); err != nil || !bytes.Equal(opened, sr) {
+		t.Fatalf("A's RTCP socket got %x (%v), want %x sealed", got, err, sr)
 	}
 }
