@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,7 @@ type Transport struct {
 	ice     atomic.Pointer[ICEParams] // replaced on an ICE restart
 	iceGen  atomic.Uint64             // counts ICE restarts, for sendChecks
 	nominee atomic.Pointer[netip.AddrPort]
-	checked atomic.Pointer[netip.AddrPort] // the last address a valid check came from or was answered by
+	checked atomic.Pointer[[]netip.AddrPort] // the last maxChecked addresses a valid check came from or was answered by
 	// iceGate: DTLS records count only from an address ICE checked, so
 	// the DTLS server needs no cookie round trip (HelloVerifyRequest) to
 	// know the ClientHello's source is real. Off when neither side sends
@@ -267,13 +268,33 @@ func (t *Transport) Inbound(pkt []byte, src netip.AddrPort) ([]byte, Verdict) {
 	return nil, Dropped
 }
 
+// maxChecked bounds the addresses remembered as checked: a browser checks
+// a pair per candidate and may start DTLS on any that answered before it
+// nominates one.
+const maxChecked = 8
+
 // verified: src passed an ICE check, ours or the party's.
 func (t *Transport) verified(src netip.AddrPort) bool {
 	if a := t.nominee.Load(); a != nil && *a == src {
 		return true
 	}
-	a := t.checked.Load()
-	return a != nil && *a == src
+	if l := t.checked.Load(); l != nil {
+		return slices.Contains(*l, src)
+	}
+	return false
+}
+
+// markChecked remembers src as an address that passed a check.
+func (t *Transport) markChecked(src netip.AddrPort) {
+	var l []netip.AddrPort
+	if p := t.checked.Load(); p != nil {
+		if slices.Contains(*p, src) {
+			return
+		}
+		l = *p
+	}
+	l = append([]netip.AddrPort{src}, l[:min(len(l), maxChecked-1)]...)
+	t.checked.Store(&l)
 }
 
 // Outbound protects one plain RTP or RTCP packet for the party. ok is
@@ -483,7 +504,7 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 		}
 		t.cfg.Send(resp.Raw, src)
 		t.Checks.Add(1)
-		t.checked.Store(&src)
+		t.markChecked(src)
 		if t.cfg.DTLS != nil && t.cfg.DTLS.Client {
 			t.StartDTLS(src)
 		}
@@ -498,7 +519,7 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 		if stun.NewShortTermIntegrity(p.RemotePwd).Check(m) != nil {
 			return Dropped
 		}
-		t.checked.Store(&src)
+		t.markChecked(src)
 		t.nominate(src)
 		if t.cfg.DTLS != nil && t.cfg.DTLS.Client {
 			t.StartDTLS(src)

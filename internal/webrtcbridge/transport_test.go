@@ -43,8 +43,9 @@ func TestHandshakeWithoutCookie(t *testing.T) {
 }
 
 // TestDTLSOnlyFromCheckedAddress: with ICE, DTLS records count only from
-// an address a connectivity check came from; others are dropped, so the
-// server needs no cookie to trust the source.
+// addresses a connectivity check came from (each of them, nominated or
+// not); others are dropped, so the server needs no cookie to trust the
+// source.
 func TestDTLSOnlyFromCheckedAddress(t *testing.T) {
 	cert, err := NewCertificate()
 	if err != nil {
@@ -75,5 +76,16 @@ func TestDTLSOnlyFromCheckedAddress(t *testing.T) {
 	}
 	if _, v := x.Inbound(record, stranger); v != Dropped {
 		t.Errorf("DTLS from an unchecked address: verdict %v, want Dropped", v)
+	}
+	// A second candidate pair checked without nomination: a browser may
+	// start DTLS on it.
+	second := netip.MustParseAddrPort("127.0.0.1:40012")
+	if _, v := x.Inbound(check(t, lu+":"+ru, lp, false), second); v != Consumed {
+		t.Fatalf("second check: verdict %v", v)
+	}
+	for _, a := range []netip.AddrPort{checkedAddr, second} {
+		if _, v := x.Inbound(record, a); v != Consumed {
+			t.Errorf("DTLS from checked %v: verdict %v, want Consumed", a, v)
+		}
 	}
 }
