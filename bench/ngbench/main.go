@@ -16,7 +16,8 @@
 //	    a plain RTP party, with the flags Kamailio gives rtpengine for
 //	    WebRTC; RTP both ways at -rate for -duration-b: loss, relay CPU
 //	    seconds per million packets, and call setup (offer → first packet
-//	    decrypted by the browser) p50/p99. See webrtc.go.
+//	    decrypted by the browser) p50/p95/p99 with its phases (answer, ICE,
+//	    DTLS). Calls arrive at -cps-c per second (0: a burst). See webrtc.go.
 //	(b) media: for each count in -calls, that many calls with RTP both
 //	    ways at -rate packets/s per direction for -duration-b: loss,
 //	    latency, and CPU seconds per million relayed packets, the relay's

@@ -27,6 +27,13 @@ import (
 // answer back with ICE=force DTLS=passive UDP/TLS/RTP/SAVPF
 // rtcp-mux-require. Then both sides send PCMU-sized RTP at -rate packets/s
 // each way: the browser SRTP, the plain party RTP.
+//
+// Calls arrive at -cps-c per second, as a proxy's calls do, the same for
+// every target; -cps-c 0 fires them from -workers goroutines at once, a
+// burst of 200 handshakes on the box's cores, where setup time is the
+// queue for CPU (the generator's browsers do as much DTLS work as the
+// relay). Each call's setup is split into phases: answer received, first
+// connectivity check answered, the browser's handshake done, first packet.
 
 // cResult is scenario (c)'s figures.
 type cResult struct {
