@@ -13,9 +13,10 @@ var (
 
 // callPair connects two transports in memory, as one call's setup: the
 // browser's (ICE controlling, DTLS client) and rtcgate's (ICE controlled,
-// DTLS server). sniff, if set, sees every datagram rtcgate sends. It
+// DTLS server). sniff, if set, sees every datagram rtcgate sends, with
+// rtcgate's transport. It
 // returns when both have their SRTP keys.
-func callPair(tb testing.TB, cert *Certificate, sniff func([]byte)) (browser, relay *Transport) {
+func callPair(tb testing.TB, cert *Certificate, sniff func(relay *Transport, p []byte)) (browser, relay *Transport) {
 	tb.Helper()
 	fp, _ := ParseFingerprint(cert.Fingerprint("sha-256"))
 	ready := make(chan struct{})
@@ -26,7 +27,7 @@ func callPair(tb testing.TB, cert *Certificate, sniff func([]byte)) (browser, re
 		Send: func(p []byte, _ netip.AddrPort) {
 			<-ready
 			if sniff != nil {
-				sniff(p)
+				sniff(relay, p)
 			}
 			browser.Inbound(p, relayAddr)
 		},

@@ -150,6 +150,11 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 			return nil, errors.New("webrtcbridge: DTLS without a certificate")
 		}
 		t.dtlsIn = newPacketConn(cfg.Send, t.quit)
+		// As server, rtcgate's last flight (ChangeCipherSpec, Finished)
+		// waits until its SRTP keys are in place: the party, done when
+		// that flight arrives, sends SRTP at once, and rtcgate must not
+		// drop it for want of keys pion has but rtcgate has not yet taken.
+		t.dtlsIn.holdLast = !cfg.DTLS.Client
 		if !cfg.DTLS.Client {
 			t.StartDTLS(netip.AddrPort{})
 		}
@@ -409,6 +414,7 @@ func (t *Transport) handshake() {
 	if err == nil {
 		err = t.keys(conn, p.Client)
 	}
+	t.dtlsIn.release()
 	if err != nil {
 		select {
 		case <-t.quit: // closed during the handshake: not a failure
@@ -607,6 +613,12 @@ type packetConn struct {
 	remote    netip.AddrPort
 	dl        time.Time
 	dlChanged chan struct{} // closed and replaced by SetReadDeadline
+
+	// holdLast: datagrams from the first ChangeCipherSpec on are held
+	// (held) until release; set before the handshake starts.
+	holdLast, holding, released bool
+	held                        [][]byte
+	heldTo                      []netip.AddrPort
 }
 
 type datagram struct {
@@ -690,8 +702,36 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !dst.IsValid() {
 		return 0, errors.New("webrtcbridge: DTLS peer address unknown")
 	}
-	c.send(b, netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()))
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	c.mu.Lock()
+	if c.holdLast && !c.released && (c.holding || len(b) > 0 && b[0] == recordChangeCipherSpec) && len(c.held) < maxHeld {
+		c.holding = true
+		c.held = append(c.held, append([]byte(nil), b...))
+		c.heldTo = append(c.heldTo, dst)
+		c.mu.Unlock()
+		return len(b), nil
+	}
+	c.mu.Unlock()
+	c.send(b, dst)
 	return len(b), nil
+}
+
+// recordChangeCipherSpec is the DTLS record content type that opens the
+// server's last flight; maxHeld bounds the datagrams held with it.
+const (
+	recordChangeCipherSpec = 20
+	maxHeld                = 8
+)
+
+// release sends the held datagrams and holds no more.
+func (c *packetConn) release() {
+	c.mu.Lock()
+	held, to := c.held, c.heldTo
+	c.held, c.heldTo, c.released = nil, nil, true
+	c.mu.Unlock()
+	for i, b := range held {
+		c.send(b, to[i])
+	}
 }
 
 func (c *packetConn) Close() error {

@@ -16,7 +16,7 @@ func TestHandshakeWithoutCookie(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var types []byte // handshake message types of rtcgate's first records
-	browser, relay := callPair(t, cert, func(p []byte) {
+	browser, relay := callPair(t, cert, func(_ *Transport, p []byte) {
 		// A plaintext handshake record: content type 22, epoch 0, the
 		// message type after the 13-byte record header.
 		if len(p) > 13 && p[0] == 22 && p[3] == 0 && p[4] == 0 {
@@ -87,5 +87,37 @@ func TestDTLSOnlyFromCheckedAddress(t *testing.T) {
 		if _, v := x.Inbound(record, a); v != Consumed {
 			t.Errorf("DTLS from checked %v: verdict %v, want Consumed", a, v)
 		}
+	}
+}
+
+// TestKeysBeforeLastFlight: as DTLS server rtcgate has its SRTP keys
+// before its last flight (ChangeCipherSpec, Finished) leaves, so the
+// party, ready when that flight arrives, never sends SRTP rtcgate cannot
+// decrypt yet.
+func TestKeysBeforeLastFlight(t *testing.T) {
+	cert, err := NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		var mu sync.Mutex
+		var ccs, early int
+		browser, relay := callPair(t, cert, func(relay *Transport, p []byte) {
+			if len(p) > 0 && p[0] == recordChangeCipherSpec {
+				mu.Lock()
+				ccs++
+				if !relay.Ready() {
+					early++
+				}
+				mu.Unlock()
+			}
+		})
+		browser.Close()
+		relay.Close()
+		mu.Lock()
+		if ccs == 0 || early > 0 {
+			t.Fatalf("rtcgate sent %d ChangeCipherSpec datagrams, %d before its keys", ccs, early)
+		}
+		mu.Unlock()
 	}
 }
