@@ -331,8 +331,8 @@ func runRound(ctx context.Context, cfg *config, logDir string, stderr io.Writer)
 
 // medianRounds keeps, for each target, the round with the median figure:
 // (a) by cycles per CPU-second, (b) by added CPU per million packets, each
-// call count apart; B.Rounds and the range fields tell how far the rounds
-// spread. A target that failed in any round keeps its errors.
+// call count apart, (c) by setup p99; B.Rounds, C.Rounds and the range
+// fields tell how far the rounds spread. A target that failed in any round keeps its errors.
 func medianRounds(rounds [][]*targetResult) []*targetResult {
 	if len(rounds) == 1 {
 		return rounds[0]
@@ -341,6 +341,7 @@ func medianRounds(rounds [][]*targetResult) []*targetResult {
 	for i, first := range rounds[0] {
 		m := &targetResult{Name: first.Name, OK: true, LogPath: first.LogPath}
 		var as []*aResult
+		var cs []*cResult
 		bs := map[int][]*bResult{}
 		for _, round := range rounds {
 			if i >= len(round) {
@@ -355,6 +356,15 @@ func medianRounds(rounds [][]*targetResult) []*targetResult {
 			for calls, b := range r.B {
 				bs[calls] = append(bs[calls], b)
 			}
+			if r.C != nil {
+				cs = append(cs, r.C)
+			}
+		}
+		if len(cs) > 0 {
+			slices.SortFunc(cs, func(x, y *cResult) int { return cmp.Compare(x.SetupP99Ms, y.SetupP99Ms) })
+			med := *cs[len(cs)/2]
+			med.Rounds, med.SetupP99Min, med.SetupP99Max = len(cs), cs[0].SetupP99Ms, cs[len(cs)-1].SetupP99Ms
+			m.C = &med
 		}
 		if len(as) > 0 {
 			slices.SortFunc(as, func(x, y *aResult) int { return cmp.Compare(x.CyclesPerCPUS, y.CyclesPerCPUS) })

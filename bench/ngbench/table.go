@@ -185,6 +185,9 @@ var rows = []row{
 		return msStr(c.SetupP95Ms), c.SetupP95Ms
 	}),
 	cRow("(c) setup p99 (→ 1st SRTP)", "c_setup_p99_ms", "", func(c *cResult) (string, float64) {
+		if c.Rounds > 1 {
+			return fmt.Sprintf("%.2f ms (%.0f–%.0f)", c.SetupP99Ms, c.SetupP99Min, c.SetupP99Max), c.SetupP99Ms
+		}
 		return msStr(c.SetupP99Ms), c.SetupP99Ms
 	}),
 	cRow("(c)  answer p50/p95/p99", "", "offer → answer received (ng)", func(c *cResult) (string, float64) {

@@ -67,6 +67,11 @@ type cResult struct {
 	HostBusyPct float64    `json:"host_busy_pct"`
 	OtherCPUS   float64    `json:"other_cpu_s"`
 	DeleteErrs  int        `json:"delete_errors"`
+	// With -rounds: how many, and the spread of setup p99 over them (this
+	// result is the median round's).
+	Rounds      int     `json:"rounds,omitempty"`
+	SetupP99Min float64 `json:"setup_p99_min_ms,omitempty"`
+	SetupP99Max float64 `json:"setup_p99_max_ms,omitempty"`
 }
 
 // webrtcCall is one call of scenario (c).
