@@ -16,7 +16,8 @@
 //	    a plain RTP party, with the flags Kamailio gives rtpengine for
 //	    WebRTC; RTP both ways at -rate for -duration-b: loss, relay CPU
 //	    seconds per million packets, and call setup (offer → first packet
-//	    decrypted by the browser) p50/p99. See webrtc.go.
+//	    decrypted by the browser) p50/p95/p99 with its phases (answer, ICE,
+//	    DTLS). Calls arrive at -cps-c per second (0: a burst). See webrtc.go.
 //	(b) media: for each count in -calls, that many calls with RTP both
 //	    ways at -rate packets/s per direction for -duration-b: loss,
 //	    latency, and CPU seconds per million relayed packets, the relay's
@@ -87,6 +88,7 @@ type config struct {
 	callCounts   []int // scenario (b) runs once per count
 	calls        int   // the largest count: it sizes the port ranges
 	callsC       int   // scenario (c)
+	cpsC         float64
 	rate         int
 	rtpengine    string
 	rtcgateSrc   string
@@ -122,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.workers, "workers", 32, "concurrent ng workers (scenario (a), and call setup in (b))")
 	callList := fs.String("calls", "500", "comma-separated call counts for scenario (b), e.g. 500,2000")
 	fs.IntVar(&cfg.callsC, "calls-c", 200, "WebRTC ⇄ plain calls in scenario (c)")
+	fs.Float64Var(&cfg.cpsC, "cps-c", 50, "calls set up per second in scenario (c), the same for every target; 0: as fast as -workers go (a burst)")
 	fs.IntVar(&cfg.rate, "rate", 50, "RTP packets/s per direction per call in scenario (b)")
 	fs.StringVar(&cfg.rtpengine, "rtpengine", "/usr/bin/rtpengine", "rtpengine binary")
 	fs.StringVar(&cfg.rtcgateSrc, "rtcgate-src", "./cmd/rtcgate", "rtcgate package to build")
@@ -182,6 +185,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-workers must be in 1..4096")
 	case cfg.callsC < 1 || cfg.callsC > 2000:
 		return nil, fmt.Errorf("-calls-c must be in 1..2000")
+	case cfg.cpsC < 0 || cfg.cpsC > 10000:
+		return nil, fmt.Errorf("-cps-c must be in 0..10000")
 	case cfg.rate < 1 || cfg.rate > 1000:
 		return nil, fmt.Errorf("-rate must be in 1..1000")
 	case cfg.ngSockets < 1 || cfg.ngSockets > 64 || cfg.mediaSockets < 1 || cfg.mediaSockets > 64:
@@ -326,8 +331,8 @@ func runRound(ctx context.Context, cfg *config, logDir string, stderr io.Writer)
 
 // medianRounds keeps, for each target, the round with the median figure:
 // (a) by cycles per CPU-second, (b) by added CPU per million packets, each
-// call count apart; B.Rounds and the range fields tell how far the rounds
-// spread. A target that failed in any round keeps its errors.
+// call count apart, (c) by setup p99; B.Rounds, C.Rounds and the range
+// fields tell how far the rounds spread. A target that failed in any round keeps its errors.
 func medianRounds(rounds [][]*targetResult) []*targetResult {
 	if len(rounds) == 1 {
 		return rounds[0]
@@ -336,6 +341,7 @@ func medianRounds(rounds [][]*targetResult) []*targetResult {
 	for i, first := range rounds[0] {
 		m := &targetResult{Name: first.Name, OK: true, LogPath: first.LogPath}
 		var as []*aResult
+		var cs []*cResult
 		bs := map[int][]*bResult{}
 		for _, round := range rounds {
 			if i >= len(round) {
@@ -350,6 +356,15 @@ func medianRounds(rounds [][]*targetResult) []*targetResult {
 			for calls, b := range r.B {
 				bs[calls] = append(bs[calls], b)
 			}
+			if r.C != nil {
+				cs = append(cs, r.C)
+			}
+		}
+		if len(cs) > 0 {
+			slices.SortFunc(cs, func(x, y *cResult) int { return cmp.Compare(x.SetupP99Ms, y.SetupP99Ms) })
+			med := *cs[len(cs)/2]
+			med.Rounds, med.SetupP99Min, med.SetupP99Max = len(cs), cs[0].SetupP99Ms, cs[len(cs)-1].SetupP99Ms
+			m.C = &med
 		}
 		if len(as) > 0 {
 			slices.SortFunc(as, func(x, y *aResult) int { return cmp.Compare(x.CyclesPerCPUS, y.CyclesPerCPUS) })

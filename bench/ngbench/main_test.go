@@ -100,11 +100,14 @@ func TestTableRatiosAndGoals(t *testing.T) {
 func TestMedianRounds(t *testing.T) {
 	round := func(added float64, ok bool) []*targetResult {
 		return []*targetResult{{Name: "rtcgate-kernel", OK: ok, A: &aResult{CyclesPerCPUS: added},
-			B: map[int]*bResult{500: {AddedCPUSPer1M: added}}}}
+			B: map[int]*bResult{500: {AddedCPUSPer1M: added}}, C: &cResult{SetupP99Ms: 100 * added}}}
 	}
 	m := medianRounds([][]*targetResult{round(3, true), round(0.5, false), round(1, true)})
 	b := m[0].B[500]
 	if b.AddedCPUSPer1M != 1 || b.Rounds != 3 || b.AddedMin != 0.5 || b.AddedMax != 3 || m[0].A.CyclesPerCPUS != 1 || m[0].OK {
 		t.Errorf("median: %+v, %+v", m[0], b)
+	}
+	if c := m[0].C; c == nil || c.SetupP99Ms != 100 || c.Rounds != 3 || c.SetupP99Min != 50 || c.SetupP99Max != 300 {
+		t.Errorf("(c) median: %+v", c)
 	}
 }

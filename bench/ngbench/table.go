@@ -63,6 +63,9 @@ func relayRow(label, key, note string, f func(b *bResult) (string, float64)) row
 
 func msStr(v float64) string { return fmt.Sprintf("%.2f ms", v) }
 
+// phaseStr is "p50/p95/p99" in ms.
+func phaseStr(q [3]float64) string { return fmt.Sprintf("%.0f/%.0f/%.0f", q[0], q[1], q[2]) }
+
 var rows = []row{
 	aRow("(a) cycles/s", "a_cycles_per_s", "", func(a *aResult) (string, float64) {
 		return fmt.Sprintf("%.0f", a.CyclesPerS), a.CyclesPerS
@@ -175,8 +178,26 @@ var rows = []row{
 	cRow("(c) WebRTC calls set up", "", "", func(c *cResult) (string, float64) {
 		return fmt.Sprintf("%d (%d failed)", c.Calls, c.SetupErrors), float64(c.Calls)
 	}),
-	cRow("(c) setup p99 (→ 1st SRTP)", "c_setup_p99_ms", "offer → first packet decrypted by the browser", func(c *cResult) (string, float64) {
+	cRow("(c) setup p50 (→ 1st SRTP)", "c_setup_p50_ms", "offer → first packet decrypted by the browser", func(c *cResult) (string, float64) {
+		return msStr(c.SetupP50Ms), c.SetupP50Ms
+	}),
+	cRow("(c) setup p95 (→ 1st SRTP)", "c_setup_p95_ms", "", func(c *cResult) (string, float64) {
+		return msStr(c.SetupP95Ms), c.SetupP95Ms
+	}),
+	cRow("(c) setup p99 (→ 1st SRTP)", "c_setup_p99_ms", "", func(c *cResult) (string, float64) {
+		if c.Rounds > 1 {
+			return fmt.Sprintf("%.2f ms (%.0f–%.0f)", c.SetupP99Ms, c.SetupP99Min, c.SetupP99Max), c.SetupP99Ms
+		}
 		return msStr(c.SetupP99Ms), c.SetupP99Ms
+	}),
+	cRow("(c)  answer p50/p95/p99", "", "offer → answer received (ng)", func(c *cResult) (string, float64) {
+		return phaseStr(c.PhaseNgMs), c.PhaseNgMs[2]
+	}),
+	cRow("(c)  ICE p50/p95/p99", "", "offer → first check answered", func(c *cResult) (string, float64) {
+		return phaseStr(c.PhaseICEMs), c.PhaseICEMs[2]
+	}),
+	cRow("(c)  DTLS p50/p95/p99", "", "offer → browser's handshake done", func(c *cResult) (string, float64) {
+		return phaseStr(c.PhaseDTLSMs), c.PhaseDTLSMs[2]
 	}),
 	cRow("(c) packets in window", "", "SRTP⇄RTP, both ways", func(c *cResult) (string, float64) {
 		return fmt.Sprintf("%d", c.RecvWin), float64(c.RecvWin)
@@ -265,7 +286,11 @@ func table(cfg *config, by map[string]*targetResult) []string {
 		}
 	}
 	if cfg.has("c") {
-		lines = append(lines, fmt.Sprintf("(c) WebRTC ⇄ plain RTP, %d calls × 2 × %d/s:", cfg.callsC, cfg.rate))
+		pace := "as fast as the workers go"
+		if cfg.cpsC > 0 {
+			pace = fmt.Sprintf("set up at %g calls/s", cfg.cpsC)
+		}
+		lines = append(lines, fmt.Sprintf("(c) WebRTC ⇄ plain RTP, %d calls × 2 × %d/s, %s:", cfg.callsC, cfg.rate, pace))
 		for _, r := range rows {
 			if r.c {
 				render(r, 0)

@@ -27,31 +27,51 @@ import (
 // answer back with ICE=force DTLS=passive UDP/TLS/RTP/SAVPF
 // rtcp-mux-require. Then both sides send PCMU-sized RTP at -rate packets/s
 // each way: the browser SRTP, the plain party RTP.
+//
+// Calls arrive at -cps-c per second, as a proxy's calls do, the same for
+// every target; -cps-c 0 fires them from -workers goroutines at once, a
+// burst of 200 handshakes on the box's cores, where setup time is the
+// queue for CPU (the generator's browsers do as much DTLS work as the
+// relay). Each call's setup is split into phases: answer received, first
+// connectivity check answered, the browser's handshake done, first packet.
 
 // cResult is scenario (c)'s figures.
 type cResult struct {
 	Calls       int     `json:"calls"`
 	SetupErrors int     `json:"setup_errors"`
 	FirstError  string  `json:"first_error,omitempty"`
+	CPS         float64 `json:"calls_per_s"`  // setup pacing; 0: as fast as -workers go
 	SetupP50Ms  float64 `json:"setup_p50_ms"` // offer sent → first packet decrypted by the browser
+	SetupP95Ms  float64 `json:"setup_p95_ms"`
 	SetupP99Ms  float64 `json:"setup_p99_ms"`
 	SetupMaxMs  float64 `json:"setup_max_ms"`
-	Rate        int     `json:"rate_per_stream"`
-	DurationS   float64 `json:"duration_s"`
-	SentWin     uint64  `json:"sent_window"`
-	RecvWin     uint64  `json:"received_window"`
-	SentTotal   uint64  `json:"sent_total"`
-	RecvTotal   uint64  `json:"received_total"`
-	LostToPlain int64   `json:"lost_browser_to_plain"`
-	LostToBrow  int64   `json:"lost_plain_to_browser"`
-	LossPct     float64 `json:"loss_pct"`
-	AuthErrors  uint64  `json:"browser_auth_errors"`
-	RelayCPUS   float64 `json:"relay_cpu_s"`
-	CPUSPer1M   float64 `json:"cpu_s_per_1m_packets"`
-	GenCPUS     float64 `json:"gen_cpu_s"`
-	HostBusyPct float64 `json:"host_busy_pct"`
-	OtherCPUS   float64 `json:"other_cpu_s"`
-	DeleteErrs  int     `json:"delete_errors"`
+	// Where the setup time goes, each from the offer sent: the answer
+	// received (offer and answer), the first connectivity check answered,
+	// the browser's DTLS handshake done. p50/p95/p99 each.
+	PhaseNgMs   [3]float64 `json:"phase_answer_ms"`
+	PhaseICEMs  [3]float64 `json:"phase_ice_ms"`
+	PhaseDTLSMs [3]float64 `json:"phase_dtls_ms"`
+	Rate        int        `json:"rate_per_stream"`
+	DurationS   float64    `json:"duration_s"`
+	SentWin     uint64     `json:"sent_window"`
+	RecvWin     uint64     `json:"received_window"`
+	SentTotal   uint64     `json:"sent_total"`
+	RecvTotal   uint64     `json:"received_total"`
+	LostToPlain int64      `json:"lost_browser_to_plain"`
+	LostToBrow  int64      `json:"lost_plain_to_browser"`
+	LossPct     float64    `json:"loss_pct"`
+	AuthErrors  uint64     `json:"browser_auth_errors"`
+	RelayCPUS   float64    `json:"relay_cpu_s"`
+	CPUSPer1M   float64    `json:"cpu_s_per_1m_packets"`
+	GenCPUS     float64    `json:"gen_cpu_s"`
+	HostBusyPct float64    `json:"host_busy_pct"`
+	OtherCPUS   float64    `json:"other_cpu_s"`
+	DeleteErrs  int        `json:"delete_errors"`
+	// With -rounds: how many, and the spread of setup p99 over them (this
+	// result is the median round's).
+	Rounds      int     `json:"rounds,omitempty"`
+	SetupP99Min float64 `json:"setup_p99_min_ms,omitempty"`
+	SetupP99Max float64 `json:"setup_p99_max_ms,omitempty"`
 }
 
 // webrtcCall is one call of scenario (c).
@@ -61,9 +81,11 @@ type webrtcCall struct {
 	tr                 *webrtcbridge.Transport
 	toRelayB, toRelayP netip.AddrPort // the relay's ports facing the browser and the plain party
 	started            time.Time
-	firstAt            atomic.Int64 // ns since started: first decrypted packet at the browser
-	sentB, sentP       atomic.Uint64
-	recvB, recvP       atomic.Uint64 // received by the browser (decrypted), by the plain party
+	// ns since started: the answer received, the first check answered,
+	// the handshake done, the first packet decrypted at the browser.
+	answerAt, iceAt, dtlsAt, firstAt atomic.Int64
+	sentB, sentP                     atomic.Uint64
+	recvB, recvP                     atomic.Uint64 // received by the browser (decrypted), by the plain party
 }
 
 func browserOffer(sessID uint64, port int, ufrag, pwd, fp string) string {
@@ -137,6 +159,7 @@ func setupWebRTC(ctx context.Context, c *ngClient, cert *webrtcbridge.Certificat
 	if err != nil {
 		return fail(err)
 	}
+	wc.answerAt.Store(int64(time.Since(wc.started)))
 	wc.toRelayP, wc.toRelayB = toP.AddrPort(), cand
 	wc.tr, err = webrtcbridge.NewTransport(webrtcbridge.TransportConfig{
 		Send: func(pkt []byte, dst netip.AddrPort) { _, _ = wc.browser.WriteToUDPAddrPort(pkt, dst) },
@@ -150,6 +173,12 @@ func setupWebRTC(ctx context.Context, c *ngClient, cert *webrtcbridge.Certificat
 	}
 	go wc.readBrowser()
 	go wc.readPlain()
+	go func() { // ends at the handshake's end, or at Close
+		<-wc.tr.HandshakeDone()
+		if wc.tr.Ready() {
+			wc.dtlsAt.Store(int64(time.Since(wc.started)))
+		}
+	}()
 	return wc, nil
 }
 
@@ -160,10 +189,13 @@ func (wc *webrtcCall) readBrowser() {
 		if err != nil {
 			return
 		}
-		if _, v := wc.tr.Inbound(buf[:n], src); v == webrtcbridge.Media {
+		switch _, v := wc.tr.Inbound(buf[:n], src); v {
+		case webrtcbridge.Media:
 			if wc.recvB.Add(1) == 1 {
 				wc.firstAt.Store(int64(time.Since(wc.started)))
 			}
+		case webrtcbridge.Latch:
+			wc.iceAt.CompareAndSwap(0, int64(time.Since(wc.started)))
 		}
 	}
 }
@@ -195,7 +227,7 @@ func scenarioC(ctx context.Context, t *target, c *ngClient, cfg *config) (*cResu
 	if err != nil {
 		return nil, err
 	}
-	r := &cResult{Rate: cfg.rate, DurationS: cfg.durationB.Seconds()}
+	r := &cResult{Rate: cfg.rate, DurationS: cfg.durationB.Seconds(), CPS: cfg.cpsC}
 	calls := make([]*webrtcCall, cfg.callsC)
 	errs := make([]error, cfg.callsC)
 	callID := func(i int) string { return "ngbench-c-" + c.prefix + strconv.Itoa(i) }
@@ -224,7 +256,7 @@ func scenarioC(ctx context.Context, t *target, c *ngClient, cfg *config) (*cResu
 			}
 		}
 	}()
-	forEach(cfg.callsC, cfg.workers, func(i int) {
+	paced(cfg.callsC, cfg.cpsC, cfg.workers, func(i int) {
 		if ctx.Err() != nil {
 			errs[i] = ctx.Err()
 			return
@@ -308,29 +340,68 @@ func scenarioC(ctx context.Context, t *target, c *ngClient, cfg *config) (*cResu
 	sendWG.Wait()
 	stop = make(chan struct{}) // the deferred close has its own
 	time.Sleep(cfg.drain)
-	var setup []time.Duration
+	var setup, phNg, phICE, phDTLS []time.Duration
+	never := func(v int64) time.Duration {
+		if v == 0 {
+			return time.Hour // never: counts as the worst
+		}
+		return time.Duration(v)
+	}
 	for _, wc := range live {
+		phNg = append(phNg, never(wc.answerAt.Load()))
+		phICE = append(phICE, never(wc.iceAt.Load()))
+		phDTLS = append(phDTLS, never(wc.dtlsAt.Load()))
 		r.LostToPlain += int64(wc.sentB.Load()) - int64(wc.recvP.Load())
 		r.LostToBrow += int64(wc.sentP.Load()) - int64(wc.recvB.Load())
 		r.SentTotal += wc.sentB.Load() + wc.sentP.Load()
 		r.RecvTotal += wc.recvB.Load() + wc.recvP.Load()
 		r.AuthErrors += wc.tr.AuthFailures.Load()
-		if f := wc.firstAt.Load(); f != 0 {
-			setup = append(setup, time.Duration(f))
-		} else {
-			setup = append(setup, time.Hour) // never: counts as the worst
-		}
+		setup = append(setup, never(wc.firstAt.Load()))
 	}
 	if r.SentTotal > 0 {
 		r.LossPct = 100 * float64(r.LostToPlain+r.LostToBrow) / float64(r.SentTotal)
 	}
-	slices.Sort(setup)
-	q := func(p float64) float64 { return ms(setup[min(len(setup)-1, int(p*float64(len(setup))))]) }
-	r.SetupP50Ms, r.SetupP99Ms, r.SetupMaxMs = q(0.50), q(0.99), ms(setup[len(setup)-1])
+	r.SetupP50Ms, r.SetupP95Ms, r.SetupP99Ms = quantiles(setup)
+	r.SetupMaxMs = ms(setup[len(setup)-1])
+	for _, ph := range []struct {
+		to *[3]float64
+		d  []time.Duration
+	}{{&r.PhaseNgMs, phNg}, {&r.PhaseICEMs, phICE}, {&r.PhaseDTLSMs, phDTLS}} {
+		ph.to[0], ph.to[1], ph.to[2] = quantiles(ph.d)
+	}
 	if r.RecvWin == 0 {
 		return r, errors.New("no media packet came back through the relay")
 	}
 	return r, nil
+}
+
+// quantiles sorts d and returns its p50, p95 and p99 in ms.
+func quantiles(d []time.Duration) (p50, p95, p99 float64) {
+	slices.Sort(d)
+	q := func(p float64) float64 { return ms(d[min(len(d)-1, int(p*float64(len(d))))]) }
+	return q(0.50), q(0.95), q(0.99)
+}
+
+// paced runs fn(i) for i in [0, n): at cps calls per second, each call on
+// its own goroutine from its start time on (calls arrive at a proxy's call
+// rate, whether or not earlier ones are done); with cps 0, as fast as
+// `workers` goroutines go (a burst).
+func paced(n int, cps float64, workers int, fn func(i int)) {
+	if cps <= 0 {
+		forEach(n, workers, fn)
+		return
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(start.Add(time.Duration(float64(i) * float64(time.Second) / cps))))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // sendLoop sends, every 1/rate s, one packet each way on every live call:

@@ -61,9 +61,6 @@ type side struct {
 	mux  atomic.Bool          // the party multiplexes RTCP on the RTP port
 	opts atomic.Uint32        // packet-path options, optXxx bits
 
-	// xport is the party's ICE/DTLS/SRTP end, nil for plain RTP: the relay
-	// hands it what the party sends and what goes to the party.
-	xport atomic.Pointer[webrtcbridge.Transport]
 	// dtmf numbers the party's RTP once digits were played into it (see
 	// dtmf.go); nil until then.
 	dtmf atomic.Pointer[injector]
@@ -102,6 +99,13 @@ type stream struct {
 
 	ep         atomic.Pointer[endpoint]
 	advertised netip.AddrPort // from SDP (under call.mu)
+
+	// xport is the party's ICE/DTLS/SRTP end on this socket, nil for plain
+	// RTP: the relay hands it what the party sends here and what goes to
+	// the party from here. The RTCP socket has its own (its ICE component,
+	// its DTLS association, RFC 5764 §4.1) when the party does not
+	// multiplex; otherwise RTCP rides on the RTP socket's.
+	xport atomic.Pointer[webrtcbridge.Transport]
 
 	packets    atomic.Uint64
 	bytes      atomic.Uint64

@@ -593,7 +593,7 @@ func (e *Engine) sendEvent(c *call, sd *side, j *injector, pkt []byte, pt uint8,
 		return buf, nil
 	}
 	out := pkt
-	if x := peer.xport.Load(); x != nil {
+	if x := peer.rtp.transport(); x != nil {
 		var ok bool
 		if out, ok = x.OutboundTo(buf[:0], pkt); !ok {
 			s.errors.Add(1)

@@ -115,7 +115,7 @@ func iceRestart(t *testing.T, flags Flags) {
 		return c.monologues["browser"].sides[0]
 	}
 	bs := browserSide()
-	x1 := bs.xport.Load()
+	x1 := bs.rtp.xport.Load()
 	browserMedia := func() MediaInfo {
 		info, err := e.Query("r")
 		if err != nil {
@@ -166,7 +166,7 @@ func iceRestart(t *testing.T, flags Flags) {
 	if m2.Checks <= m1.Checks {
 		t.Errorf("checks answered: %d before, %d after the restart", m1.Checks, m2.Checks)
 	}
-	if x2 := bs.xport.Load(); x2 != x1 || m2.DTLSFailures != 0 || m2.ICERestarts != 1 {
+	if x2 := bs.rtp.xport.Load(); x2 != x1 || m2.DTLSFailures != 0 || m2.ICERestarts != 1 {
 		t.Errorf("transport replaced: %v; DTLS failures %d; ICE restarts %d", x2 != x1, m2.DTLSFailures, m2.ICERestarts)
 	}
 

@@ -105,11 +105,15 @@ func (c *call) info(_ time.Time) *CallInfo {
 			mi := MediaInfo{Index: sd.index + 1, Type: sd.mediaType, Protocol: sd.proto, Direction: sd.direction, RTCPMux: sd.mux.Load()}
 			mi.DTLSFailures, mi.Checks, mi.AuthFailures = sd.sec.failedDTLS, sd.sec.checks, sd.sec.authFailures
 			mi.ICERestarts = sd.sec.iceRestarts
-			if x := sd.xport.Load(); x != nil {
+			if x := sd.rtp.xport.Load(); x != nil {
 				mi.Secure = x.Kind()
-				mi.DTLSFailures += x.HandshakeFailures.Load()
-				mi.Checks += x.Checks.Load()
-				mi.AuthFailures += x.AuthFailures.Load()
+			}
+			for _, st := range []*stream{sd.rtp, sd.rtcp} {
+				if x := st.xport.Load(); x != nil {
+					mi.DTLSFailures += x.HandshakeFailures.Load()
+					mi.Checks += x.Checks.Load()
+					mi.AuthFailures += x.AuthFailures.Load()
+				}
 			}
 			for _, s := range []*stream{sd.rtp, sd.rtcp} {
 				all, last := s.counters()

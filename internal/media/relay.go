@@ -15,7 +15,7 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 	sd := s.side
 	opts := sd.opts.Load()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	if x := sd.xport.Load(); x != nil {
+	if x := s.transport(); x != nil {
 		var ok bool
 		if pkt, ok = s.secureIn(x, pkt, src); !ok {
 			return
@@ -72,7 +72,7 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 		s.errors.Add(1)
 		return
 	}
-	if x := peer.xport.Load(); x != nil {
+	if x := out.transport(); x != nil {
 		var ok bool
 		if pkt, ok = x.Outbound(pkt); !ok {
 			s.errors.Add(1)

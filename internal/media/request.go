@@ -129,6 +129,11 @@ type SDES struct {
 	Prefer   bool     // SDES over DTLS when an offer has both
 	Pad      bool     // keep base64 '=' padding in key params
 	Lifetime bool     // add the key lifetime 2^31
+	// Static: an answer keeps the suite (tag and key) rtcgate answered
+	// before, if the offer still carries that tag and suite, rather than
+	// picking the first usable one.
+	Static bool
+	Order  []string // suites written first in an offer, in this order (tags unchanged)
 	// Session parameters (RFC 4568 §6.3): 0 copies the offerer's.
 	UnencryptedSRTP, UnencryptedSRTCP, UnauthenticatedSRTP Tri
 }

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -38,12 +39,14 @@ type secState struct {
 	rICE      bool
 	rUfrag    string
 	rPwd      string
-	rCands    []netip.AddrPort
+	rCands    []netip.AddrPort // component 1 (RTP)
+	rCands2   []netip.AddrPort // component 2 (RTCP without rtcp-mux)
 	rLite     bool
 	rTrickle  bool
 	rFP       *webrtcbridge.Fingerprint
 	rSetup    string
 	rCryptos  []webrtcbridge.Crypto
+	answered  *webrtcbridge.Crypto // the party's crypto line rtcgate's answer accepted
 	rMid      string
 	transport string // signature of the running transport's parameters
 	// Counters of replaced transports: the media's count on.
@@ -86,16 +89,21 @@ func learnSecurity(sd *side, sess *sdp.Session, m *sdp.Media, isOffer bool) []st
 	_, s.rLite = sess.Attr("ice-lite")
 	opts, _ := attribute(sess, m, "ice-options")
 	s.rTrickle = slices.Contains(strings.Fields(opts), "trickle")
-	s.rCands = s.rCands[:0]
+	s.rCands, s.rCands2 = s.rCands[:0], s.rCands2[:0]
 	for i, v := range m.Attrs("candidate") {
 		if i >= maxCandidates {
 			break
 		}
 		c, err := webrtcbridge.ParseCandidate(v)
-		if err != nil || c.Component != 1 || !strings.EqualFold(c.Transport, "UDP") {
+		if err != nil || !strings.EqualFold(c.Transport, "UDP") {
 			continue
 		}
-		s.rCands = append(s.rCands, c.Addr)
+		switch c.Component {
+		case 1:
+			s.rCands = append(s.rCands, c.Addr)
+		case 2:
+			s.rCands2 = append(s.rCands2, c.Addr)
+		}
 	}
 	s.rFP = nil
 	if v, ok := attribute(sess, m, "fingerprint"); ok {
@@ -192,16 +200,50 @@ func (e *Engine) offerSecurity(ts, fs *side, req *Request) {
 	srtp := isSRTP(out.outProto)
 	out.dtls = srtp && sec.DTLS != DTLSOff
 	out.setup = "actpass"
+	prev := out.cryptos
 	out.cryptos = nil
 	if (srtp || sec.OSRTP.Offer) && !sec.SDES.Off {
 		for i, s := range suitesFor(sec.SDES, fs.sec.rCryptos) {
-			c := webrtcbridge.NewCrypto(i+1, s)
+			// A re-offer keeps the key of a suite rtcgate offered (or
+			// answered with) before, as rtpengine does.
+			c := keptCrypto(prev, s, i+1)
+			c.Lifetime = ""
 			if sec.SDES.Lifetime {
 				c.Lifetime = "2^31"
 			}
 			out.cryptos = append(out.cryptos, c)
 		}
+		orderCryptos(out.cryptos, sec.SDES.Order)
 	}
+}
+
+// keptCrypto is a crypto line of suite s with tag: the key of prev's line
+// of that suite when there is one, else a new key.
+func keptCrypto(prev []webrtcbridge.Crypto, s webrtcbridge.Suite, tag int) webrtcbridge.Crypto {
+	for _, c := range prev {
+		if c.Suite.Name == s.Name {
+			c.Tag = tag
+			return c
+		}
+	}
+	return webrtcbridge.NewCrypto(tag, s)
+}
+
+// orderCryptos puts the suites named in order first, in that order, the
+// others after them as they were (SDES-order:, tags unchanged).
+func orderCryptos(cs []webrtcbridge.Crypto, order []string) {
+	if len(order) == 0 {
+		return
+	}
+	rank := func(c webrtcbridge.Crypto) int {
+		for i, n := range order {
+			if s, ok := webrtcbridge.SuiteByName(n); ok && s.Name == c.Suite.Name {
+				return i
+			}
+		}
+		return len(order)
+	}
+	slices.SortStableFunc(cs, func(a, b webrtcbridge.Crypto) int { return rank(a) - rank(b) })
 }
 
 // answerSecurity decides what rtcgate answers the offerer ts, whose offer
@@ -260,7 +302,8 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 	// A re-offer (an ICE restart, a hold) keeps the DTLS role rtcgate
 	// took, as rtpengine does: a new role would need a new association.
 	keepSetup := t.dtls && t.transport != "" && (t.setup == "active" || t.setup == "passive")
-	t.dtls, t.cryptos = false, nil
+	prevCrypto, prevPeer := t.cryptos, t.answered
+	t.dtls, t.cryptos, t.answered = false, nil, nil
 	switch {
 	case !srtp && len(t.rCryptos) == 0:
 	case t.rFP != nil && sec.DTLS != DTLSOff && !(sec.SDES.Prefer && len(t.rCryptos) > 0):
@@ -280,15 +323,32 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 		}
 	case len(t.rCryptos) > 0 && !sec.SDES.Off:
 		allowed := suitesFor(sec.SDES, t.rCryptos)
-		for _, r := range t.rCryptos {
-			if slices.ContainsFunc(allowed, func(s webrtcbridge.Suite) bool { return s.Name == r.Suite.Name }) {
-				c := webrtcbridge.NewCrypto(r.Tag, r.Suite)
-				if sec.SDES.Lifetime {
-					c.Lifetime = "2^31"
-				}
-				t.cryptos = []webrtcbridge.Crypto{c}
-				break
+		pick := -1
+		if sec.SDES.Static && len(prevCrypto) == 1 {
+			// SDES-static: the suite answered before stays if offered again.
+			pick = slices.IndexFunc(t.rCryptos, func(r webrtcbridge.Crypto) bool {
+				return r.Tag == prevCrypto[0].Tag && r.Suite.Name == prevCrypto[0].Suite.Name
+			})
+		}
+		if pick < 0 {
+			pick = slices.IndexFunc(t.rCryptos, func(r webrtcbridge.Crypto) bool {
+				return slices.ContainsFunc(allowed, func(s webrtcbridge.Suite) bool { return s.Name == r.Suite.Name })
+			})
+		}
+		if pick >= 0 {
+			r := t.rCryptos[pick]
+			// A re-answer keeps rtcgate's key while the party keeps its
+			// crypto and the suite stays (rtpengine keeps it too).
+			c := webrtcbridge.NewCrypto(r.Tag, r.Suite)
+			if len(prevCrypto) == 1 && prevPeer != nil && prevCrypto[0].Suite.Name == r.Suite.Name && sameCrypto(*prevPeer, r) {
+				c = prevCrypto[0]
+				c.Tag, c.Lifetime = r.Tag, ""
 			}
+			if sec.SDES.Lifetime {
+				c.Lifetime = "2^31"
+			}
+			t.cryptos = []webrtcbridge.Crypto{c}
+			t.answered = &r
 		}
 		if t.cryptos == nil {
 			warnings = append(warnings, fmt.Sprintf("m= section %d: no offered crypto suite is usable", ts.index+1))
@@ -297,6 +357,11 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 		warnings = append(warnings, fmt.Sprintf("m= section %d: %s offered without DTLS fingerprint or usable a=crypto", ts.index+1, t.outProto))
 	}
 	return warnings
+}
+
+// sameCrypto: the party's crypto line is unchanged (suite, key and salt).
+func sameCrypto(a, b webrtcbridge.Crypto) bool {
+	return a.Suite.Name == b.Suite.Name && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Salt, b.Salt)
 }
 
 // writeSecurity replaces the sender's ICE, DTLS and SDES attributes of the
@@ -353,9 +418,10 @@ func writeSessionSecurity(sess *sdp.Session, to *monologue) {
 // transportSignature names a transport's parameters: an answer that
 // changes none keeps the running one (and its DTLS session). ICE
 // credentials are not among them: an ICE restart keeps the transport.
-func (s *secState) transportSignature() string {
+// Multiplexing is: it decides whether RTCP has a transport of its own.
+func (s *secState) transportSignature(mux bool) string {
 	var b strings.Builder
-	b.WriteString(s.setup + "|" + strconv.FormatBool(s.dtls) + "|" + strconv.FormatBool(s.ice) + "|" + strconv.FormatBool(s.lite))
+	b.WriteString(s.setup + "|" + strconv.FormatBool(s.dtls) + "|" + strconv.FormatBool(s.ice) + "|" + strconv.FormatBool(s.lite) + "|" + strconv.FormatBool(mux))
 	if s.rFP != nil {
 		b.WriteString("|" + s.rFP.Hash + fmt.Sprintf("%x", s.rFP.Digest))
 	}
@@ -368,10 +434,13 @@ func (s *secState) transportSignature() string {
 	return b.String()
 }
 
-// settleTransport publishes the transport for a side whose negotiation an
-// answer completed, replacing (and closing) one whose parameters changed.
-// A side with neither ICE nor SRTP gets none: its packets take the plain
-// path.
+// settleTransport publishes the transports for a side whose negotiation
+// an answer completed, replacing (and closing) those whose parameters
+// changed. A side with neither ICE nor SRTP gets none: its packets take
+// the plain path. A party that does not multiplex RTCP gets a second
+// transport on the RTCP socket, as rtpengine gives each of its sockets
+// one: ICE component 2, and with DTLS a handshake of its own whose keys
+// protect SRTCP there (RFC 5764 §4.1); with SDES the same keys.
 func (e *Engine) settleTransport(sd *side) error {
 	s := &sd.sec
 	var remoteCrypto *webrtcbridge.Crypto
@@ -391,58 +460,83 @@ func (e *Engine) settleTransport(sd *side) error {
 		}
 		return nil
 	}
-	sig := s.transportSignature()
-	if cur := sd.xport.Load(); cur != nil && s.transport == sig {
+	mux := sd.mux.Load()
+	sig := s.transportSignature(mux)
+	if cur := sd.rtp.xport.Load(); cur != nil && s.transport == sig {
 		if s.ice {
 			cur.SetICE(s.ufrag, s.pwd, s.rUfrag, s.rPwd, s.rCands)
+			if x := sd.rtcp.xport.Load(); x != nil {
+				x.SetICE(s.ufrag, s.pwd, s.rUfrag, s.rPwd, s.rCands2)
+			}
 		}
 		return nil
 	}
-	cfg := webrtcbridge.TransportConfig{
-		Send: func(pkt []byte, dst netip.AddrPort) { _ = sd.rtp.send(pkt, dst) },
-		Log:  e.log,
+	streams := []*stream{sd.rtp}
+	if !mux {
+		streams = append(streams, sd.rtcp)
 	}
-	if s.ice {
-		lite := s.lite
-		if !s.liteSet {
-			lite = false
+	xs := make([]*webrtcbridge.Transport, len(streams))
+	for i, st := range streams {
+		cfg := webrtcbridge.TransportConfig{
+			Send: func(pkt []byte, dst netip.AddrPort) { _ = st.send(pkt, dst) },
+			Log:  e.log,
 		}
-		cfg.ICE = &webrtcbridge.ICEParams{LocalUfrag: s.ufrag, LocalPwd: s.pwd, RemoteUfrag: s.rUfrag, RemotePwd: s.rPwd,
-			Lite: lite, Controlling: s.offered && !s.rLite || s.rLite, Remote: s.rCands}
-	}
-	switch {
-	case s.dtls && s.rFP != nil:
-		cfg.DTLS = &webrtcbridge.DTLSParams{Cert: e.cert, Client: s.setup == "active", Remote: *s.rFP}
-	case wantSDES:
-		cfg.SDES = &webrtcbridge.SDESParams{Local: s.cryptos[0], Remote: *remoteCrypto}
-	}
-	x, err := webrtcbridge.NewTransport(cfg)
-	if err != nil {
-		return err
+		if s.ice {
+			lite := s.lite
+			if !s.liteSet {
+				lite = false
+			}
+			remote := s.rCands
+			if st.rtcp {
+				remote = s.rCands2
+			}
+			cfg.ICE = &webrtcbridge.ICEParams{LocalUfrag: s.ufrag, LocalPwd: s.pwd, RemoteUfrag: s.rUfrag, RemotePwd: s.rPwd,
+				Lite: lite, Controlling: s.offered && !s.rLite || s.rLite, Remote: remote}
+		}
+		switch {
+		case s.dtls && s.rFP != nil:
+			cfg.DTLS = &webrtcbridge.DTLSParams{Cert: e.cert, Client: s.setup == "active", Remote: *s.rFP}
+		case wantSDES:
+			cfg.SDES = &webrtcbridge.SDESParams{Local: s.cryptos[0], Remote: *remoteCrypto}
+		}
+		x, err := webrtcbridge.NewTransport(cfg)
+		if err != nil {
+			for _, x := range xs[:i] {
+				x.Close()
+			}
+			return err
+		}
+		xs[i] = x
 	}
 	e.dropTransport(sd)
 	s.transport = sig
-	sd.xport.Store(x)
+	for i, st := range streams {
+		st.xport.Store(xs[i])
+	}
 	// The bridge works on every packet of this side and of its peer
 	// towards it: no kernel rule for either.
 	sd.k.block.Or(keepWebRTC)
 	e.kernel.sync(sd)
-	if cfg.DTLS != nil && cfg.DTLS.Client && !s.ice {
-		// Without ICE the party's address is known from its SDP.
-		if ep := sd.rtp.ep.Load(); ep != nil && ep.addr.IsValid() {
-			x.StartDTLS(ep.addr)
+	for i, st := range streams {
+		if s.dtls && s.setup == "active" && !s.ice {
+			// Without ICE the party's address is known from its SDP.
+			if ep := st.ep.Load(); ep != nil && ep.addr.IsValid() {
+				xs[i].StartDTLS(ep.addr)
+			}
 		}
 	}
 	return nil
 }
 
-// dropTransport closes a side's transport (under call.mu).
+// dropTransport closes a side's transports (under call.mu).
 func (e *Engine) dropTransport(sd *side) {
-	if x := sd.xport.Swap(nil); x != nil {
-		sd.sec.failedDTLS += x.HandshakeFailures.Load()
-		sd.sec.checks += x.Checks.Load()
-		sd.sec.authFailures += x.AuthFailures.Load()
-		x.Close()
+	for _, st := range []*stream{sd.rtp, sd.rtcp} {
+		if x := st.xport.Swap(nil); x != nil {
+			sd.sec.failedDTLS += x.HandshakeFailures.Load()
+			sd.sec.checks += x.Checks.Load()
+			sd.sec.authFailures += x.AuthFailures.Load()
+			x.Close()
+		}
 	}
 	sd.sec.transport = ""
 }

@@ -6,6 +6,16 @@ import (
 	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
+// transport is the ICE/DTLS/SRTP end of the stream's socket: its own, or
+// for an RTCP socket without one (a party that multiplexes), the RTP
+// socket's.
+func (s *stream) transport() *webrtcbridge.Transport {
+	if x := s.xport.Load(); x != nil || !s.rtcp {
+		return x
+	}
+	return s.side.rtp.xport.Load()
+}
+
 // secureIn is the relay's hook for a party with a transport (ICE, DTLS,
 // SRTP): the datagram is a connectivity check, a DTLS record or SRTP. It
 // returns the plain RTP or RTCP to relay, or false when there is nothing

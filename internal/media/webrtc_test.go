@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
@@ -404,4 +405,209 @@ func TestDTLSHandshakeFailureCounted(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// dtlsParty is a DTLS-SRTP endpoint on one socket, pion's dtls and srtp
+// through webrtcbridge.Transport (the ngbench browser): ICE controlling,
+// DTLS client. What it decrypts comes out of got.
+type dtlsParty struct {
+	conn *net.UDPConn
+	x    *webrtcbridge.Transport
+	got  chan []byte
+}
+
+func newDTLSParty(t *testing.T, conn *net.UDPConn, cert *webrtcbridge.Certificate, ice webrtcbridge.ICEParams, relayFP webrtcbridge.Fingerprint) *dtlsParty {
+	t.Helper()
+	p := &dtlsParty{conn: conn, got: make(chan []byte, 64)}
+	var err error
+	p.x, err = webrtcbridge.NewTransport(webrtcbridge.TransportConfig{
+		Send: func(pkt []byte, dst netip.AddrPort) { _, _ = conn.WriteToUDPAddrPort(pkt, dst) },
+		ICE:  &ice,
+		DTLS: &webrtcbridge.DTLSParams{Cert: cert, Client: true, Remote: relayFP},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, src, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if out, v := p.x.Inbound(buf[:n], src); v == webrtcbridge.Media {
+				select {
+				case p.got <- append([]byte(nil), out...):
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done; p.x.Close() })
+	return p
+}
+
+// sendUntil sends every 20 ms until a packet that want accepts comes on
+// ch (10 s at most), and returns it.
+func sendUntil(t *testing.T, send func(), ch <-chan []byte, want func([]byte) bool) []byte {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	send()
+	for {
+		select {
+		case p := <-ch:
+			if want(p) {
+				return p
+			}
+		case <-tick.C:
+			send()
+		case <-deadline:
+			t.Fatal("expected packet never arrived")
+		}
+	}
+}
+
+// socketReader delivers what conn receives on a channel.
+func socketReader(t *testing.T, conn *net.UDPConn) <-chan []byte {
+	ch := make(chan []byte, 64)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- append([]byte(nil), buf[:n]...):
+			default:
+			}
+		}
+	}()
+	return ch
+}
+
+// TestDTLSSRTCPOnSeparatePort: a DTLS-SRTP party with ICE that does not
+// multiplex RTCP (UDP/TLS/RTP/SAVP, a=rtcp, candidates for components 1
+// and 2) calls a plain party. Each of its sockets runs its own ICE
+// component and its own DTLS handshake with rtcgate, as RFC 5764 §4.1
+// and rtpengine have it: SRTP on the RTP port and SRTCP on the RTCP port
+// cross both ways byte for byte, and SRTCP sealed with the RTP
+// association's keys is refused on the RTCP port.
+func TestDTLSSRTCPOnSeparatePort(t *testing.T) {
+	e := newEngine(t, "127.0.0.1")
+	aRTP, aRTCP := newPlainPeer(t).conn, newPlainPeer(t).conn
+	bRTP, bRTCP := newPlainPeer(t).conn, newPlainPeer(t).conn
+	port := func(c *net.UDPConn) int { return c.LocalAddr().(*net.UDPAddr).Port }
+	cert, err := webrtcbridge.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	au, ap := webrtcbridge.NewICECredentials()
+	offer := strings.Join([]string{"v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0",
+		fmt.Sprintf("m=audio %d UDP/TLS/RTP/SAVP 0", port(aRTP)), "c=IN IP4 127.0.0.1",
+		fmt.Sprintf("a=rtcp:%d", port(aRTCP)),
+		fmt.Sprintf("a=candidate:1 1 udp 2122260223 127.0.0.1 %d typ host", port(aRTP)),
+		fmt.Sprintf("a=candidate:1 2 udp 2122260222 127.0.0.1 %d typ host", port(aRTCP)),
+		"a=ice-ufrag:" + au, "a=ice-pwd:" + ap, "a=fingerprint:" + cert.Fingerprint("sha-256"), "a=setup:actpass",
+		"a=sendrecv", "a=rtpmap:0 PCMU/8000"}, "\r\n") + "\r\n"
+	toB := mustOK(t)(e.Offer(&Request{CallID: "r", FromTag: "a", SDP: []byte(offer), Secure: Secure{Protocol: "RTP/AVP", ICE: ICERemove}}))
+	relayB := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sdpPort(t, toB)))
+	relayBRTCP := netip.AddrPortFrom(relayB.Addr(), relayB.Port()+1)
+	toA := mustOK(t)(e.Answer(&Request{CallID: "r", FromTag: "a", ToTag: "b",
+		SDP:    sdpFor(port(bRTP), fmt.Sprintf("a=rtcp:%d", port(bRTCP)), "a=sendrecv"),
+		Secure: Secure{Protocol: "UDP/TLS/RTP/SAVP", ICE: ICEForce, DTLS: DTLSPassive}}))
+	sess, err := sdp.Parse([]byte(toA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sess.Media[0]
+	if m.HasAttr("rtcp-mux") || m.Proto() != "UDP/TLS/RTP/SAVP" {
+		t.Fatalf("answer to A:\n%s", toA)
+	}
+	ru, _ := m.Attr("ice-ufrag")
+	rp, _ := m.Attr("ice-pwd")
+	fpv, _ := m.Attr("fingerprint")
+	relayFP, err := webrtcbridge.ParseFingerprint(fpv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cands := map[int]netip.AddrPort{}
+	for _, v := range m.Attrs("candidate") {
+		if c, err := webrtcbridge.ParseCandidate(v); err == nil {
+			cands[c.Component] = c.Addr
+		}
+	}
+	if !cands[1].IsValid() || !cands[2].IsValid() || cands[1] == cands[2] {
+		t.Fatalf("answer to A lacks candidates for components 1 and 2:\n%s", toA)
+	}
+	ice := func(c netip.AddrPort) webrtcbridge.ICEParams {
+		return webrtcbridge.ICEParams{LocalUfrag: au, LocalPwd: ap, RemoteUfrag: ru, RemotePwd: rp, Controlling: true, Remote: []netip.AddrPort{c}}
+	}
+	pa := newDTLSParty(t, aRTP, cert, ice(cands[1]), relayFP)
+	pac := newDTLSParty(t, aRTCP, cert, ice(cands[2]), relayFP)
+	for _, p := range []*dtlsParty{pa, pac} {
+		select {
+		case <-p.x.HandshakeDone():
+		case <-time.After(10 * time.Second):
+			t.Fatal("DTLS handshake never ended")
+		}
+		if !p.x.Ready() {
+			t.Fatal("DTLS handshake failed")
+		}
+	}
+	fromB, fromBRTCP := socketReader(t, bRTP), socketReader(t, bRTCP)
+	seal := func(x *webrtcbridge.Transport, pkt []byte) []byte {
+		out, ok := x.Outbound(pkt)
+		if !ok {
+			t.Fatal("no keys to seal with")
+		}
+		return append([]byte(nil), out...)
+	}
+	same := func(want []byte) func([]byte) bool { return func(p []byte) bool { return bytes.Equal(p, want) } }
+
+	// A → B: SRTP on the RTP port, SRTCP on the RTCP port, plain at B.
+	rtpA, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: 1, Timestamp: 160, SSRC: 0xa}, Payload: []byte("A audio")}).Marshal()
+	sendUntil(t, func() { aRTP.WriteToUDPAddrPort(seal(pa.x, rtpA), cands[1]) }, fromB, same(rtpA))
+	rrA, _ := (&rtcp.ReceiverReport{SSRC: 0xa}).Marshal()
+	sendUntil(t, func() { aRTCP.WriteToUDPAddrPort(seal(pac.x, rrA), cands[2]) }, fromBRTCP, same(rrA))
+	// B → A: plain RTCP to the relay's RTCP port comes out as SRTCP on A's
+	// RTCP socket, keyed by that socket's own handshake; RTP likewise.
+	srB, _ := (&rtcp.SenderReport{SSRC: 0xb}).Marshal()
+	sendUntil(t, func() { bRTCP.WriteToUDPAddrPort(srB, relayBRTCP) }, pac.got, same(srB))
+	rtpB, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: 9, Timestamp: 1440, SSRC: 0xb}, Payload: []byte("B audio")}).Marshal()
+	sendUntil(t, func() { bRTP.WriteToUDPAddrPort(rtpB, relayB) }, pa.got, same(rtpB))
+
+	// SRTCP sealed with the RTP association's keys fails on the RTCP port.
+	before := authFailures(t, e, "r", "a")
+	aRTCP.WriteToUDPAddrPort(seal(pa.x, rrA), cands[2])
+	deadline := time.Now().Add(5 * time.Second)
+	for authFailures(t, e, "r", "a") == before {
+		if time.Now().After(deadline) {
+			t.Fatal("SRTCP with the RTP keys on the RTCP port was not refused")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// authFailures is the SRTP/SRTCP packets of tag's media that did not
+// authenticate.
+func authFailures(t *testing.T, e *Engine, callID, tag string) uint64 {
+	t.Helper()
+	info, err := e.Query(callID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, tg := range info.Tags {
+		if tg.Tag == tag {
+			for _, m := range tg.Medias {
+				n += m.AuthFailures
+			}
+		}
+	}
+	return n
 }

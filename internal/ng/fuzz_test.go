@@ -33,7 +33,7 @@ func processSeeds(f *testing.F) [][]byte {
 			"trust-address replace-origin replace-session-connection ICE=remove rtcp-mux-demux direction=internal direction=external"),
 		[]byte(`{"command":"offer","call-id":"c2","from-tag":"ft","sdp":` + q(offerSDP) + `,"flags":["trust-address"],"replace":["origin"]}`),
 		b("command", "offer", "call-id", "c3", "from-tag", "ft", "sdp", offerSDP, "transport-protocol", "UDP/TLS/RTP/SAVPF",
-			"ICE", []any{"force", "trickle", "lite-both"}, "DTLS", "passive", "DTLS-fingerprint", "sha-1", "SDES", []any{"no-AES_CM_128_HMAC_SHA1_32", "pad", "lifetime"},
+			"ICE", []any{"force", "trickle", "lite-both"}, "DTLS", "passive", "DTLS-fingerprint", "sha-1", "SDES", []any{"no-AES_CM_128_HMAC_SHA1_32", "pad", "lifetime", "static", "order:AES_CM_128_HMAC_SHA1_32;;AEAD_AES_128_GCM;"},
 			"OSRTP", []any{"offer"}, "codec", map[string]any{"strip": []any{"all"}, "except": []any{"PCMU"}, "offer": "PCMA", "mask": []any{"G722"}},
 			"extmap", map[string]any{"strip": []any{"all"}}, "flags", []any{"generate-mid", "strip-extmap", "trickle-ICE", "WebRTC", "SDES-only-AEAD_AES_128_GCM", "codec-strip-PCMA"}),
 		b("command", "offer", "call-id", "c4", "from-tag", "ft", "sdp", offerSDP, "rtpp_flags",

@@ -223,6 +223,9 @@ func (o *options) dtls(v string) {
 	}
 }
 
+// maxSDESOrder bounds the suites of SDES-order: (there are fewer suites).
+const maxSDESOrder = 32
+
 // sdes handles one SDES option; suite names keep their spelling.
 func (o *options) sdes(v string) {
 	sd := &o.req.Secure.SDES
@@ -251,15 +254,22 @@ func (o *options) sdes(v string) {
 	case "prefer":
 		sd.Prefer = true
 	case "static":
-		o.warn("SDES-static: the crypto suite is renegotiated on every answer")
+		sd.Static = true
 	default:
 		switch {
 		case strings.HasPrefix(n, "no-"):
 			sd.No = append(sd.No, v[3:])
 		case strings.HasPrefix(n, "only-"):
 			sd.Only = append(sd.Only, v[5:])
-		case strings.HasPrefix(n, "order:"), strings.HasPrefix(n, "offerer-pref:"):
-			o.warn("SDES option '%s' not supported: suites keep rtcgate's order", v)
+		case strings.HasPrefix(n, "order:"):
+			// rtpengine's list: suite names separated by ';'.
+			for _, name := range strings.Split(v[len("order:"):], ";") {
+				if name = strings.TrimSpace(name); name != "" && len(sd.Order) < maxSDESOrder {
+					sd.Order = append(sd.Order, name)
+				}
+			}
+		case strings.HasPrefix(n, "offerer-pref:"):
+			o.warn("SDES option '%s' not supported: the offerer's own order stands", v)
 		default:
 			o.warn("Unknown 'SDES' flag encountered: '%s'", v)
 		}

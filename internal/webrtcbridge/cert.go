@@ -48,7 +48,13 @@ func NewCertificate() (*Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webrtcbridge: certificate: %w", err)
 	}
-	return &Certificate{tls: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, der: der}, nil
+	// The parsed leaf goes with it: pion parses a certificate without one
+	// on every handshake.
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("webrtcbridge: certificate: %w", err)
+	}
+	return &Certificate{tls: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, der: der}, nil
 }
 
 // FingerprintHashes are the a=fingerprint hash functions rtcgate writes and

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,12 @@ type Transport struct {
 	ice     atomic.Pointer[ICEParams] // replaced on an ICE restart
 	iceGen  atomic.Uint64             // counts ICE restarts, for sendChecks
 	nominee atomic.Pointer[netip.AddrPort]
+	checked atomic.Pointer[[]netip.AddrPort] // the last maxChecked addresses a valid check came from or was answered by
+	// iceGate: DTLS records count only from an address ICE checked, so
+	// the DTLS server needs no cookie round trip (HelloVerifyRequest) to
+	// know the ClientHello's source is real. Off when neither side sends
+	// checks (both ICE-lite).
+	iceGate bool
 
 	dtlsIn    *packetConn // DTLS records from the party, for pion/dtls
 	dtlsStart sync.Once
@@ -138,6 +145,7 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	if cfg.ICE != nil {
 		p := *cfg.ICE
 		t.ice.Store(&p)
+		t.iceGate = !(p.Lite && p.Controlling)
 	}
 	switch {
 	case cfg.DTLS != nil:
@@ -145,6 +153,11 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 			return nil, errors.New("webrtcbridge: DTLS without a certificate")
 		}
 		t.dtlsIn = newPacketConn(cfg.Send, t.quit)
+		// As server, rtcgate's last flight (ChangeCipherSpec, Finished)
+		// waits until its SRTP keys are in place: the party, done when
+		// that flight arrives, sends SRTP at once, and rtcgate must not
+		// drop it for want of keys pion has but rtcgate has not yet taken.
+		t.dtlsIn.holdLast = !cfg.DTLS.Client
 		if !cfg.DTLS.Client {
 			t.StartDTLS(netip.AddrPort{})
 		}
@@ -231,7 +244,7 @@ func (t *Transport) Inbound(pkt []byte, src netip.AddrPort) ([]byte, Verdict) {
 	case b <= 3:
 		return nil, t.stun(pkt, src)
 	case b >= 20 && b <= 63:
-		if t.dtlsIn == nil {
+		if t.dtlsIn == nil || t.iceGate && !t.verified(src) {
 			return nil, Dropped
 		}
 		if t.cfg.DTLS.Client {
@@ -261,6 +274,35 @@ func (t *Transport) Inbound(pkt []byte, src netip.AddrPort) ([]byte, Verdict) {
 		return out, Media
 	}
 	return nil, Dropped
+}
+
+// maxChecked bounds the addresses remembered as checked: a browser checks
+// a pair per candidate and may start DTLS on any that answered before it
+// nominates one.
+const maxChecked = 8
+
+// verified: src passed an ICE check, ours or the party's.
+func (t *Transport) verified(src netip.AddrPort) bool {
+	if a := t.nominee.Load(); a != nil && *a == src {
+		return true
+	}
+	if l := t.checked.Load(); l != nil {
+		return slices.Contains(*l, src)
+	}
+	return false
+}
+
+// markChecked remembers src as an address that passed a check.
+func (t *Transport) markChecked(src netip.AddrPort) {
+	var l []netip.AddrPort
+	if p := t.checked.Load(); p != nil {
+		if slices.Contains(*p, src) {
+			return
+		}
+		l = *p
+	}
+	l = append([]netip.AddrPort{src}, l[:min(len(l), maxChecked-1)]...)
+	t.checked.Store(&l)
 }
 
 // Outbound protects one plain RTP or RTCP packet for the party. ok is
@@ -330,6 +372,9 @@ func (t *Transport) StartDTLS(remote netip.AddrPort) {
 	})
 }
 
+// flightInterval is the DTLS handshake's first retransmission timeout.
+const flightInterval = 100 * time.Millisecond
+
 var srtpProfiles = []dtls.SRTPProtectionProfile{
 	dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AEAD_AES_128_GCM,
 	dtls.SRTP_AES128_CM_HMAC_SHA1_80, dtls.SRTP_AES128_CM_HMAC_SHA1_32,
@@ -348,6 +393,12 @@ func (t *Transport) handshake() {
 		ExtendedMasterSecret:   dtls.RequestExtendedMasterSecret,
 		InsecureSkipVerify:     true, // self-signed: the SDP fingerprint is the check
 		ClientAuth:             dtls.RequireAnyClientCert,
+		// With ICE, the ClientHello's source passed a check (iceGate): the
+		// cookie exchange would only add a round trip to every setup.
+		InsecureSkipVerifyHello: t.iceGate,
+		// A lost flight is sent again after 100 ms, doubling each time,
+		// rather than after pion's default second.
+		FlightInterval: flightInterval,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 || !p.Remote.Matches(raw[0]) {
 				cancel()
@@ -376,6 +427,7 @@ func (t *Transport) handshake() {
 	if err == nil {
 		err = t.keys(conn, p.Client)
 	}
+	t.dtlsIn.release()
 	if err != nil {
 		select {
 		case <-t.quit: // closed during the handshake: not a failure
@@ -471,6 +523,7 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 		}
 		t.cfg.Send(resp.Raw, src)
 		t.Checks.Add(1)
+		t.markChecked(src)
 		if t.cfg.DTLS != nil && t.cfg.DTLS.Client {
 			t.StartDTLS(src)
 		}
@@ -485,6 +538,7 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 		if stun.NewShortTermIntegrity(p.RemotePwd).Check(m) != nil {
 			return Dropped
 		}
+		t.markChecked(src)
 		t.nominate(src)
 		if t.cfg.DTLS != nil && t.cfg.DTLS.Client {
 			t.StartDTLS(src)
@@ -504,7 +558,7 @@ func (t *Transport) nominate(src netip.AddrPort) {
 }
 
 // sendChecks sends connectivity checks with USE-CANDIDATE to the party's
-// candidates every 50 ms until one is answered, for at most 10 s, then
+// candidates, the first at once and then every 50 ms until one is answered, for at most 10 s, then
 // once a second as consent freshness (RFC 7675) until Close. An ICE
 // restart starts the fast checks over.
 func (t *Transport) sendChecks() {
@@ -515,11 +569,15 @@ func (t *Transport) sendChecks() {
 	start := time.Now()
 	slow := false
 	gen := t.iceGen.Load()
-	for {
-		select {
-		case <-t.quit:
-			return
-		case <-tick.C:
+	for first := true; ; first = false {
+		// The first check goes at once: the party's answer is there, and
+		// waiting a tick would add it to every call's setup.
+		if !first {
+			select {
+			case <-t.quit:
+				return
+			case <-tick.C:
+			}
 		}
 		if g := t.iceGen.Load(); g != gen {
 			gen, start, slow = g, time.Now(), false
@@ -568,6 +626,12 @@ type packetConn struct {
 	remote    netip.AddrPort
 	dl        time.Time
 	dlChanged chan struct{} // closed and replaced by SetReadDeadline
+
+	// holdLast: datagrams from the first ChangeCipherSpec on are held
+	// (held) until release; set before the handshake starts.
+	holdLast, holding, released bool
+	held                        [][]byte
+	heldTo                      []netip.AddrPort
 }
 
 type datagram struct {
@@ -651,8 +715,36 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !dst.IsValid() {
 		return 0, errors.New("webrtcbridge: DTLS peer address unknown")
 	}
-	c.send(b, netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()))
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	c.mu.Lock()
+	if c.holdLast && !c.released && (c.holding || len(b) > 0 && b[0] == recordChangeCipherSpec) && len(c.held) < maxHeld {
+		c.holding = true
+		c.held = append(c.held, append([]byte(nil), b...))
+		c.heldTo = append(c.heldTo, dst)
+		c.mu.Unlock()
+		return len(b), nil
+	}
+	c.mu.Unlock()
+	c.send(b, dst)
 	return len(b), nil
+}
+
+// recordChangeCipherSpec is the DTLS record content type that opens the
+// server's last flight; maxHeld bounds the datagrams held with it.
+const (
+	recordChangeCipherSpec = 20
+	maxHeld                = 8
+)
+
+// release sends the held datagrams and holds no more.
+func (c *packetConn) release() {
+	c.mu.Lock()
+	held, to := c.held, c.heldTo
+	c.held, c.heldTo, c.released = nil, nil, true
+	c.mu.Unlock()
+	for i, b := range held {
+		c.send(b, to[i])
+	}
 }
 
 func (c *packetConn) Close() error {
