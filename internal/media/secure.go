@@ -491,7 +491,7 @@ func (e *Engine) settleTransport(sd *side) error {
 				remote = s.rCands2
 			}
 			cfg.ICE = &webrtcbridge.ICEParams{LocalUfrag: s.ufrag, LocalPwd: s.pwd, RemoteUfrag: s.rUfrag, RemotePwd: s.rPwd,
-				Lite: lite, Controlling: s.offered && !s.rLite || s.rLite, Remote: remote}
+				Lite: lite, Controlling: s.offered && !s.rLite || s.rLite, Remote: slices.Clone(remote)}
 		}
 		switch {
 		case s.dtls && s.rFP != nil:

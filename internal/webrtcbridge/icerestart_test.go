@@ -110,3 +110,75 @@ func TestTransportICERestart(t *testing.T) {
 		}
 	}
 }
+
+// TestControlledAgentChecks: a full ICE agent that is controlled (the
+// party offered) checks the party's candidates too, with ICE-CONTROLLED
+// and without USE-CANDIDATE (RFC 8445 §7.2.4); the success of its own
+// check does not move a nomination the party made; an ICE-lite agent sends
+// no checks at all.
+func TestControlledAgentChecks(t *testing.T) {
+	const lu, lp, ru, rp = "locc", "localpasswordlocalpassw", "remc", "remotepasswordremotepas"
+	nominated := netip.MustParseAddrPort("127.0.0.1:40011")
+	other := netip.MustParseAddrPort("127.0.0.1:40012")
+	for _, lite := range []bool{false, true} {
+		out := make(chan sent, 1024)
+		x, err := NewTransport(TransportConfig{
+			Send: func(p []byte, dst netip.AddrPort) {
+				select {
+				case out <- sent{append([]byte(nil), p...), dst}:
+				default:
+				}
+			},
+			ICE: &ICEParams{LocalUfrag: lu, LocalPwd: lp, RemoteUfrag: ru, RemotePwd: rp, Lite: lite,
+				Remote: []netip.AddrPort{nominated, other}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lite {
+			time.Sleep(150 * time.Millisecond) // three check intervals: nothing may go out
+			x.Close()
+			if len(out) != 0 {
+				t.Errorf("ICE-lite sent %d packets", len(out))
+			}
+			continue
+		}
+		var ours *stun.Message
+		deadline := time.After(5 * time.Second)
+		for ours == nil {
+			select {
+			case s := <-out:
+				m := &stun.Message{Raw: s.pkt}
+				if s.dst == other && m.Decode() == nil && m.Type == stun.BindingRequest {
+					ours = m
+				}
+			case <-deadline:
+				t.Fatal("the controlled full agent sent no check")
+			}
+		}
+		if !ours.Contains(stun.AttrICEControlled) || ours.Contains(stun.AttrICEControlling) || ours.Contains(stun.AttrUseCandidate) {
+			t.Errorf("controlled check: controlled %v, controlling %v, use-candidate %v", ours.Contains(stun.AttrICEControlled),
+				ours.Contains(stun.AttrICEControlling), ours.Contains(stun.AttrUseCandidate))
+		}
+		if stun.NewShortTermIntegrity(rp).Check(ours) != nil {
+			t.Error("controlled check: integrity not by the party's password")
+		}
+		// The party nominates one address; our check's success from the
+		// other checks that pair but moves nothing.
+		if _, v := x.Inbound(check(t, lu+":"+ru, lp, true), nominated); v != Latch {
+			t.Fatalf("the party's nomination: verdict %v", v)
+		}
+		resp, err := stun.Build(stun.NewTransactionIDSetter(ours.TransactionID), stun.BindingSuccess,
+			stun.NewShortTermIntegrity(rp), stun.Fingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, v := x.Inbound(resp.Raw, other); v != Consumed {
+			t.Errorf("success of our check while the party's nomination stands: verdict %v, want Consumed", v)
+		}
+		if got := x.Nominated(); got != nominated {
+			t.Errorf("nominated %v, want the party's %v", got, nominated)
+		}
+		x.Close()
+	}
+}

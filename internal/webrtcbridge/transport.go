@@ -89,8 +89,10 @@ type ICEParams struct {
 	LocalUfrag, LocalPwd   string
 	RemoteUfrag, RemotePwd string
 	// Lite: rtcgate is an ICE-lite agent toward the party, answering
-	// checks and sending none. Otherwise, when Controlling, it also sends
-	// checks with USE-CANDIDATE to Remote until one succeeds.
+	// checks and sending none. Otherwise it is a full agent and also sends
+	// checks to Remote until one succeeds: with USE-CANDIDATE when
+	// Controlling (its success nominates), as the controlled agent
+	// without (the party's USE-CANDIDATE nominates; RFC 8445 §7.2.5.3).
 	Lite, Controlling bool
 	Remote            []netip.AddrPort // the party's candidates for component 1
 }
@@ -176,7 +178,7 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	default:
 		close(t.dtlsDone)
 	}
-	if p := t.ice.Load(); p != nil && !p.Lite && p.Controlling {
+	if p := t.ice.Load(); p != nil && !p.Lite {
 		t.goroutine(t.sendChecks)
 	}
 	return t, nil
@@ -217,7 +219,7 @@ func (t *Transport) SetICE(localUfrag, localPwd, remoteUfrag, remotePwd string, 
 	}
 	q := *p
 	q.LocalUfrag, q.LocalPwd = localUfrag, localPwd
-	q.RemoteUfrag, q.RemotePwd, q.Remote = remoteUfrag, remotePwd, remote
+	q.RemoteUfrag, q.RemotePwd, q.Remote = remoteUfrag, remotePwd, slices.Clone(remote) // the caller's to reuse
 	restart := q.RemoteUfrag != p.RemoteUfrag || q.RemotePwd != p.RemotePwd || q.LocalUfrag != p.LocalUfrag
 	t.ice.Store(&q)
 	if restart {
@@ -539,11 +541,16 @@ func (t *Transport) stun(pkt []byte, src netip.AddrPort) Verdict {
 			return Dropped
 		}
 		t.markChecked(src)
-		t.nominate(src)
 		if t.cfg.DTLS != nil && t.cfg.DTLS.Client {
 			t.StartDTLS(src)
 		}
-		return Latch
+		// The controlling agent's success nominates; the controlled
+		// agent's only checks the pair, unless nothing is nominated yet.
+		if p.Controlling || t.nominee.Load() == nil {
+			t.nominate(src)
+			return Latch
+		}
+		return Consumed
 	}
 	return Consumed
 }
@@ -557,8 +564,8 @@ func (t *Transport) nominate(src netip.AddrPort) {
 	}
 }
 
-// sendChecks sends connectivity checks with USE-CANDIDATE to the party's
-// candidates, the first at once and then every 50 ms until one is answered, for at most 10 s, then
+// sendChecks sends connectivity checks (with USE-CANDIDATE when
+// controlling) to the party's candidates, the first at once and then every 50 ms until one is answered, for at most 10 s, then
 // once a second as consent freshness (RFC 7675) until Close. An ICE
 // restart starts the fast checks over.
 func (t *Transport) sendChecks() {
@@ -599,12 +606,15 @@ func (t *Transport) sendChecks() {
 		binary.BigEndian.PutUint32(prio[:], 110<<24|65535<<8|255)
 		var tid [stun.TransactionIDSize]byte
 		_, _ = rand.Read(tid[:])
-		m, err := stun.Build(stun.NewTransactionIDSetter(tid), stun.BindingRequest,
-			stun.NewUsername(p.RemoteUfrag+":"+p.LocalUfrag),
-			stun.RawAttribute{Type: stun.AttrPriority, Value: prio[:]},
-			stun.RawAttribute{Type: stun.AttrICEControlling, Value: tie[:]},
-			stun.RawAttribute{Type: stun.AttrUseCandidate},
-			stun.NewShortTermIntegrity(p.RemotePwd), stun.Fingerprint)
+		role := []stun.Setter{stun.RawAttribute{Type: stun.AttrICEControlled, Value: tie[:]}}
+		if p.Controlling {
+			role = []stun.Setter{stun.RawAttribute{Type: stun.AttrICEControlling, Value: tie[:]},
+				stun.RawAttribute{Type: stun.AttrUseCandidate}}
+		}
+		setters := append([]stun.Setter{stun.NewTransactionIDSetter(tid), stun.BindingRequest,
+			stun.NewUsername(p.RemoteUfrag + ":" + p.LocalUfrag),
+			stun.RawAttribute{Type: stun.AttrPriority, Value: prio[:]}}, role...)
+		m, err := stun.Build(append(setters, stun.NewShortTermIntegrity(p.RemotePwd), stun.Fingerprint)...)
 		if err != nil {
 			continue
 		}
