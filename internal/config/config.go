@@ -42,6 +42,12 @@ type Config struct {
 	DeleteDelay   Duration `yaml:"delete-delay"`
 	MaxDTMFQueue  int      `yaml:"max-dtmf-queue"`
 
+	// The DTLS certificate (one per process) and a=fingerprint's default
+	// hash, as rtpengine's options of the same names.
+	DTLSCertCipher string `yaml:"dtls-cert-cipher"`
+	DTLSRSAKeySize int    `yaml:"dtls-rsa-key-size"`
+	DTLSSignature  string `yaml:"dtls-signature"`
+
 	RelayThreads     int    `yaml:"relay-threads"`
 	KernelForwarding string `yaml:"kernel-forwarding"`
 

@@ -9,9 +9,12 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
 // Validate checks every value; the first problem is returned as an *Error
@@ -187,6 +190,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RelayThreads < 0 || c.RelayThreads > 256 {
 		return keyErr("relay-threads", "%d: want 0 (one per CPU) to 256", c.RelayThreads)
+	}
+	if !slices.Contains(webrtcbridge.CertCiphers, strings.ToLower(c.DTLSCertCipher)) {
+		return keyErr("dtls-cert-cipher", "%q: want one of %v", c.DTLSCertCipher, webrtcbridge.CertCiphers)
+	}
+	if c.DTLSRSAKeySize < 2048 || c.DTLSRSAKeySize > 8192 {
+		return keyErr("dtls-rsa-key-size", "%d: want 2048 to 8192 bits", c.DTLSRSAKeySize)
+	}
+	if !slices.Contains(webrtcbridge.FingerprintHashes, strings.ToLower(c.DTLSSignature)) {
+		return keyErr("dtls-signature", "%q: want one of %v", c.DTLSSignature, webrtcbridge.FingerprintHashes)
 	}
 	if c.MaxDTMFQueue < 1 || c.MaxDTMFQueue > 10000 {
 		return keyErr("max-dtmf-queue", "%d: want 1 to 10000", c.MaxDTMFQueue)

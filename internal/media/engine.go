@@ -33,8 +33,15 @@ type Config struct {
 	Stats            *stats.Stats
 	Log              *slog.Logger
 	// Certificate is presented in every DTLS handshake; nil makes one for
-	// this engine (one per process: a restart rotates it).
+	// this engine (one per process: a restart rotates it) with a
+	// CertCipher key ("" is prime256v1; "rsa" of RSAKeySize bits).
 	Certificate *webrtcbridge.Certificate
+	CertCipher  string
+	RSAKeySize  int
+	// DTLSSignature is the hash of a=fingerprint when neither the request
+	// (DTLS-fingerprint) nor the peer's a=fingerprint names one; "" is
+	// sha-256.
+	DTLSSignature string
 	// MaxDTMFQueue bounds the DTMF digits waiting to be played into one
 	// party's stream (QueueDTMF); 0 is DefaultMaxDTMFQueue.
 	MaxDTMFQueue int
@@ -85,7 +92,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log, stats: cfg.Stats, live: cfg.Live, calls: map[string]*call{}, cert: cfg.Certificate}
 	if e.cert == nil {
-		cert, err := webrtcbridge.NewCertificate()
+		cert, err := webrtcbridge.NewCertificateOf(cfg.CertCipher, cfg.RSAKeySize)
 		if err != nil {
 			return nil, fmt.Errorf("media: %w", err)
 		}

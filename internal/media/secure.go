@@ -197,6 +197,9 @@ func (e *Engine) offerSecurity(ts, fs *side, req *Request) {
 	if out.fingerprintH == "" && fs.sec.rFP != nil {
 		out.fingerprintH = fs.sec.rFP.Hash // rtpengine: the peer's hash by default
 	}
+	if out.fingerprintH == "" {
+		out.fingerprintH = e.cfg.DTLSSignature
+	}
 	srtp := isSRTP(out.outProto)
 	out.dtls = srtp && sec.DTLS != DTLSOff
 	out.setup = "actpass"
@@ -297,6 +300,8 @@ func (e *Engine) answerSecurity(ts, fs *side, req *Request) []string {
 		t.fingerprintH = sec.DTLSFingerprint
 	} else if t.rFP != nil {
 		t.fingerprintH = t.rFP.Hash
+	} else if t.fingerprintH == "" {
+		t.fingerprintH = e.cfg.DTLSSignature
 	}
 	srtp := isSRTP(t.outProto) || sec.OSRTP.Offer
 	// A re-offer (an ICE restart, a hold) keeps the DTLS role rtcgate

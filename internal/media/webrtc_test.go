@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcgate/rtcgate/internal/sdp"
+	"github.com/rtcgate/rtcgate/internal/config"
 	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
@@ -170,7 +171,41 @@ func readUntil(t *testing.T, c *net.UDPConn, want func([]byte) bool) []byte {
 // payload and header byte for byte; the SIP party's plain RTP arrives
 // decrypted in pion's track.
 func TestDTLSSRTPToPlainRTP(t *testing.T) {
-	e := newEngine(t, "127.0.0.1")
+	t.Run("prime256v1", func(t *testing.T) { dtlsToPlain(t, newEngine(t, "127.0.0.1")) })
+	// dtls-cert-cipher rsa: the browser's handshake takes an RSA
+	// certificate as well (ECDHE-RSA).
+	t.Run("rsa", func(t *testing.T) {
+		base := int(portBase.Add(20)) - 20
+		dtlsToPlain(t, newEngineWith(t, Config{
+			Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
+			PortMin:    base, PortMax: base + 19, CertCipher: "rsa", RSAKeySize: 2048,
+		}))
+	})
+}
+
+// TestDTLSSignature: dtls-signature is a=fingerprint's hash when neither
+// DTLS-fingerprint nor the peer's a=fingerprint names one — an offer
+// from a plain party toward a browser.
+func TestDTLSSignature(t *testing.T) {
+	base := int(portBase.Add(20)) - 20
+	e := newEngineWith(t, Config{
+		Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
+		PortMin:    base, PortMax: base + 19, DTLSSignature: "sha-1",
+	})
+	sip := newPlainPeer(t)
+	toBrowser := mustOK(t)(e.Offer(&Request{CallID: "sig", FromTag: "sip", SDP: sdpFor(sip.port(), "a=sendrecv"),
+		Secure: Secure{Protocol: "UDP/TLS/RTP/SAVPF", ICE: ICEForce}}))
+	if !strings.Contains(toBrowser, "a=fingerprint:sha-1 ") {
+		t.Errorf("offer to the browser: want a=fingerprint:sha-1\n%s", toBrowser)
+	}
+	withOption := mustOK(t)(e.Offer(&Request{CallID: "sig2", FromTag: "sip", SDP: sdpFor(sip.port(), "a=sendrecv"),
+		Secure: Secure{Protocol: "UDP/TLS/RTP/SAVPF", ICE: ICEForce, DTLSFingerprint: "sha-384"}}))
+	if !strings.Contains(withOption, "a=fingerprint:sha-384 ") {
+		t.Errorf("DTLS-fingerprint=sha-384 loses to dtls-signature:\n%s", withOption)
+	}
+}
+
+func dtlsToPlain(t *testing.T, e *Engine) {
 	pc, track := browserPC(t)
 	offer := gatheredOffer(t, pc)
 

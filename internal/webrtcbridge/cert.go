@@ -1,9 +1,11 @@
 package webrtcbridge
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -26,10 +28,28 @@ type Certificate struct {
 	der []byte
 }
 
+// CertCiphers are the key types NewCertificate makes, by rtpengine's
+// dtls-cert-cipher names; the first is the default.
+var CertCiphers = []string{"prime256v1", "rsa"}
+
 // NewCertificate makes a self-signed ECDSA P-256 certificate, valid for 30
 // days from an hour ago (peers' clocks drift).
-func NewCertificate() (*Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func NewCertificate() (*Certificate, error) { return NewCertificateOf("prime256v1", 0) }
+
+// NewCertificateOf makes the certificate with a key of cipher (one of
+// CertCiphers): ECDSA P-256, or RSA of rsaBits bits, as rtpengine's
+// dtls-cert-cipher and dtls-rsa-key-size.
+func NewCertificateOf(cipher string, rsaBits int) (*Certificate, error) {
+	var key crypto.Signer
+	var err error
+	switch strings.ToLower(cipher) {
+	case "prime256v1", "":
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		key, err = rsa.GenerateKey(rand.Reader, rsaBits)
+	default:
+		return nil, fmt.Errorf("webrtcbridge: certificate cipher %q: want one of %v", cipher, CertCiphers)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("webrtcbridge: certificate key: %w", err)
 	}
@@ -44,7 +64,7 @@ func NewCertificate() (*Certificate, error) {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(30 * 24 * time.Hour),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("webrtcbridge: certificate: %w", err)
 	}
