@@ -19,8 +19,8 @@ import (
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/rtcgate/rtcgate/internal/sdp"
 	"github.com/rtcgate/rtcgate/internal/config"
+	"github.com/rtcgate/rtcgate/internal/sdp"
 	"github.com/rtcgate/rtcgate/internal/webrtcbridge"
 )
 
