@@ -570,6 +570,9 @@ func warnings(r *targetResult) []string {
 			out = append(out, fmt.Sprintf("(%s) %d packets (%.1f%%) left the generator more than 5 ms late (max %.1f ms): latency and loss include generator stalls",
 				sc, b.LateSends, 100*float64(b.LateSends)/float64(b.Sent), b.MaxSendLagMs))
 		}
+		if b.LoOtherPrograms > 0 {
+			out = append(out, fmt.Sprintf("(%s) %d eBPF program(s) of other processes sat on the loopback's ingress and ran on every packet: CPU figures include them", sc, b.LoOtherPrograms))
+		}
 		if b.ExitedCPUS >= 0.1*b.DurationS {
 			out = append(out, fmt.Sprintf("(%s) %.1f CPU-s went to processes that came and went inside the window: the system CPU figures include them",
 				sc, b.ExitedCPUS))

@@ -163,6 +163,9 @@ var rows = []row{
 			ns := 1e9 * b.BPFRunS / float64(b.BPFRuns)
 			return fmt.Sprintf("%.0f", ns), ns, true
 		}},
+	bRow("(b) others' eBPF programs on lo", "", "(each runs on every packet here too)", func(b *bResult) (string, float64) {
+		return fmt.Sprintf("%d", b.LoOtherPrograms), float64(b.LoOtherPrograms)
+	}),
 	bRow("(b) generator CPU-s", "", "", func(b *bResult) (string, float64) {
 		return fmt.Sprintf("%.2f", b.GenCPUS), b.GenCPUS
 	}),
