@@ -2,9 +2,11 @@ package main
 
 import (
 	"io"
+	"net"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/rtcgate/rtcgate/internal/kernelfwd"
@@ -64,3 +66,22 @@ func (p bpfProgram) stats() bpfRun {
 	}
 	return bpfRun{s.Runtime, s.RunCount, true}
 }
+
+// loIngressPrograms counts the eBPF programs attached to the loopback's
+// TCX ingress (-1 if it cannot tell). Each runs on every loopback packet,
+// whoever sent it: on a shared box other people's relays with a kernel
+// path make every packet of this run dearer, the sink's too.
+func loIngressPrograms() int {
+	lo, err := net.InterfaceByName(loopbackIface)
+	if err != nil {
+		return -1
+	}
+	r, err := link.QueryPrograms(link.QueryOptions{Target: lo.Index, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return -1
+	}
+	return len(r.Programs)
+}
+
+// loopbackIface is the interface the benchmark's packets go through.
+const loopbackIface = "lo"

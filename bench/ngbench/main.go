@@ -48,9 +48,20 @@
 //     "added" subtracts the sink baseline. Processes that started and ended
 //     inside the window (someone's build) cannot be told apart and inflate
 //     it: the warnings say when.
-//   - Latency in (b) is receive time minus send time of each packet, both
-//     taken by the generator: it includes the generator's own queueing,
-//     which the baseline measures; "added" latency subtracts it.
+//   - The (b) generator is two goroutines, one per direction, on a few
+//     plain non-blocking UDP sockets per side that all calls share (see
+//     rtpload.go): each millisecond it sends what is due with sendmmsg, 32
+//     packets per system call, and reads the other side's sockets empty with
+//     recvmmsg; nothing waits on a socket, so arrivals cost no wake-up.
+//   - Latency in (b) is the kernel's receive time of each packet
+//     (SO_TIMESTAMPNS: when it entered the loopback's receive path after
+//     the relay) minus the send time the generator wrote into it just
+//     before the sendmmsg that carried it. For a userspace relay that is
+//     all the relay adds, up to its own send; for the kernel path the
+//     program runs right after that point, in the same softirq, and its
+//     time per packet is the eBPF rows. The generator's own scheduling
+//     (when it gets round to reading) is not in it: the "to the generator's
+//     read" rows have it. "Added" latency subtracts the sink's.
 //   - On a shared box, other processes' CPU during each window is reported
 //     and flagged; -wait-quiet waits for a calm box before each target.
 package main
@@ -573,6 +584,9 @@ func warnings(r *targetResult) []string {
 		if b.Sent > 0 && float64(b.LateSends) > 0.01*float64(b.Sent) {
 			out = append(out, fmt.Sprintf("(%s) %d packets (%.1f%%) left the generator more than 5 ms late (max %.1f ms): latency and loss include generator stalls",
 				sc, b.LateSends, 100*float64(b.LateSends)/float64(b.Sent), b.MaxSendLagMs))
+		}
+		if b.LoOtherPrograms > 0 {
+			out = append(out, fmt.Sprintf("(%s) %d eBPF program(s) of other processes sat on the loopback's ingress and ran on every packet: CPU figures include them", sc, b.LoOtherPrograms))
 		}
 		if b.ExitedCPUS >= 0.1*b.DurationS {
 			out = append(out, fmt.Sprintf("(%s) %.1f CPU-s went to processes that came and went inside the window: the system CPU figures include them",

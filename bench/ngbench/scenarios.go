@@ -179,53 +179,58 @@ func aWorker(ctx context.Context, c *ngClient, w int, ws, we int64, st *aWorkerS
 
 // bResult is scenario (b), media relay, for one target.
 type bResult struct {
-	Calls          int     `json:"calls"`
-	SetupErrors    int     `json:"setup_errors"`
-	FirstError     string  `json:"first_error,omitempty"`
-	SetupS         float64 `json:"setup_s"`
-	Rate           int     `json:"rate_per_stream"`
-	OfferedPPS     float64 `json:"offered_pps"`
-	DurationS      float64 `json:"duration_s"`
-	Sent           uint64  `json:"sent"`
-	Received       uint64  `json:"received"`
-	Lost           int64   `json:"lost"`
-	LossPct        float64 `json:"loss_pct"`
-	SentTotal      uint64  `json:"sent_total"`
-	ReceivedTotal  uint64  `json:"received_total"`
-	P50Ms          float64 `json:"p50_ms"`
-	P99Ms          float64 `json:"p99_ms"`
-	MaxMs          float64 `json:"max_ms"`
-	RelayCPUS      float64 `json:"relay_cpu_s"`
-	CPUSPer1M      float64 `json:"cpu_s_per_1m_packets"`
-	HostCPUS       float64 `json:"host_cpu_s"`          // the whole box's busy time (/proc/stat)
-	SysCPUS        float64 `json:"system_cpu_s"`        // less other processes alive through the window
-	SysCPUSPer1M   float64 `json:"system_cpu_s_per_1m"` // per million packets received
-	ExitedCPUS     float64 `json:"exited_cpu_s"`        // of processes that came and went inside the window
-	OwnCPUS        float64 `json:"own_cpu_s"`           // relay + generator + ksoftirqd
-	OwnCPUSPer1M   float64 `json:"own_cpu_s_per_1m"`
-	AddedCPUSPer1M float64 `json:"added_cpu_s_per_1m"`        // own, less the sink's
-	AddedSysPer1M  float64 `json:"added_system_cpu_s_per_1m"` // system, less the sink's
-	Rounds         int     `json:"rounds,omitempty"`          // with -rounds: this is the median round of these
-	AddedMin       float64 `json:"added_cpu_s_per_1m_min,omitempty"`
-	AddedMax       float64 `json:"added_cpu_s_per_1m_max,omitempty"`
-	AddedP50Ms     float64 `json:"added_p50_ms"`
-	AddedP99Ms     float64 `json:"added_p99_ms"`
-	BPFRunS        float64 `json:"bpf_run_s,omitempty"` // the eBPF program's run time (kernel.bpf_stats)
-	BPFRuns        uint64  `json:"bpf_runs,omitempty"`
-	BPFPer1M       float64 `json:"bpf_cpu_s_per_1m,omitempty"`
-	GenCPUS        float64 `json:"gen_cpu_s"`
-	HostBusyPct    float64 `json:"host_busy_pct"`
-	OtherCPUS      float64 `json:"other_cpu_s"`
-	SnapSkewMs     float64 `json:"cpu_window_skew_ms"`
-	OtherTop       string  `json:"other_top,omitempty"`
-	LateSends      uint64  `json:"late_sends"`
-	MaxSendLagMs   float64 `json:"max_send_lag_ms"`
-	Misrouted      uint64  `json:"misrouted"`
-	Foreign        uint64  `json:"foreign"`
-	SilentStreams  int     `json:"silent_streams"`
-	SendErrors     uint64  `json:"send_errors"`
-	DeleteErrors   int     `json:"delete_errors"`
-	GeneratorError string  `json:"generator_error,omitempty"`
+	Calls           int     `json:"calls"`
+	SetupErrors     int     `json:"setup_errors"`
+	FirstError      string  `json:"first_error,omitempty"`
+	SetupS          float64 `json:"setup_s"`
+	Rate            int     `json:"rate_per_stream"`
+	OfferedPPS      float64 `json:"offered_pps"`
+	DurationS       float64 `json:"duration_s"`
+	Sent            uint64  `json:"sent"`
+	Received        uint64  `json:"received"`
+	Lost            int64   `json:"lost"`
+	LossPct         float64 `json:"loss_pct"`
+	SentTotal       uint64  `json:"sent_total"`
+	ReceivedTotal   uint64  `json:"received_total"`
+	P50Ms           float64 `json:"p50_ms"`
+	P99Ms           float64 `json:"p99_ms"`
+	MaxMs           float64 `json:"max_ms"`
+	ReadP50Ms       float64 `json:"read_p50_ms"`           // to the generator's read, not the kernel's receive time
+	ReadP99Ms       float64 `json:"read_p99_ms"`           //
+	UserStamps      uint64  `json:"user_stamps,omitempty"` // packets timed at the read: no kernel receive time
+	RelayCPUS       float64 `json:"relay_cpu_s"`
+	CPUSPer1M       float64 `json:"cpu_s_per_1m_packets"`
+	HostCPUS        float64 `json:"host_cpu_s"`          // the whole box's busy time (/proc/stat)
+	SysCPUS         float64 `json:"system_cpu_s"`        // less other processes alive through the window
+	SysCPUSPer1M    float64 `json:"system_cpu_s_per_1m"` // per million packets received
+	ExitedCPUS      float64 `json:"exited_cpu_s"`        // of processes that came and went inside the window
+	OwnCPUS         float64 `json:"own_cpu_s"`           // relay + generator + ksoftirqd
+	OwnCPUSPer1M    float64 `json:"own_cpu_s_per_1m"`
+	AddedCPUSPer1M  float64 `json:"added_cpu_s_per_1m"`        // own, less the sink's
+	AddedSysPer1M   float64 `json:"added_system_cpu_s_per_1m"` // system, less the sink's
+	Rounds          int     `json:"rounds,omitempty"`          // with -rounds: this is the median round of these
+	AddedMin        float64 `json:"added_cpu_s_per_1m_min,omitempty"`
+	AddedMax        float64 `json:"added_cpu_s_per_1m_max,omitempty"`
+	AddedP50Ms      float64 `json:"added_p50_ms"`
+	AddedP99Ms      float64 `json:"added_p99_ms"`
+	AddedReadP99Ms  float64 `json:"added_read_p99_ms"`
+	BPFRunS         float64 `json:"bpf_run_s,omitempty"` // the eBPF program's run time (kernel.bpf_stats)
+	BPFRuns         uint64  `json:"bpf_runs,omitempty"`
+	BPFPer1M        float64 `json:"bpf_cpu_s_per_1m,omitempty"`
+	LoOtherPrograms int     `json:"lo_other_programs"` // other processes' eBPF programs on lo ingress during the window (-1: unknown)
+	GenCPUS         float64 `json:"gen_cpu_s"`
+	HostBusyPct     float64 `json:"host_busy_pct"`
+	OtherCPUS       float64 `json:"other_cpu_s"`
+	SnapSkewMs      float64 `json:"cpu_window_skew_ms"`
+	OtherTop        string  `json:"other_top,omitempty"`
+	LateSends       uint64  `json:"late_sends"`
+	MaxSendLagMs    float64 `json:"max_send_lag_ms"`
+	Misrouted       uint64  `json:"misrouted"`
+	Foreign         uint64  `json:"foreign"`
+	SilentStreams   int     `json:"silent_streams"`
+	SendErrors      uint64  `json:"send_errors"`
+	DeleteErrors    int     `json:"delete_errors"`
+	GeneratorError  string  `json:"generator_error,omitempty"`
 }
 
 // forEach runs fn(i) for i in [0, n) on `workers` goroutines.
@@ -261,14 +266,8 @@ func scenarioB(ctx context.Context, t *target, c *ngClient, cfg *config, n int) 
 
 	r := &bResult{Rate: cfg.rate, DurationS: cfg.durationB.Seconds()}
 	if t == nil {
-		var calls []mediaCall
-		for i := range n {
-			calls = append(calls, mediaCall{idx: i,
-				toCallee: socks.callee[i%len(socks.callee)].LocalAddr().(*net.UDPAddr),
-				toCaller: socks.caller[i%len(socks.caller)].LocalAddr().(*net.UDPAddr)})
-		}
 		r.Calls = n
-		return measureB(ctx, 0, cfg, socks, calls, r)
+		return measureB(ctx, 0, cfg, socks, socks.sinkCalls(n), r)
 	}
 	// Each run its own call-ids: a relay still tearing down the previous
 	// count's calls must not see them again.
@@ -353,14 +352,21 @@ func measureB(ctx context.Context, relayPID int, cfg *config, socks *mediaSocket
 		calls: ok,
 		plan: mediaPlan{
 			rate: cfg.rate, t0: t0, ws: ws, we: we, tick: time.Millisecond,
-			hardStop: we + int64(cfg.drain) + int64(10*time.Second),
+			drain: int64(cfg.drain), hardStop: we + int64(cfg.drain) + int64(10*time.Second),
 		},
 	}
 	var s0, s1 cpuSnap
 	var b0, b1 bpfRun
 	prog := kernelProgram(relayPID)
 	defer prog.Close()
-	res := m.run(ctx, cfg.drain, func() { s0, b0 = snapCPU(relayPID, true), prog.stats() }, func() { s1, b1 = snapCPU(relayPID, true), prog.stats() })
+	var lo0, lo1 int
+	res := m.run(ctx, func() { s0, b0, lo0 = snapCPU(relayPID, true), prog.stats(), loIngressPrograms() },
+		func() { s1, b1, lo1 = snapCPU(relayPID, true), prog.stats(), loIngressPrograms() })
+	// Others' programs: all but the target's own.
+	r.LoOtherPrograms = max(lo0, lo1)
+	if prog.in != nil && r.LoOtherPrograms > 0 {
+		r.LoOtherPrograms--
+	}
 	if s0.err != nil || s1.err != nil {
 		return r, fmt.Errorf("reading CPU counters: %v", errors.Join(s0.err, s1.err))
 	}
@@ -371,6 +377,8 @@ func measureB(ctx context.Context, relayPID int, cfg *config, socks *mediaSocket
 	}
 	r.SentTotal, r.ReceivedTotal = res.sent, res.recv
 	r.P50Ms, r.P99Ms, r.MaxMs = ms(res.lat.Quantile(0.50)), ms(res.lat.Quantile(0.99)), ms(res.lat.Max())
+	r.ReadP50Ms, r.ReadP99Ms = ms(res.readLat.Quantile(0.50)), ms(res.readLat.Quantile(0.99))
+	r.UserStamps = res.userStamps
 	r.RelayCPUS = s1.relay - s0.relay
 	r.GenCPUS = s1.self - s0.self
 	r.HostBusyPct = proc.BusyPercent(s0.host, s1.host)
@@ -423,6 +431,7 @@ func addBaseline(results []*targetResult) {
 			b.AddedSysPer1M = b.SysCPUSPer1M - base.SysCPUSPer1M
 			b.AddedP50Ms = b.P50Ms - base.P50Ms
 			b.AddedP99Ms = b.P99Ms - base.P99Ms
+			b.AddedReadP99Ms = b.ReadP99Ms - base.ReadP99Ms
 		}
 	}
 }

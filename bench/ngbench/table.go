@@ -116,6 +116,12 @@ var rows = []row{
 	relayRow("(b) added p99 latency", "", "(less the sink's)", func(b *bResult) (string, float64) {
 		return msStr(b.AddedP99Ms), b.AddedP99Ms
 	}),
+	bRow("(b) p99 to the generator's read", "", "(its own scheduling included)", func(b *bResult) (string, float64) {
+		return msStr(b.ReadP99Ms), b.ReadP99Ms
+	}),
+	relayRow("(b) added p99 to the read", "", "(less the sink's)", func(b *bResult) (string, float64) {
+		return msStr(b.AddedReadP99Ms), b.AddedReadP99Ms
+	}),
 	bRow("(b) max latency", "", "", func(b *bResult) (string, float64) { return msStr(b.MaxMs), b.MaxMs }),
 	relayRow("(b) relay CPU-s", "b_relay_cpu_s", "(the relay process)", func(b *bResult) (string, float64) {
 		return fmt.Sprintf("%.2f", b.RelayCPUS), b.RelayCPUS
@@ -160,6 +166,9 @@ var rows = []row{
 			ns := 1e9 * b.BPFRunS / float64(b.BPFRuns)
 			return fmt.Sprintf("%.0f", ns), ns, true
 		}},
+	bRow("(b) others' eBPF programs on lo", "", "(each runs on every packet here too)", func(b *bResult) (string, float64) {
+		return fmt.Sprintf("%d", b.LoOtherPrograms), float64(b.LoOtherPrograms)
+	}),
 	bRow("(b) generator CPU-s", "", "", func(b *bResult) (string, float64) {
 		return fmt.Sprintf("%.2f", b.GenCPUS), b.GenCPUS
 	}),
