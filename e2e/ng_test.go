@@ -437,6 +437,11 @@ func TestLimits(t *testing.T) {
 		t.Errorf("ports:\n%s", grepLines(m, "rtpengine_ports"))
 	}
 	requireOK(t, c.Do(t, map[string]any{"command": "delete", "call-id": "full1", "delete-delay": int64(0)}))
+	// The ports come back once the relay thread has closed their sockets,
+	// just after the reply.
+	eventually(t, 5*time.Second, "the deleted call's ports free again", func() bool {
+		return strings.Contains(scrape(t, base), `rtpengine_ports_free{address="127.0.0.1",name="default"} 4`)
+	})
 	requireOK(t, c.Do(t, map[string]any{"command": "offer", "call-id": "full3", "from-tag": "x", "sdp": a.sdp()}))
 
 	// max-sessions, changed at runtime.

@@ -150,7 +150,14 @@ func TestSDPVersion(t *testing.T) {
 }
 
 func TestRTCPMuxNegotiation(t *testing.T) {
-	e := newEngine(t, "127.0.0.1")
+	// Six calls of 2 × 2 ports each, held to the end: 24 ports, more than
+	// newEngine's 20 (freed ports come back only once the relay thread
+	// has closed their sockets).
+	base := int(portBase.Add(40)) - 40
+	e := newEngineWith(t, Config{
+		Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
+		PortMin:    base, PortMax: base + 39, KernelForwarding: KernelAuto,
+	})
 	muxed := sdpFor(5000, "a=rtcp-mux")
 	cases := []struct {
 		name               string
