@@ -42,6 +42,7 @@ type Config struct {
 	DeleteDelay   Duration `yaml:"delete-delay"`
 
 	RelayThreads     int    `yaml:"relay-threads"`
+	RelayIO          string `yaml:"relay-io"`
 	KernelForwarding string `yaml:"kernel-forwarding"`
 
 	LogLevel  int    `yaml:"log-level"`
