@@ -72,6 +72,9 @@ const (
 
 var errRingStopped = errors.New("relay thread stopped")
 
+// newRing sets a ring up (a variable: tests make it fail).
+var newRing = uring.New
+
 // newRingPoller sets up the ring on the loop's own thread and starts the
 // loop; it fails where io_uring is unavailable or lacks what it needs.
 func newRingPoller() (*ringPoller, error) {
@@ -99,7 +102,7 @@ func newRingPoller() (*ringPoller, error) {
 
 // setup runs on the locked thread: the ring's single issuer.
 func (p *ringPoller) setup() error {
-	r, err := uring.New(ringSQEntries, ringCQEntries)
+	r, err := newRing(ringSQEntries, ringCQEntries)
 	if err != nil {
 		return err
 	}

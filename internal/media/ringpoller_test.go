@@ -1,13 +1,19 @@
 package media
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rtcgate/rtcgate/internal/config"
+	"github.com/rtcgate/rtcgate/internal/uring"
 )
 
 // openFDs counts this process's descriptors.
@@ -77,5 +83,43 @@ func TestRelayIO(t *testing.T) {
 				t.Errorf("%d descriptors open after 60 calls, %d before", n, before)
 			}
 		})
+	}
+}
+
+// TestRelayIOFallback: auto relays with epoll, saying so once, where
+// io_uring does not set up; io_uring then refuses to start; auto takes
+// io_uring where it works.
+func TestRelayIOFallback(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	loops, err := startRelayLoops(2, "auto", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range loops {
+		if _, ok := l.(*ringPoller); !ok {
+			t.Errorf("auto where io_uring works started a %T", l)
+		}
+		l.stop()
+	}
+
+	saved := newRing
+	newRing = func(uint32, uint32) (*uring.Ring, error) { return nil, fmt.Errorf("io_uring_setup: %w", unix.EPERM) }
+	defer func() { newRing = saved }()
+	loops, err = startRelayLoops(2, "auto", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range loops {
+		if _, ok := l.(*poller); !ok {
+			t.Errorf("auto without io_uring started a %T", l)
+		}
+		l.stop()
+	}
+	if n := strings.Count(logs.String(), "io_uring unavailable"); n != 1 || !strings.Contains(logs.String(), "operation not permitted") {
+		t.Errorf("want one line saying why, got %d:\n%s", n, logs.String())
+	}
+	if _, err := startRelayLoops(2, "io_uring", log); err == nil || !strings.Contains(err.Error(), "relay-io io_uring") {
+		t.Errorf("io_uring without io_uring: %v", err)
 	}
 }
