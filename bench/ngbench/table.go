@@ -345,7 +345,7 @@ func goalChecks(cfg *config, by map[string]*targetResult) []goal {
 		}
 		out = append(out, goal{key: key, met: met, text: fmt.Sprintf(format, args...) + ": " + v})
 	}
-	for _, t := range []string{"rtcgate", "rtcgate-kernel", "rtcgate-uring"} {
+	for _, t := range []string{"rtcgate", "rtcgate-kernel"} {
 		if r := by["rtpengine"]; t == "rtcgate" && r != nil && r.A != nil {
 			if v, ok := ratio(rows[1], by, t, 0); ok {
 				add("a_cycles_per_cpu_s_ratio_ge_2", v >= 2, "(a) %s cycles per CPU-second %.2f× rtpengine's (≥ 2)", t, v)

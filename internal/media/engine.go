@@ -148,6 +148,13 @@ func startRelayLoops(threads int, mode string, log *slog.Logger) ([]relayLoop, e
 		}
 		loops = append(loops, p)
 	}
+	if mode == "auto" {
+		mode = "io_uring"
+	}
+	if mode == "" {
+		mode = "epoll"
+	}
+	log.Info("relay threads", "count", len(loops), "relay-io", mode)
 	return loops, nil
 }
 

@@ -57,7 +57,7 @@ type ringSend struct {
 }
 
 const (
-	ringBuffers   = 1024                                                           // provided buffers per thread
+	ringBuffers   = 512                                                            // per thread (2 MiB); more datagrams wait in their sockets
 	ringBufSize   = 16 + int(unsafe.Sizeof(unix.RawSockaddrInet6{})) + readBufSize // header, name, payload
 	ringSQEntries = 512
 	ringCQEntries = 8192
@@ -68,6 +68,9 @@ const (
 	udSend        = 1
 	udCancel      = 2
 	ringBufGroup  = 1
+	// ringRoundsPerTurn bounds the enters of one turn before retired
+	// sockets and new ones are seen to.
+	ringRoundsPerTurn = 16
 )
 
 var errRingStopped = errors.New("relay thread stopped")
@@ -209,7 +212,7 @@ func (p *ringPoller) hasRetired() bool {
 }
 
 // turn arms new sockets, then enters and handles completions until the
-// kernel has nothing more.
+// kernel has nothing more, or for ringRoundsPerTurn rounds.
 func (p *ringPoller) turn() {
 	p.mu.Lock()
 	arming := p.arming
@@ -220,13 +223,16 @@ func (p *ringPoller) turn() {
 			p.arm(s)
 		}
 	}
-	for {
+	// Bounded, so that under a steady flood retired sockets still close
+	// and new ones are armed: the loop comes back at once while work waits.
+	for range ringRoundsPerTurn {
 		p.submit()
 		p.now = time.Now().UnixNano()
 		if p.ring.Completions(p.complete) == 0 && p.ring.Pending() == 0 {
 			return
 		}
 	}
+	p.submit() // what the last round queued (re-arms, sends)
 }
 
 // submit enters the ring with what is queued; the batch's packets are

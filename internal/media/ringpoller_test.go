@@ -28,16 +28,16 @@ func openFDs(t *testing.T) int {
 
 // TestRelayIO relays over each relay-io interface: latching both ways,
 // strict source, and 60 calls set up, relayed and deleted one after the
-// other in a range of 12 ports, so a socket that is not closed (or a port
-// not given back) after its receive is cancelled fails the next offer; no
-// descriptor is left behind.
+// other in a range of 16 ports (4 held by a call flooded all along), so a
+// socket that is not closed (or a port not given back) after its receive
+// is cancelled fails the next offer; no descriptor is left behind.
 func TestRelayIO(t *testing.T) {
 	for _, mode := range []string{"epoll", "io_uring"} {
 		t.Run(mode, func(t *testing.T) {
 			base := int(portBase.Add(20)) - 20
 			e := newEngineWith(t, Config{
 				Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
-				PortMin:    base, PortMax: base + 11, RelayIO: mode, Threads: 2,
+				PortMin:    base, PortMax: base + 15, RelayIO: mode, Threads: 2,
 			})
 			for _, l := range e.pollers {
 				if _, ring := l.(*ringPoller); ring != (mode == "io_uring") {
@@ -45,6 +45,26 @@ func TestRelayIO(t *testing.T) {
 				}
 			}
 			a, b := newPeer(t, "127.0.0.1"), newPeer(t, "127.0.0.1")
+			// A call flooded all along (bounded: 20 s or 1M packets):
+			// the loop must still close and free the others' sockets.
+			f1, f2 := newPeer(t, "127.0.0.1"), newPeer(t, "127.0.0.1")
+			toF2 := relayAddr(t)(e.Offer(&Request{CallID: "flood", FromTag: "a", SDP: f1.sdp()}))
+			relayAddr(t)(e.Answer(&Request{CallID: "flood", FromTag: "a", ToTag: "b", SDP: f2.sdp()}))
+			stopFlood := make(chan struct{})
+			flooded := make(chan struct{})
+			go func() {
+				defer close(flooded)
+				end := time.Now().Add(20 * time.Second)
+				for i := 0; i < 1e6 && time.Now().Before(end); i++ {
+					select {
+					case <-stopFlood:
+						return
+					default:
+					}
+					f1.rtp.WriteToUDPAddrPort([]byte("\x80\x00flood"), toF2)
+				}
+			}()
+			defer func() { close(stopFlood); <-flooded }()
 			before := openFDs(t)
 			for i := range 60 {
 				id := fmt.Sprintf("c%d", i)
