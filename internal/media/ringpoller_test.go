@@ -28,16 +28,18 @@ func openFDs(t *testing.T) int {
 
 // TestRelayIO relays over each relay-io interface: latching both ways,
 // strict source, and 60 calls set up, relayed and deleted one after the
-// other in a range of 16 ports (4 held by a call flooded all along), so a
-// socket that is not closed (or a port not given back) after its receive
-// is cancelled fails the next offer; no descriptor is left behind.
+// other in a range of 24 ports (4 held by a call flooded all along), so
+// sockets not closed (or ports not given back) after their receives are
+// cancelled soon fail an offer; no descriptor is left behind.
 func TestRelayIO(t *testing.T) {
-	for _, mode := range []string{"epoll", "io_uring"} {
+	for i, mode := range []string{"epoll", "io_uring"} {
 		t.Run(mode, func(t *testing.T) {
-			base := int(portBase.Add(20)) - 20
+			// Ports of its own (26400-26449), away from the other tests'
+			// (24000 up), which other worktrees may run at the same time.
+			base := 26400 + 25*i
 			e := newEngineWith(t, Config{
 				Interfaces: []config.Interface{{Name: "default", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}},
-				PortMin:    base, PortMax: base + 15, RelayIO: mode, Threads: 2,
+				PortMin:    base, PortMax: base + 23, RelayIO: mode, Threads: 2,
 			})
 			for _, l := range e.pollers {
 				if _, ring := l.(*ringPoller); ring != (mode == "io_uring") {
