@@ -193,22 +193,18 @@ func (p *ringPoller) run(started chan<- error) {
 		// Park only when nothing is left: a receive made ready after the
 		// drain signals the eventfd again.
 		p.drain()
-		if !p.ring.WorkPending() && !p.hasArming() && !p.hasRetired() {
+		if !p.ring.WorkPending() && !p.signalled() {
 			p.park()
 		}
 	}
 }
 
-func (p *ringPoller) hasArming() bool {
+// signalled tells whether signalling asked for anything (its eventfd
+// write may have been spent by drain).
+func (p *ringPoller) signalled() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.arming) > 0
-}
-
-func (p *ringPoller) hasRetired() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.retired) > 0
+	return len(p.arming) > 0 || len(p.retired) > 0 || p.stopped
 }
 
 // turn arms new sockets, then enters and handles completions until the
