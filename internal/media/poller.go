@@ -161,16 +161,30 @@ func (p *poller) retire(sd *side) {
 	p.wake()
 }
 
-func (p *poller) wake() {
+func (p *poller) wake() { signalEventfd(p.wakefd) }
+
+// signalEventfd adds one to an eventfd's count.
+func signalEventfd(fd int) {
 	one := uint64(1)
-	unix.Write(p.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	unix.Write(fd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+// drainEventfd reads an eventfd's count (zero or not) without waiting.
+func drainEventfd(fd int) {
+	var b [8]byte
+	unix.Read(fd, b[:])
+}
+
+// markStopped asks the loop to end.
+func (t *slotTable) markStopped() {
+	t.mu.Lock()
+	t.stopped = true
+	t.mu.Unlock()
 }
 
 // stop ends the loop; retired sockets are closed on the way out.
 func (p *poller) stop() {
-	p.mu.Lock()
-	p.stopped = true
-	p.mu.Unlock()
+	p.markStopped()
 	p.wake()
 	<-p.done
 	p.set.Close()
@@ -192,8 +206,7 @@ func (p *poller) run() {
 		for i := 0; i < n; i++ {
 			slot := uint32(epoll.Data(&events[i]))
 			if slot == wakeSlot {
-				var b [8]byte
-				unix.Read(p.wakefd, b[:])
+				drainEventfd(p.wakefd)
 				continue
 			}
 			s := p.lookup(slot)

@@ -144,15 +144,10 @@ func (p *ringPoller) retire(sd *side) {
 	p.signal()
 }
 
-func (p *ringPoller) signal() {
-	one := uint64(1)
-	unix.Write(p.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
-}
+func (p *ringPoller) signal() { signalEventfd(p.wakefd) }
 
 func (p *ringPoller) stop() {
-	p.mu.Lock()
-	p.stopped = true
-	p.mu.Unlock()
+	p.markStopped()
 	p.signal()
 	<-p.done
 	p.file.Close()
@@ -166,12 +161,6 @@ func (p *ringPoller) park() {
 		_, err := unix.Read(p.wakefd, b[:])
 		return err != unix.EAGAIN
 	})
-}
-
-// drain spends a pending signal without waiting.
-func (p *ringPoller) drain() {
-	var b [8]byte
-	unix.Read(p.wakefd, b[:])
 }
 
 func (p *ringPoller) run(started chan<- error) {
@@ -192,7 +181,7 @@ func (p *ringPoller) run(started chan<- error) {
 		}
 		// Park only when nothing is left: a receive made ready after the
 		// drain signals the eventfd again.
-		p.drain()
+		drainEventfd(p.wakefd)
 		if !p.ring.WorkPending() && !p.signalled() {
 			p.park()
 		}
