@@ -3,9 +3,9 @@
 // one run, on the same machine, with the same client.
 //
 // Targets: rtpengine (userspace, --table=-1), rtcgate (userspace:
-// kernel-forwarding off; relay-io at its default, io_uring where it sets
-// up) and rtcgate-kernel (kernel-forwarding required: the eBPF kernel
-// path); rtcgate-epoll (userspace, relay-io epoll) on request. Each is
+// kernel-forwarding off; relay-io at its default, epoll) and
+// rtcgate-kernel (kernel-forwarding required: the eBPF kernel path);
+// rtcgate-uring (userspace, relay-io io_uring) on request. Each is
 // started as a child process on loopback with its own ng port and media
 // port range, measured alone (the targets run one after the other, never
 // together), and stopped. Two scenarios:
@@ -105,7 +105,7 @@ type config struct {
 	bpfStats     bool
 }
 
-var knownTargets = []string{"rtpengine", "rtcgate", "rtcgate-kernel", "rtcgate-epoll"}
+var knownTargets = []string{"rtpengine", "rtcgate", "rtcgate-kernel", "rtcgate-uring"}
 
 // sinkName is the baseline's column: (b) with no relay at all.
 const sinkName = "sink"
@@ -114,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("ngbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	targets := fs.String("targets", "rtpengine,rtcgate,rtcgate-kernel", "comma-separated targets to measure, in this order (rtpengine, rtcgate, rtcgate-kernel, rtcgate-epoll)")
+	targets := fs.String("targets", "rtpengine,rtcgate,rtcgate-kernel", "comma-separated targets to measure, in this order (rtpengine, rtcgate, rtcgate-kernel, rtcgate-uring)")
 	fs.StringVar(&cfg.scenarios, "scenarios", "a,b", "scenarios to run: a (signalling), b (media), c (WebRTC ⇄ plain RTP)")
 	fs.DurationVar(&cfg.durationA, "duration-a", 5*time.Second, "measured time of scenario (a)")
 	fs.DurationVar(&cfg.warmupA, "warmup-a", time.Second, "unmeasured warm-up before scenario (a)")
@@ -396,7 +396,7 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 	switch name {
 	case "rtpengine":
 		bin, args = cfg.rtpengine, rtpengineArgs(t.ngAddr, t.portMin, t.portMax)
-	case "rtcgate", "rtcgate-kernel", "rtcgate-epoll":
+	case "rtcgate", "rtcgate-kernel", "rtcgate-uring":
 		logf("building %s", cfg.rtcgateSrc)
 		bin, err = buildRtcgate(ctx, cfg.rtcgateSrc, logDir, t.logPath)
 		if err != nil {
@@ -410,8 +410,8 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 			mode = "required"
 		}
 		args = rtcgateArgs(t.ngAddr, t.portMin, t.portMax, mode)
-		if name == "rtcgate-epoll" { // userspace over epoll, not the default's io_uring
-			args = append(args, "--relay-io", "epoll")
+		if name == "rtcgate-uring" { // userspace over io_uring, not the default's epoll
+			args = append(args, "--relay-io", "io_uring")
 		}
 	}
 	if err := startTarget(t, bin, args); err != nil {

@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		"listen-ng": "127.0.0.1:2223", "listen-cli": "127.0.0.1:2224", "listen-http": "127.0.0.1:2225",
 		"listen-https": "", "interface": "127.0.0.1", "port-min": "30000", "port-max": "40000",
 		"timeout": "1m0s", "silent-timeout": "1h0m0s", "final-timeout": "0s", "max-sessions": "-1", "log-level": "6",
-		"relay-io": "auto",
+		"relay-io": "epoll",
 	} {
 		if got := c.Get(key); got != want {
 			t.Errorf("default %s = %q, want %q", key, got, want)
