@@ -1,7 +1,7 @@
 // Package uring is a minimal io_uring over raw system calls: one ring with
 // its submission and completion queues mapped into memory, and a ring of
 // provided buffers that multishot receives fill. It holds only what the
-// media relay uses (recvmsg, sendmsg, cancel) and no policy: the caller
+// media relay uses (multishot recvmsg, send with an address, cancel) and no policy: the caller
 // owns the ring from one thread (it is created SINGLE_ISSUER with
 // DEFER_TASKRUN, so completions are made only when that thread enters).
 package uring
@@ -17,7 +17,6 @@ import (
 
 // Opcodes, flags and offsets from <linux/io_uring.h>.
 const (
-	OpSendmsg     = 9
 	OpRecvmsg     = 10
 	OpAsyncCancel = 14
 	OpSend        = 26
@@ -317,9 +316,6 @@ func (b *BufRing) free() {
 
 // Close frees the buffers; call it after the ring is closed.
 func (b *BufRing) Close() { b.free() }
-
-// Size is each buffer's length.
-func (b *BufRing) Size() int { return b.size }
 
 // Buffer is buffer id's memory.
 func (b *BufRing) Buffer(id uint16) []byte {
