@@ -1,9 +1,10 @@
 // Package uring is a minimal io_uring over raw system calls: one ring with
 // its submission and completion queues mapped into memory, and a ring of
 // provided buffers that multishot receives fill. It holds only what the
-// media relay uses (multishot recvmsg, send with an address, cancel) and no policy: the caller
-// owns the ring from one thread (it is created SINGLE_ISSUER with
-// DEFER_TASKRUN, so completions are made only when that thread enters).
+// media relay uses (multishot recvmsg, send with an address, cancel) and
+// no policy: the caller owns the ring from one thread (it is created
+// SINGLE_ISSUER with DEFER_TASKRUN, so completions are made only when that
+// thread enters).
 package uring
 
 import (
