@@ -3,10 +3,12 @@
 // one run, on the same machine, with the same client.
 //
 // Targets: rtpengine (userspace, --table=-1), rtcgate (userspace:
-// kernel-forwarding off) and rtcgate-kernel (kernel-forwarding required:
-// the eBPF kernel path). Each is started as a child process on loopback with
-// its own ng port and media port range, measured alone (the targets run one
-// after the other, never together), and stopped. Two scenarios:
+// kernel-forwarding off; relay-io at its default, epoll) and
+// rtcgate-kernel (kernel-forwarding required: the eBPF kernel path);
+// rtcgate-uring (userspace, relay-io io_uring) on request. Each is
+// started as a child process on loopback with its own ng port and media
+// port range, measured alone (the targets run one after the other, never
+// together), and stopped. Two scenarios:
 //
 //	(a) signalling: offer+answer+delete cycles from -workers concurrent
 //	    workers for -duration-a: cycles/s, request latency, and relay CPU
@@ -116,7 +118,7 @@ type config struct {
 	bpfStats     bool
 }
 
-var knownTargets = []string{"rtpengine", "rtcgate", "rtcgate-kernel"}
+var knownTargets = []string{"rtpengine", "rtcgate", "rtcgate-kernel", "rtcgate-uring"}
 
 // sinkName is the baseline's column: (b) with no relay at all.
 const sinkName = "sink"
@@ -125,7 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("ngbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	targets := fs.String("targets", "rtpengine,rtcgate,rtcgate-kernel", "comma-separated targets to measure, in this order (rtpengine, rtcgate, rtcgate-kernel)")
+	targets := fs.String("targets", "rtpengine,rtcgate,rtcgate-kernel", "comma-separated targets to measure, in this order (rtpengine, rtcgate, rtcgate-kernel, rtcgate-uring)")
 	fs.StringVar(&cfg.scenarios, "scenarios", "a,b", "scenarios to run: a (signalling), b (media), c (WebRTC ⇄ plain RTP)")
 	fs.DurationVar(&cfg.durationA, "duration-a", 5*time.Second, "measured time of scenario (a)")
 	fs.DurationVar(&cfg.warmupA, "warmup-a", time.Second, "unmeasured warm-up before scenario (a)")
@@ -207,9 +209,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	case cfg.rounds < 1 || cfg.rounds > 20:
 		return nil, fmt.Errorf("-rounds must be in 1..20")
 	}
-	if cfg.portBase < 1024 || cfg.portBase+len(knownTargets)*cfg.portSpan() > 65536 {
+	if cfg.portBase < 1024 || cfg.portBase+len(cfg.targets)*cfg.portSpan() > 65536 {
 		return nil, fmt.Errorf("-port-base %d: the ranges [%d, %d) do not fit in 1024..65535",
-			cfg.portBase, cfg.portBase, cfg.portBase+len(knownTargets)*cfg.portSpan())
+			cfg.portBase, cfg.portBase, cfg.portBase+len(cfg.targets)*cfg.portSpan())
 	}
 	return cfg, nil
 }
@@ -420,7 +422,7 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 	switch name {
 	case "rtpengine":
 		bin, args = cfg.rtpengine, rtpengineArgs(t.ngAddr, t.portMin, t.portMax)
-	case "rtcgate", "rtcgate-kernel":
+	case "rtcgate", "rtcgate-kernel", "rtcgate-uring":
 		logf("building %s", cfg.rtcgateSrc)
 		bin, err = buildRtcgate(ctx, cfg.rtcgateSrc, logDir, t.logPath)
 		if err != nil {
@@ -434,6 +436,9 @@ func runTarget(ctx context.Context, cfg *config, name string, idx int, logDir st
 			mode = "required"
 		}
 		args = rtcgateArgs(t.ngAddr, t.portMin, t.portMax, mode)
+		if name == "rtcgate-uring" { // userspace over io_uring, not the default's epoll
+			args = append(args, "--relay-io", "io_uring")
+		}
 	}
 	if err := startTarget(t, bin, args); err != nil {
 		r.fail("%v", err)

@@ -25,7 +25,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatalf("-calls 500,2000: %v %+v", err, full)
 	}
 	for _, c := range []*config{cfg, full} {
-		for i := range knownTargets {
+		for i := range c.targets {
 			lo, hi := c.portRange(i)
 			if hi-lo+1 < 4*c.calls || hi > 65535 {
 				t.Fatalf("calls %d: port range %d-%d", c.calls, lo, hi)

@@ -49,6 +49,7 @@ type Config struct {
 	DTLSSignature  string `yaml:"dtls-signature"`
 
 	RelayThreads     int    `yaml:"relay-threads"`
+	RelayIO          string `yaml:"relay-io"`
 	KernelForwarding string `yaml:"kernel-forwarding"`
 
 	LogLevel  int    `yaml:"log-level"`

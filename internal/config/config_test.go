@@ -27,6 +27,7 @@ func TestDefaults(t *testing.T) {
 		"listen-ng": "127.0.0.1:2223", "listen-cli": "127.0.0.1:2224", "listen-http": "127.0.0.1:2225",
 		"listen-https": "", "interface": "127.0.0.1", "port-min": "30000", "port-max": "40000",
 		"timeout": "1m0s", "silent-timeout": "1h0m0s", "final-timeout": "0s", "max-sessions": "-1", "log-level": "6",
+		"relay-io": "epoll",
 	} {
 		if got := c.Get(key); got != want {
 			t.Errorf("default %s = %q, want %q", key, got, want)
@@ -134,6 +135,7 @@ func TestBadValuesNameTheirKey(t *testing.T) {
 		{"negative delete delay", "delete-delay: -1\n", nil, nil, "delete-delay", "negative"},
 		{"too many relay threads", "relay-threads: 1000\n", nil, nil, "relay-threads", "0 (one per CPU) to 256"},
 		{"kernel forwarding mode", "kernel-forwarding: yes\n", nil, nil, "kernel-forwarding", "auto, off or required"},
+		{"relay io", "relay-io: uring\n", nil, nil, "relay-io", "epoll, io_uring or auto"},
 		{"no ng workers", "ng-workers: 0\n", nil, nil, "ng-workers", "1 to 1024"},
 		{"no DTMF queue", "max-dtmf-queue: 0\n", nil, nil, "max-dtmf-queue", "1 to 10000"},
 		{"DTLS cert cipher", "dtls-cert-cipher: dsa\n", nil, nil, "dtls-cert-cipher", "prime256v1 rsa"},

@@ -188,6 +188,9 @@ func (c *Config) Validate() error {
 	if c.KernelForwarding != "auto" && c.KernelForwarding != "off" && c.KernelForwarding != "required" {
 		return keyErr("kernel-forwarding", "%q: want auto, off or required", c.KernelForwarding)
 	}
+	if c.RelayIO != "epoll" && c.RelayIO != "io_uring" && c.RelayIO != "auto" {
+		return keyErr("relay-io", "%q: want epoll, io_uring or auto", c.RelayIO)
+	}
 	if c.RelayThreads < 0 || c.RelayThreads > 256 {
 		return keyErr("relay-threads", "%d: want 0 (one per CPU) to 256", c.RelayThreads)
 	}

@@ -151,7 +151,7 @@ func New(cfg *config.Config, logOut io.Writer) (*Daemon, error) {
 	}
 	engine, err := media.New(media.Config{
 		Interfaces: itfs, PortMin: cfg.PortMin, PortMax: cfg.PortMax, DeleteDelay: cfg.DeleteDelay.D(),
-		Threads: cfg.RelayThreads, KernelForwarding: cfg.KernelForwarding, MaxDTMFQueue: cfg.MaxDTMFQueue,
+		Threads: cfg.RelayThreads, RelayIO: cfg.RelayIO, KernelForwarding: cfg.KernelForwarding, MaxDTMFQueue: cfg.MaxDTMFQueue,
 		CertCipher: cfg.DTLSCertCipher, RSAKeySize: cfg.DTLSRSAKeySize, DTLSSignature: strings.ToLower(cfg.DTLSSignature),
 		Live: d.Live, Stats: d.Stats, Log: logs.Logger("media", "Media relay: calls, ports, packets"),
 	})

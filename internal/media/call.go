@@ -14,8 +14,8 @@ import (
 type call struct {
 	id      string
 	created time.Time
-	source  string  // who created it (the ng client's address), for listings
-	poller  *poller // relays every socket of the call
+	source  string    // who created it (the ng client's address), for listings
+	poller  relayLoop // relays every socket of the call
 
 	mu         sync.Mutex
 	lastSignal time.Time

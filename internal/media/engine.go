@@ -29,9 +29,12 @@ type Config struct {
 	Threads     int           // relay threads (pollers); 0: one per CPU
 	// KernelForwarding is auto, off or required (see kernel.go); "" is off.
 	KernelForwarding string
-	Live             *config.Live // max-sessions and the timeouts, changeable at runtime
-	Stats            *stats.Stats
-	Log              *slog.Logger
+	// RelayIO is the relay threads' system interface: epoll, io_uring, or
+	// auto (io_uring where it sets up, else epoll); "" is epoll.
+	RelayIO string
+	Live    *config.Live // max-sessions and the timeouts, changeable at runtime
+	Stats   *stats.Stats
+	Log     *slog.Logger
 	// Certificate is presented in every DTLS handshake; nil makes one for
 	// this engine (one per process: a restart rotates it) with a
 	// CertCipher key ("" is prime256v1; "rsa" of RSAKeySize bits).
@@ -77,7 +80,7 @@ type Engine struct {
 	closed  bool
 	created uint64 // calls ever created, to spread them over the pollers
 
-	pollers []*poller
+	pollers []relayLoop
 	kernel  *kernelPath // nil: userspace only
 }
 
@@ -119,20 +122,50 @@ func New(cfg Config) (*Engine, error) {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	for range threads {
-		p, err := newPoller()
-		if err != nil {
-			for _, q := range e.pollers {
-				q.stop()
-			}
-			e.kernel.close()
-			return nil, fmt.Errorf("media: relay thread: %w", err)
-		}
-		e.pollers = append(e.pollers, p)
-		go p.run()
+	if e.pollers, err = startRelayLoops(threads, cfg.RelayIO, e.log); err != nil {
+		e.kernel.close()
+		return nil, err
 	}
 	cfg.Stats.SetLive(e.liveCounters)
 	return e, nil
+}
+
+// startRelayLoops starts the relay threads over the configured interface.
+func startRelayLoops(threads int, mode string, log *slog.Logger) ([]relayLoop, error) {
+	var loops []relayLoop
+	fail := func(err error) ([]relayLoop, error) {
+		for _, l := range loops {
+			l.stop()
+		}
+		return nil, fmt.Errorf("media: relay thread: %w", err)
+	}
+	for range threads {
+		if mode == "io_uring" || mode == "auto" {
+			p, err := newRingPoller()
+			if err == nil {
+				loops = append(loops, p)
+				continue
+			}
+			if mode == "io_uring" {
+				return fail(fmt.Errorf("relay-io %s: %w", mode, err))
+			}
+			log.Info("relay-io auto: io_uring unavailable, relaying with epoll", "err", err)
+			mode = "epoll"
+		}
+		p, err := newPoller()
+		if err != nil {
+			return fail(err)
+		}
+		loops = append(loops, p)
+	}
+	if mode == "auto" {
+		mode = "io_uring"
+	}
+	if mode == "" {
+		mode = "epoll"
+	}
+	log.Info("relay threads", "count", len(loops), "relay-io", mode)
+	return loops, nil
 }
 
 // pickIface finds the interface by name ("" = the first configured) with an

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,9 @@ func newEngineWith(t testing.TB, cfg Config) *Engine {
 	}
 	if cfg.Stats == nil {
 		cfg.Stats = stats.New()
+	}
+	if cfg.RelayIO == "" {
+		cfg.RelayIO = os.Getenv("RTCGATE_RELAY_IO") // the daemon's variable: run the suite over io_uring
 	}
 	e, err := New(cfg)
 	if err != nil {

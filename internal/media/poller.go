@@ -26,16 +26,89 @@ import (
 // goroutine blocked in a system call, Go's sysmon woke every 20 µs, which
 // measured as a sixth of the relay's CPU.
 type poller struct {
+	slotTable
 	set    *epoll.Set
 	wakefd int // eventfd: signalling asks the loop to look at retired sockets
 
+	done chan struct{}
+}
+
+// relayLoop is one relay thread, whichever system interface it uses
+// (relay-io): epoll here, io_uring in ringpoller.go. Signalling adds a
+// side's sockets and retires them; only the loop reads, writes and closes.
+type relayLoop interface {
+	add(sd *side) error
+	retire(sd *side)
+	stop()
+}
+
+// slotTable maps a loop's slots (its epoll data or io_uring user data) to
+// streams, and queues the sides signalling retired for the loop to close.
+type slotTable struct {
 	mu      sync.Mutex
-	slots   []*stream // epoll data is the slot index
+	slots   []*stream
 	free    []uint32
 	retired []retiredPair
 	stopped bool
+}
 
-	done chan struct{}
+// claim gives s a slot.
+func (t *slotTable) claim(s *stream) {
+	t.mu.Lock()
+	if n := len(t.free); n > 0 {
+		s.slot, t.free = t.free[n-1], t.free[:n-1]
+		t.slots[s.slot] = s
+	} else {
+		s.slot = uint32(len(t.slots))
+		t.slots = append(t.slots, s)
+	}
+	t.mu.Unlock()
+}
+
+// lookup is slot's stream, nil once retired.
+func (t *slotTable) lookup(slot uint32) *stream {
+	t.mu.Lock()
+	var s *stream
+	if int(slot) < len(t.slots) {
+		s = t.slots[slot]
+	}
+	t.mu.Unlock()
+	return s
+}
+
+// markRetired stops the loop from relaying sd's packets and queues its
+// sockets for closing.
+func (t *slotTable) markRetired(sd *side) {
+	t.mu.Lock()
+	t.slots[sd.rtp.slot] = nil
+	t.slots[sd.rtcp.slot] = nil
+	t.retired = append(t.retired, retiredPair{sd.rtp, sd.rtcp, sd.pair})
+	t.mu.Unlock()
+}
+
+// takeRetired hands the loop what was retired since, and whether to stop.
+func (t *slotTable) takeRetired() ([]retiredPair, bool) {
+	t.mu.Lock()
+	retired, stopped := t.retired, t.stopped
+	t.retired = nil
+	t.mu.Unlock()
+	return retired, stopped
+}
+
+// release frees slots whose sockets are closed.
+func (t *slotTable) release(slots ...uint32) {
+	t.mu.Lock()
+	t.free = append(t.free, slots...)
+	t.mu.Unlock()
+}
+
+// directSend sends at once, with one sendto per packet.
+type directSend struct{}
+
+func (directSend) sendFrom(in, out *stream, pkt []byte, dst netip.AddrPort) {
+	if err := out.send(pkt, dst); err != nil {
+		in.errors.Add(1)
+	}
 }
 
 // retiredPair is a side whose sockets the loop closes after its current
@@ -65,24 +138,16 @@ func newPoller() (*poller, error) {
 		unix.Close(wakefd)
 		return nil, err
 	}
-	return &poller{set: set, wakefd: wakefd, done: make(chan struct{})}, nil
+	p := &poller{set: set, wakefd: wakefd, done: make(chan struct{})}
+	go p.run()
+	return p, nil
 }
 
 // add registers a side's two sockets.
 func (p *poller) add(sd *side) error {
 	for _, s := range []*stream{sd.rtp, sd.rtcp} {
-		p.mu.Lock()
-		var slot uint32
-		if n := len(p.free); n > 0 {
-			slot, p.free = p.free[n-1], p.free[:n-1]
-			p.slots[slot] = s
-		} else {
-			slot = uint32(len(p.slots))
-			p.slots = append(p.slots, s)
-		}
-		p.mu.Unlock()
-		s.slot = slot
-		if err := p.set.Ctl(unix.EPOLL_CTL_ADD, s.fd, unix.EPOLLIN, uint64(slot)); err != nil {
+		p.claim(s)
+		if err := p.set.Ctl(unix.EPOLL_CTL_ADD, s.fd, unix.EPOLLIN, uint64(s.slot)); err != nil {
 			return err
 		}
 	}
@@ -92,24 +157,34 @@ func (p *poller) add(sd *side) error {
 // retire hands a side's sockets to the loop for closing. From now on no
 // packet is read from them; the ports return to the pool once closed.
 func (p *poller) retire(sd *side) {
-	p.mu.Lock()
-	p.slots[sd.rtp.slot] = nil
-	p.slots[sd.rtcp.slot] = nil
-	p.retired = append(p.retired, retiredPair{sd.rtp, sd.rtcp, sd.pair})
-	p.mu.Unlock()
+	p.markRetired(sd)
 	p.wake()
 }
 
-func (p *poller) wake() {
+func (p *poller) wake() { signalEventfd(p.wakefd) }
+
+// signalEventfd adds one to an eventfd's count.
+func signalEventfd(fd int) {
 	one := uint64(1)
-	unix.Write(p.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	unix.Write(fd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+// drainEventfd reads an eventfd's count (zero or not) without waiting.
+func drainEventfd(fd int) {
+	var b [8]byte
+	unix.Read(fd, b[:])
+}
+
+// markStopped asks the loop to end.
+func (t *slotTable) markStopped() {
+	t.mu.Lock()
+	t.stopped = true
+	t.mu.Unlock()
 }
 
 // stop ends the loop; retired sockets are closed on the way out.
 func (p *poller) stop() {
-	p.mu.Lock()
-	p.stopped = true
-	p.mu.Unlock()
+	p.markStopped()
 	p.wake()
 	<-p.done
 	p.set.Close()
@@ -131,20 +206,14 @@ func (p *poller) run() {
 		for i := 0; i < n; i++ {
 			slot := uint32(epoll.Data(&events[i]))
 			if slot == wakeSlot {
-				var b [8]byte
-				unix.Read(p.wakefd, b[:])
+				drainEventfd(p.wakefd)
 				continue
 			}
-			p.mu.Lock()
-			var s *stream
-			if int(slot) < len(p.slots) {
-				s = p.slots[slot]
-			}
-			p.mu.Unlock()
+			s := p.lookup(slot)
 			if s == nil {
 				continue // retired after epoll_wait returned
 			}
-			s.readOne(buf, &from, now)
+			s.readOne(buf, &from, now, directSend{})
 		}
 		if p.cleanup() {
 			return
@@ -156,30 +225,21 @@ func (p *poller) run() {
 // in hand any more) and frees their ports and slots. It reports whether the
 // loop should stop.
 func (p *poller) cleanup() bool {
-	p.mu.Lock()
-	retired, stopped := p.retired, p.stopped
-	p.retired = nil
-	p.mu.Unlock()
+	retired, stopped := p.takeRetired()
 	for _, r := range retired {
 		for _, s := range []*stream{r.rtp, r.rtcp} {
 			p.set.Ctl(unix.EPOLL_CTL_DEL, s.fd, 0, 0)
 			unix.Close(s.fd)
 		}
 		r.pair.release()
-	}
-	if len(retired) > 0 {
-		p.mu.Lock()
-		for _, r := range retired {
-			p.free = append(p.free, r.rtp.slot, r.rtcp.slot)
-		}
-		p.mu.Unlock()
+		p.release(r.rtp.slot, r.rtcp.slot)
 	}
 	return stopped
 }
 
 // readOne reads one datagram (epoll is level-triggered: more waiting ones
 // make the next epoll_wait return at once) and relays it.
-func (s *stream) readOne(buf []byte, from *unix.RawSockaddrInet6, now int64) {
+func (s *stream) readOne(buf []byte, from *unix.RawSockaddrInet6, now int64, tx sender) {
 	fromLen := uint32(unsafe.Sizeof(*from))
 	// MSG_TRUNC makes the kernel report the datagram's real length, so an
 	// over-long one is counted instead of relayed cut short.
@@ -194,7 +254,7 @@ func (s *stream) readOne(buf []byte, from *unix.RawSockaddrInet6, now int64) {
 		s.errors.Add(1)
 		return
 	}
-	s.relay(buf[:r], sockaddrToAddrPort(from), now)
+	s.relay(buf[:r], sockaddrToAddrPort(from), now, tx)
 }
 
 // send writes one datagram from this stream's socket.

@@ -11,7 +11,7 @@ const readBufSize = 4096
 // relay forwards one packet that arrived on s from src. It takes no locks:
 // the topology it reads (peer, endpoints, options) is published atomically
 // by signalling.
-func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
+func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64, tx sender) {
 	sd := s.side
 	opts := sd.opts.Load()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
@@ -79,9 +79,14 @@ func (s *stream) relay(pkt []byte, src netip.AddrPort, now int64) {
 			return
 		}
 	}
-	if err := out.send(pkt, dst.addr); err != nil {
-		s.errors.Add(1)
-	}
+	tx.sendFrom(s, out, pkt, dst.addr)
+}
+
+// sender puts a relayed packet on the wire from out's socket, counting a
+// failure on in, the stream it came from. The packet is only valid during
+// the call.
+type sender interface {
+	sendFrom(in, out *stream, pkt []byte, dst netip.AddrPort)
 }
 
 // looksLikeRTCP applies RFC 5761's rule: RTCP packet types 192-223 sit where
