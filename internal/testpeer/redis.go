@@ -28,7 +28,9 @@ type RedisOptions struct {
 	// ephemeral range. A restarted server takes its predecessor's Port.
 	Port int
 	// AOF turns on the append-only file, so that a restart in the same Dir
-	// keeps the data.
+	// keeps the data: fsync'd on every write (appendfsync always), since
+	// with everysec a loaded machine may postpone the write past a kill
+	// and the restarted server count event numbers again.
 	AOF bool
 }
 
@@ -66,13 +68,13 @@ func RunRedis(o RedisOptions) (*Redis, error) {
 			return nil, err
 		}
 	}
-	aof := "no"
+	aof, fsync := "no", "everysec"
 	if o.AOF {
-		aof = "yes"
+		aof, fsync = "yes", "always"
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))
 	p, err := startProc(bin, o.Dir, "", "--bind", "127.0.0.1", "--port", strconv.Itoa(o.Port),
-		"--save", "", "--appendonly", aof, "--dir", o.Dir, "--protected-mode", "no", "--daemonize", "no",
+		"--save", "", "--appendonly", aof, "--appendfsync", fsync, "--dir", o.Dir, "--protected-mode", "no", "--daemonize", "no",
 		"--logfile", "")
 	if err != nil {
 		return nil, err
