@@ -555,63 +555,77 @@ func frame4(src, dst netip.AddrPort, payload int) []byte {
 // BenchmarkProgram times the program itself in the kernel
 // (BPF_PROG_TEST_RUN) on a 160-byte RTP payload: a packet with a rule (the
 // rule maps it onto itself, so that every run rewrites, fixes checksums and
-// counts it) and one without. `go test -bench Program ./internal/kernelfwd`.
+// counts it) and one without; the rule in its port's slot entry, as most
+// are, and in the hash map ("hash"), as when its port is taken on another
+// address. `go test -run XXX -bench Program ./internal/kernelfwd`.
 func BenchmarkProgram(b *testing.B) {
 	if err := checkCapabilities(); err != nil {
 		b.Skipf("kernel forwarding cannot run here: %v", err)
 	}
-	f, err := Open(Config{Slots: 8})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	// noEntries keeps every port out of the slot entries: the hash map only.
+	noEntries := FastRange{Port: 65535}
 	a, l := netip.MustParseAddrPort("127.0.0.2:5000"), netip.MustParseAddrPort("127.0.0.1:30000")
-	if err := f.Install(Rule{Local: l, Source: a, From: a, To: l, Slot: 3}); err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []struct {
+	for _, lk := range []struct {
 		name string
-		in   []byte
-		want int32
-	}{{"rule", frame4(a, l, 160), tcxPass}, {"no-rule", frame4(a, netip.MustParseAddrPort("127.0.0.1:30004"), 160), tcxNext}} {
-		b.Run(c.name, func(b *testing.B) {
-			ret, per, err := f.prog.Benchmark(c.in, b.N, nil)
-			if err != nil || int32(ret) != c.want {
-				b.Fatalf("returned %d (%v), want %d", int32(ret), err, c.want)
-			}
-			b.ReportMetric(float64(per.Nanoseconds()), "kernel-ns/run")
-		})
+		fast FastRange
+	}{{"", FastRange{Port: 30000 - 3}}, {"hash/", noEntries}} {
+		f, err := Open(Config{Slots: 8, Fast4: lk.fast})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.Install(Rule{Local: l, Source: a, From: a, To: l, Slot: 3}); err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			in   []byte
+			want int32
+		}{{"rule", frame4(a, l, 160), tcxPass}, {"no-rule", frame4(a, netip.MustParseAddrPort("127.0.0.1:30004"), 160), tcxNext}} {
+			b.Run(lk.name+c.name, func(b *testing.B) {
+				ret, per, err := f.prog.Benchmark(c.in, b.N, nil)
+				if err != nil || int32(ret) != c.want {
+					b.Fatalf("returned %d (%v), want %d", int32(ret), err, c.want)
+				}
+				b.ReportMetric(float64(per.Nanoseconds()), "kernel-ns/run")
+			})
+		}
 	}
 	// As in ngbench at 2000 calls: 4000 rules among 12000 slots, each
 	// packet for the next stream, one run per system call, so that the
-	// rule, its hash bucket and its counters are not in the cache as they
-	// are when one packet runs over and over; with 1 rule, the same way of
-	// running, for comparison.
-	for _, streams := range []int{1, 4000} {
-		b.Run(fmt.Sprintf("one-run-per-call/rules-%d", streams), func(b *testing.B) {
-			g, err := Open(Config{Slots: 3 * streams})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer g.Close()
-			frames := make([][]byte, streams)
-			for i := range frames {
-				l := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(20000+i))
-				if err := g.Install(Rule{Local: l, Source: a, From: a, To: l, Slot: uint32(3 * i)}); err != nil {
+	// rule, its slot entry or hash bucket and its counters are not in the
+	// cache as they are when one packet runs over and over; with 1 rule,
+	// the same way of running, for comparison.
+	for _, lk := range []struct {
+		name string
+		fast FastRange
+	}{{"", FastRange{Port: 20000}}, {"hash/", noEntries}} {
+		for _, streams := range []int{1, 4000} {
+			b.Run(fmt.Sprintf("one-run-per-call/%srules-%d", lk.name, streams), func(b *testing.B) {
+				g, err := Open(Config{Slots: 3 * streams, Fast4: lk.fast})
+				if err != nil {
 					b.Fatal(err)
 				}
-				frames[i] = frame4(a, l, 160)
-			}
-			var total time.Duration
-			b.ResetTimer()
-			for i := range b.N {
-				ret, per, err := g.prog.Benchmark(frames[i%streams], 1, nil)
-				if err != nil || int32(ret) != tcxPass {
-					b.Fatalf("returned %d (%v), want %d", int32(ret), err, tcxPass)
+				defer g.Close()
+				frames := make([][]byte, streams)
+				for i := range frames {
+					l := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(20000+3*i))
+					if err := g.Install(Rule{Local: l, Source: a, From: a, To: l, Slot: uint32(3 * i)}); err != nil {
+						b.Fatal(err)
+					}
+					frames[i] = frame4(a, l, 160)
 				}
-				total += per
-			}
-			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "kernel-ns/run")
-		})
+				var total time.Duration
+				b.ResetTimer()
+				for i := range b.N {
+					ret, per, err := g.prog.Benchmark(frames[i%streams], 1, nil)
+					if err != nil || int32(ret) != tcxPass {
+						b.Fatalf("returned %d (%v), want %d", int32(ret), err, tcxPass)
+					}
+					total += per
+				}
+				b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "kernel-ns/run")
+			})
+		}
 	}
 }
