@@ -105,6 +105,7 @@ type Forwarder struct {
 var (
 	ErrFamily = errors.New("kernel forwarding: the rule mixes IPv4 and IPv6")
 	ErrSlot   = errors.New("kernel forwarding: counter slot out of range")
+	ErrClosed = errors.New("kernel forwarding: closed")
 )
 
 // Open loads the program and attaches it. The error says why it could not
@@ -246,10 +247,12 @@ func (f *Forwarder) Close() error {
 		l.Close()
 	}
 	f.links = nil
+	f.mu.Lock()
 	if f.mem != nil {
 		unix.Munmap(f.mem)
 		f.mem = nil
 	}
+	f.mu.Unlock()
 	if f.prog != nil {
 		f.prog.Close()
 	}
@@ -287,6 +290,11 @@ func (f *Forwarder) Install(r Rule) error {
 	if from.Is4() != v4 || to.Is4() != v4 || r.Source.IsValid() && r.Source.Addr().Unmap().Is4() != v4 {
 		return ErrFamily
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mem == nil {
+		return ErrClosed
+	}
 	rt, err := f.router.lookup(to)
 	if err != nil {
 		return fmt.Errorf("kernel forwarding to %s: %w", to, err)
@@ -319,8 +327,6 @@ func (f *Forwarder) Install(r Rule) error {
 	binary.NativeEndian.PutUint32(v[ruleSlot:], r.Slot)
 
 	l := netip.AddrPortFrom(local, r.Local.Port())
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	was, had := f.placed[l]
 	if i, ok := f.fastEntry(l); ok && i == r.Slot && f.entryFor(i, l) {
 		// In the slot's entry; then out of the hash map, if it was there:
@@ -417,6 +423,9 @@ func (f *Forwarder) Remove(local netip.AddrPort) error {
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.mem == nil {
+		return ErrClosed
+	}
 	at, ok := f.placed[local]
 	delete(f.placed, local)
 	if ok && at != inHash {
@@ -429,6 +438,11 @@ func (f *Forwarder) Remove(local netip.AddrPort) error {
 // Rules counts the rules in the kernel's maps: the slots' entries holding
 // one (read through the mapping) and the hash map, walked.
 func (f *Forwarder) Rules() (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mem == nil {
+		return 0, ErrClosed
+	}
 	n, err := countEntries(f.rules)
 	for i := range uint32(f.slots) {
 		if atomic.LoadUint32((*uint32)(f.entry(i, entFamily))) != 0 {

@@ -629,3 +629,17 @@ func BenchmarkProgram(b *testing.B) {
 		}
 	}
 }
+
+// TestClosed: a closed forwarder refuses rules instead of writing into the
+// slots' mapping, which is gone.
+func TestClosed(t *testing.T) {
+	f := open(t, 8)
+	local := netip.MustParseAddrPort("127.0.0.1:3")
+	f.Close()
+	if err := f.Install(Rule{Local: local, From: local, To: local, Slot: 3}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Install after Close: %v", err)
+	}
+	if err := f.Remove(local); !errors.Is(err, ErrClosed) {
+		t.Errorf("Remove after Close: %v", err)
+	}
+}
