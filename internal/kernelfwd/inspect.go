@@ -1,6 +1,7 @@
 package kernelfwd
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,9 +13,9 @@ import (
 
 // Names the kernel shows for the program and the maps (bpftool, fdinfo).
 const (
-	ProgramName  = "rtcgate_fwd"
-	RulesName    = "rtcgate_rules"
-	countersName = "rtcgate_counts"
+	ProgramName = "rtcgate_fwd"
+	RulesName   = "rtcgate_rules"
+	SlotsName   = "rtcgate_slots"
 )
 
 // Inspection is another process's kernel path as the kernel holds it, found
@@ -23,7 +24,8 @@ const (
 // program's run time.
 type Inspection struct {
 	Program *ebpf.Program // nil if the process has none
-	Rules   *ebpf.Map     // nil if the process has none
+	Rules   *ebpf.Map     // the rules hash map; nil if the process has none
+	Slots   *ebpf.Map     // the slots' entries, most rules in them; nil if none
 }
 
 var fdinfoID = regexp.MustCompile(`(?m)^(prog|map)_id:\s*(\d+)$`)
@@ -58,13 +60,16 @@ func Inspect(pid int) (*Inspection, error) {
 			}
 			p.Close()
 		}
-		if string(m[1]) == "map" && in.Rules == nil {
+		if string(m[1]) == "map" && (in.Rules == nil || in.Slots == nil) {
 			mp, err := ebpf.NewMapFromID(ebpf.MapID(id))
 			if err != nil {
 				continue
 			}
-			if info, err := mp.Info(); err == nil && info.Name == RulesName {
+			if info, err := mp.Info(); err == nil && info.Name == RulesName && in.Rules == nil {
 				in.Rules = mp
+				continue
+			} else if err == nil && info.Name == SlotsName && in.Slots == nil {
+				in.Slots = mp
 				continue
 			}
 			mp.Close()
@@ -73,12 +78,24 @@ func Inspect(pid int) (*Inspection, error) {
 	return in, nil
 }
 
-// RuleCount walks the rules map.
+// RuleCount walks the rules map and the slots' entries.
 func (in *Inspection) RuleCount() (int, error) {
-	if in.Rules == nil {
+	if in.Rules == nil || in.Slots == nil {
 		return 0, errors.New("no rules map in that process")
 	}
-	return countEntries(in.Rules)
+	n, err := countEntries(in.Rules)
+	if err != nil {
+		return 0, err
+	}
+	var k uint32
+	var v []byte
+	it := in.Slots.Iterate()
+	for it.Next(&k, &v) {
+		if len(v) == entrySize && binary.NativeEndian.Uint32(v[entFamily:]) != 0 {
+			n++
+		}
+	}
+	return n, it.Err()
 }
 
 // Close releases the handles.
@@ -86,8 +103,10 @@ func (in *Inspection) Close() {
 	if in.Program != nil {
 		in.Program.Close()
 	}
-	if in.Rules != nil {
-		in.Rules.Close()
+	for _, m := range []*ebpf.Map{in.Rules, in.Slots} {
+		if m != nil {
+			m.Close()
+		}
 	}
 }
 

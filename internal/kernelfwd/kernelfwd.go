@@ -6,7 +6,7 @@
 // build: it needs Linux 6.6 (TCX), CAP_BPF and CAP_NET_ADMIN.
 //
 // The program knows nothing of calls. Userspace installs one rule per relay
-// port: packets arriving at that address and port from the expected source
+// address and port: packets arriving at that address and port from the expected source
 // leave for the rule's destination, from the rule's source, and are counted
 // in the rule's counter slot. Anything else (no rule, another source, what
 // the rule sends up) goes on to the socket as before.
@@ -35,10 +35,22 @@ import (
 type Config struct {
 	// Slots is the number of counter slots, one per relay port.
 	Slots int
+	// Fast4 and Fast6 say which slot's entry an IPv4 or IPv6 port's rule
+	// can sit in, found with one array load: a rule whose Slot is its
+	// port's goes there, unless the entry holds another address's rule
+	// (the same port on two addresses); other rules go to a hash map that
+	// the program searches after the entry. Zero: port i, slot i.
+	Fast4, Fast6 FastRange
 	// Addresses are the relay's local addresses: besides the loopback, the
 	// program is attached to every interface holding one.
 	Addresses []netip.Addr
 	Log       *slog.Logger
+}
+
+// FastRange maps ports onto slots: port Port+i onto slot Slot+i.
+type FastRange struct {
+	Port uint16
+	Slot uint32
 }
 
 // Rule forwards the UDP packets arriving at Local from Source to To, sent
@@ -66,15 +78,20 @@ type Counters struct {
 
 // Forwarder is the loaded program, its maps and its attachments.
 type Forwarder struct {
-	log      *slog.Logger
-	rules    *ebpf.Map
-	counters *ebpf.Map
-	prog     *ebpf.Program
-	links    []link.Link
-	ifaces   []string
-	mem      []byte // the counters, mapped
-	slots    int
-	router   *router
+	log     *slog.Logger
+	rules   *ebpf.Map // the rules not in their slot's entry, by local address and port
+	entries *ebpf.Map // the slots: a rule and the slot's counters each
+	prog    *ebpf.Program
+	links   []link.Link
+	ifaces  []string
+	mem     []byte // the slots, mapped
+	slots   int
+	fast4   FastRange
+	fast6   FastRange
+
+	mu     sync.Mutex                // orders rule changes
+	placed map[netip.AddrPort]uint32 // where each rule is: its slot's entry, or inHash
+	router *router
 	// redirectLocal sends packets for this host through
 	// bpf_redirect_neigh too, as from any other interface (tests).
 	redirectLocal bool
@@ -88,6 +105,7 @@ type Forwarder struct {
 var (
 	ErrFamily = errors.New("kernel forwarding: the rule mixes IPv4 and IPv6")
 	ErrSlot   = errors.New("kernel forwarding: counter slot out of range")
+	ErrClosed = errors.New("kernel forwarding: closed")
 )
 
 // Open loads the program and attaches it. The error says why it could not
@@ -102,7 +120,7 @@ func Open(cfg Config) (_ *Forwarder, err error) {
 	if err := checkCapabilities(); err != nil {
 		return nil, err
 	}
-	f := &Forwarder{log: cfg.Log, slots: cfg.Slots}
+	f := &Forwarder{log: cfg.Log, slots: cfg.Slots, fast4: cfg.Fast4, fast6: cfg.Fast6, placed: map[netip.AddrPort]uint32{}}
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -116,23 +134,25 @@ func Open(cfg Config) (_ *Forwarder, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel forwarding: creating the rules map: %w", explain(err))
 	}
-	f.counters, err = ebpf.NewMap(&ebpf.MapSpec{Name: countersName, Type: ebpf.Array,
-		KeySize: 4, ValueSize: counterSize, MaxEntries: uint32(cfg.Slots), Flags: unix.BPF_F_MMAPABLE})
+	f.entries, err = ebpf.NewMap(&ebpf.MapSpec{Name: SlotsName, Type: ebpf.Array,
+		KeySize: 4, ValueSize: entrySize, MaxEntries: uint32(cfg.Slots), Flags: unix.BPF_F_MMAPABLE})
 	if err != nil {
-		return nil, fmt.Errorf("kernel forwarding: creating the counters map: %w", explain(err))
+		return nil, fmt.Errorf("kernel forwarding: creating the slots map: %w", explain(err))
 	}
-	size := cfg.Slots * counterSize
+	size := cfg.Slots * entrySize
 	if page := os.Getpagesize(); size%page != 0 {
 		size += page - size%page
 	}
-	f.mem, err = unix.Mmap(f.counters.FD(), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	// Writable: rules in the slots are written here, under their
+	// sequence count, without a system call.
+	f.mem, err = unix.Mmap(f.entries.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		f.mem = nil
-		return nil, fmt.Errorf("kernel forwarding: mapping the counters: %w", err)
+		return nil, fmt.Errorf("kernel forwarding: mapping the slots: %w", err)
 	}
 	f.prog, err = ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
 		Name: ProgramName, Type: ebpf.SchedCLS, AttachType: ebpf.AttachTCXIngress,
-		Instructions: program(f.rules.FD(), f.counters.FD()), License: "Dual MIT/GPL",
+		Instructions: program(f.rules.FD(), f.entries.FD(), cfg.Slots, cfg.Fast4, cfg.Fast6), License: "Dual MIT/GPL",
 	}, ebpf.ProgramOptions{})
 	if err != nil {
 		// A verifier error carries the verifier's log; %+v prints all of it.
@@ -227,14 +247,16 @@ func (f *Forwarder) Close() error {
 		l.Close()
 	}
 	f.links = nil
+	f.mu.Lock()
 	if f.mem != nil {
 		unix.Munmap(f.mem)
 		f.mem = nil
 	}
+	f.mu.Unlock()
 	if f.prog != nil {
 		f.prog.Close()
 	}
-	for _, m := range []*ebpf.Map{f.rules, f.counters} {
+	for _, m := range []*ebpf.Map{f.rules, f.entries} {
 		if m != nil {
 			m.Close()
 		}
@@ -268,6 +290,11 @@ func (f *Forwarder) Install(r Rule) error {
 	if from.Is4() != v4 || to.Is4() != v4 || r.Source.IsValid() && r.Source.Addr().Unmap().Is4() != v4 {
 		return ErrFamily
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mem == nil {
+		return ErrClosed
+	}
 	rt, err := f.router.lookup(to)
 	if err != nil {
 		return fmt.Errorf("kernel forwarding to %s: %w", to, err)
@@ -298,14 +325,92 @@ func (f *Forwarder) Install(r Rule) error {
 	binary.BigEndian.PutUint16(v[rulePorts:], r.From.Port())
 	binary.BigEndian.PutUint16(v[rulePorts+2:], r.To.Port())
 	binary.NativeEndian.PutUint32(v[ruleSlot:], r.Slot)
-	if err := f.rules.Update(key(r.Local), v, ebpf.UpdateAny); err != nil {
+
+	l := netip.AddrPortFrom(local, r.Local.Port())
+	was, had := f.placed[l]
+	if i, ok := f.fastEntry(l); ok && i == r.Slot && f.entryFor(i, l) {
+		// In the slot's entry; then out of the hash map, if it was there:
+		// the program finds one of the two meanwhile.
+		f.writeEntry(i, l, v)
+		f.placed[l] = i
+		if had && was == inHash {
+			return f.deleteHashed(l)
+		}
+		return nil
+	}
+	if err := f.rules.Update(key(l), v, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("kernel forwarding: installing the rule for %s: %w", r.Local, err)
+	}
+	f.placed[l] = inHash
+	if had && was != inHash {
+		f.clearEntry(was)
 	}
 	return nil
 }
 
-// Remove deletes the rule for local, if there is one.
-func (f *Forwarder) Remove(local netip.AddrPort) error {
+// inHash marks a rule kept in the rules hash map.
+const inHash = ^uint32(0)
+
+// fastEntry is the slot whose entry local's rule can sit in.
+func (f *Forwarder) fastEntry(local netip.AddrPort) (uint32, bool) {
+	fr := f.fast4
+	if local.Addr().Is6() {
+		fr = f.fast6
+	}
+	if local.Port() < fr.Port {
+		return 0, false
+	}
+	i := uint64(local.Port()-fr.Port) + uint64(fr.Slot)
+	return uint32(i), i < uint64(f.slots)
+}
+
+// entry points at slot i's entry in the shared mapping.
+func (f *Forwarder) entry(i uint32, off uintptr) unsafe.Pointer {
+	return unsafe.Pointer(&f.mem[uintptr(i)*entrySize+off])
+}
+
+// entryFor says whether slot i's entry is free or holds local's rule
+// (under f.mu).
+func (f *Forwarder) entryFor(i uint32, local netip.AddrPort) bool {
+	if atomic.LoadUint32((*uint32)(f.entry(i, entFamily))) == 0 {
+		return true
+	}
+	at, ok := f.placed[local]
+	return ok && at == i
+}
+
+// writeEntry puts a rule in slot i's entry: the sequence count is odd
+// while the entry changes, so that the program leaves a packet that comes
+// meanwhile to the socket instead of reading half a rule. Every store is
+// atomic, so that none is seen out of order.
+func (f *Forwarder) writeEntry(i uint32, local netip.AddrPort, rule []byte) {
+	seq := (*uint32)(f.entry(i, entSeq))
+	atomic.AddUint32(seq, 1)
+	for o := 0; o < ruleSize; o += 8 {
+		atomic.StoreUint64((*uint64)(f.entry(i, uintptr(o))), binary.NativeEndian.Uint64(rule[o:]))
+	}
+	var a [16]byte
+	copy(a[:], local.Addr().AsSlice())
+	for o := 0; o < 16; o += 8 {
+		atomic.StoreUint64((*uint64)(f.entry(i, entLocal+uintptr(o))), binary.NativeEndian.Uint64(a[o:]))
+	}
+	family := uint32(4)
+	if local.Addr().Is6() {
+		family = 6
+	}
+	atomic.StoreUint32((*uint32)(f.entry(i, entFamily)), family)
+	atomic.AddUint32(seq, 1)
+}
+
+// clearEntry empties slot i's entry.
+func (f *Forwarder) clearEntry(i uint32) {
+	seq := (*uint32)(f.entry(i, entSeq))
+	atomic.AddUint32(seq, 1)
+	atomic.StoreUint32((*uint32)(f.entry(i, entFamily)), 0)
+	atomic.AddUint32(seq, 1)
+}
+
+func (f *Forwarder) deleteHashed(local netip.AddrPort) error {
 	err := f.rules.Delete(key(local))
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("kernel forwarding: removing the rule for %s: %w", local, err)
@@ -313,8 +418,39 @@ func (f *Forwarder) Remove(local netip.AddrPort) error {
 	return nil
 }
 
-// Rules counts the rules in the map, walking it.
-func (f *Forwarder) Rules() (int, error) { return countEntries(f.rules) }
+// Remove deletes the rule for local, if there is one.
+func (f *Forwarder) Remove(local netip.AddrPort) error {
+	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mem == nil {
+		return ErrClosed
+	}
+	at, ok := f.placed[local]
+	delete(f.placed, local)
+	if ok && at != inHash {
+		f.clearEntry(at)
+		return nil
+	}
+	return f.deleteHashed(local)
+}
+
+// Rules counts the rules in the kernel's maps: the slots' entries holding
+// one (read through the mapping) and the hash map, walked.
+func (f *Forwarder) Rules() (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mem == nil {
+		return 0, ErrClosed
+	}
+	n, err := countEntries(f.rules)
+	for i := range uint32(f.slots) {
+		if atomic.LoadUint32((*uint32)(f.entry(i, entFamily))) != 0 {
+			n++
+		}
+	}
+	return n, err
+}
 
 // Counters reads a slot. It makes no system call: the counters map is
 // mapped into this process.
@@ -322,7 +458,7 @@ func (f *Forwarder) Counters(slot uint32) Counters {
 	if int(slot) >= f.slots {
 		return Counters{}
 	}
-	p := unsafe.Pointer(&f.mem[int(slot)*counterSize])
+	p := f.entry(slot, 0)
 	c := Counters{
 		Packets: atomic.LoadUint64((*uint64)(unsafe.Add(p, cntPackets))),
 		Bytes:   atomic.LoadUint64((*uint64)(unsafe.Add(p, cntBytes))),

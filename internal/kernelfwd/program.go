@@ -13,7 +13,13 @@ import (
 //		if (skb->gso_size) return TCX_NEXT;
 //		parse Ethernet + IPv4 (no options, no fragment) or IPv6 (UDP next),
 //		    then UDP; the lengths must agree with skb->len;
-//		rule = lookup(rules, {daddr, dport, family});
+//		i = dport - fast.port + fast.slot;                  // per family
+//		if (i < slots && (e = &slots[i], seq = e->seq, !(seq & 1))
+//		    && e->family == family && e->local == daddr) {
+//			rule = copy of e->rule;                     // on the stack
+//			if (e->seq != seq) return TCX_NEXT;         // rewritten meanwhile
+//		} else if (e->seq & 1) return TCX_NEXT;
+//		else rule = lookup(rules, {daddr, dport, family}); // the others
 //		if (!rule) return TCX_NEXT;                         // not ours: socket
 //		if (!(rule->flags & ANY_SOURCE) && (saddr, sport) != rule->source)
 //			return TCX_NEXT;                            // userspace decides
@@ -22,11 +28,19 @@ import (
 //		fix the IPv4 header checksum and the UDP checksum (addresses as
 //		    pseudo-header changes, ports as payload changes), then write
 //		    the new addresses and ports;
-//		counters[rule->slot]: packets++, bytes += payload, last = now;
+//		slots[rule->slot].counters: packets++, bytes += payload, last = now;
 //		if (rule->flags & LOCAL && skb->ifindex == LOOPBACK_IFINDEX)
 //			return TCX_PASS;                            // up the stack to the new destination
 //		return bpf_redirect_neigh(rule->ifindex, NULL, 0, 0);
 //	}
+//
+// Most rules sit in the slots array, at the index their destination port
+// gives (a single array load, no hash walk), next to their counters; the
+// rules whose port's entry holds another address's rule (the same port on
+// two addresses) or whose slot is not their port's go to the rules hash map,
+// looked up when the entry does not match. Userspace writes entries through
+// a shared mapping under a sequence count (odd while it writes), so that the
+// program never uses half a rule: it copies the rule and checks the count.
 //
 // Checksums go through the kernel's helpers, which know the skb's checksum
 // state: loopback packets carry CHECKSUM_PARTIAL (only the pseudo-header
@@ -34,21 +48,27 @@ import (
 
 // Rule value layout (ruleSize bytes), written by Install.
 const (
-	ruleSrc      = 0  // [16]byte expected source address (IPv4 in the first 4)
-	ruleSport    = 16 // be16 expected source port
-	ruleFlags    = 18 // u16 flag* bits
-	ruleIfindex  = 20 // u32 egress interface
-	ruleAddrs6   = 24 // [32]byte new source and destination address, IPv6
-	ruleAddrs4   = 48 // [8]byte new source and destination address, IPv4
-	rulePorts    = 56 // be16 new source port, be16 new destination port
-	ruleSlot     = 60 // u32 counter slot
-	ruleSize     = 64
-	keySize      = 20 // [16]byte address, be16 port, u16 family (4 or 6)
-	counterSize  = 32 // u64 packets, bytes, last (CLOCK_MONOTONIC ns), errors
-	cntPackets   = 0
-	cntBytes     = 8
-	cntLast      = 16
-	cntErrors    = 24
+	ruleSrc     = 0  // [16]byte expected source address (IPv4 in the first 4)
+	ruleSport   = 16 // be16 expected source port
+	ruleFlags   = 18 // u16 flag* bits
+	ruleIfindex = 20 // u32 egress interface
+	ruleAddrs6  = 24 // [32]byte new source and destination address, IPv6
+	ruleAddrs4  = 48 // [8]byte new source and destination address, IPv4
+	rulePorts   = 56 // be16 new source port, be16 new destination port
+	ruleSlot    = 60 // u32 counter slot
+	ruleSize    = 64
+	keySize     = 20 // [16]byte address, be16 port, u16 family (4 or 6)
+	// Slot entry layout (entrySize bytes, two cache lines): the rule, then
+	// what the program checks it against, then the slot's counters.
+	entLocal     = ruleSize // [16]byte the rule's local address (IPv4 in the first 4)
+	entSeq       = 80       // u32 sequence count, odd while userspace writes the entry
+	entFamily    = 84       // u32 4 or 6; 0: no rule in the entry
+	entCounters  = 96       // u64 packets, bytes, last (CLOCK_MONOTONIC ns), errors
+	entrySize    = 128
+	cntPackets   = entCounters + 0
+	cntBytes     = entCounters + 8
+	cntLast      = entCounters + 16
+	cntErrors    = entCounters + 24
 	maxPayload   = 4096 // as the userspace relay's read buffer: longer goes up and is counted there
 	loopbackIf   = 1    // LOOPBACK_IFINDEX
 	tcxNext      = -1
@@ -83,6 +103,8 @@ const (
 	stPayload  = -40
 	stSlot     = -44
 	stNow      = -56
+	stIndex    = -60
+	stRule     = -128 // ruleSize bytes: the rule copied out of its slot entry
 )
 
 // ne16 is a big-endian 16-bit value as a native load from the packet sees it.
@@ -92,8 +114,9 @@ func ne16(v uint16) int32 {
 	return int32(binary.NativeEndian.Uint16(b[:]))
 }
 
-// program builds the instructions; rules and counters are map descriptors.
-func program(rules, counters int) asm.Instructions {
+// program builds the instructions; rules and slots are map descriptors,
+// slots has n entries; fast4 and fast6 say which entry a port's rule sits in.
+func program(rules, slots, n int, fast4, fast6 FastRange) asm.Instructions {
 	const (
 		ctx, rule, data, end = asm.R6, asm.R7, asm.R8, asm.R9
 	)
@@ -175,12 +198,61 @@ func program(rules, counters int) asm.Instructions {
 		)
 		lookup(family)
 	}
+	// fastRule looks the rule up in its port's slot entry; it goes on at
+	// label with the rule copied to the stack in R7, or at miss when the
+	// entry holds none for this address (or none can be in the entry).
+	fastRule := func(daddr, words, dport int16, family int64, fast FastRange, label, miss string) {
+		add(
+			asm.LoadMem(asm.R2, data, dport, asm.Half),
+			asm.HostTo(asm.BE, asm.R2, asm.Half),
+			asm.JLT.Imm(asm.R2, int32(fast.Port), miss),
+			asm.Sub.Imm(asm.R2, int32(fast.Port)),
+			asm.Add.Imm(asm.R2, int32(fast.Slot)),
+			asm.JGE.Imm(asm.R2, int32(n), miss),
+			asm.StoreMem(asm.RFP, stIndex, asm.R2, asm.Word),
+			asm.LoadMapPtr(asm.R1, slots),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, stIndex),
+			asm.FnMapLookupElem.Call(), // inlined by the verifier: an array
+			asm.JEq.Imm(asm.R0, 0, miss),
+			// The sequence count, read with a full barrier (an atomic
+			// fetch), before and after the rule is read.
+			asm.Mov.Imm(asm.R5, 0),
+			asm.FetchAdd.Mem(asm.R0, asm.R5, asm.Word, entSeq),
+			asm.Mov.Reg(asm.R1, asm.R5),
+			asm.And.Imm(asm.R1, 1),
+			asm.JNE.Imm(asm.R1, 0, "next"), // being written: the socket has it
+			asm.LoadMem(asm.R1, asm.R0, entFamily, asm.Word),
+			asm.JNE.Imm(asm.R1, int32(family), miss),
+		)
+		for i := int16(0); i < words; i++ {
+			add(
+				asm.LoadMem(asm.R1, data, daddr+4*i, asm.Word),
+				asm.LoadMem(asm.R2, asm.R0, entLocal+4*i, asm.Word),
+				asm.JNE.Reg(asm.R1, asm.R2, miss),
+			)
+		}
+		for i := int16(0); i < ruleSize/8; i++ {
+			add(
+				asm.LoadMem(asm.R1, asm.R0, 8*i, asm.DWord),
+				asm.StoreMem(asm.RFP, stRule+8*i, asm.R1, asm.DWord),
+			)
+		}
+		add(
+			asm.Mov.Imm(asm.R1, 0),
+			asm.FetchAdd.Mem(asm.R0, asm.R1, asm.Word, entSeq),
+			asm.JNE.Reg(asm.R1, asm.R5, "next"), // rewritten meanwhile
+			asm.Mov.Reg(rule, asm.RFP),
+			asm.Add.Imm(rule, stRule),
+			asm.Ja.Label(label),
+		)
+	}
 	// sourceCheck sends packets from anyone but the rule's source to
 	// userspace, unless the rule takes any source; it leaves the rule's
 	// flags in R2 and goes on at label.
-	sourceCheck := func(saddr, words, sport int16, label string) {
+	sourceCheck := func(saddr, words, sport int16, at, label string) {
 		add(
-			asm.LoadMem(asm.R2, rule, ruleFlags, asm.Half),
+			asm.LoadMem(asm.R2, rule, ruleFlags, asm.Half).WithSymbol(at),
 			asm.Mov.Reg(asm.R3, asm.R2),
 			asm.And.Imm(asm.R3, flagAnySrc),
 			asm.JNE.Imm(asm.R3, 0, label),
@@ -278,8 +350,11 @@ func program(rules, counters int) asm.Instructions {
 		asm.LoadMem(asm.R3, data, udp4+4, asm.Half),
 	)
 	payloadLen()
+	fastRule(ip4+16, 1, udp4+2, 4, fast4, "v4rule", "v4hash")
+	hash := len(in)
 	buildKey(ip4+16, 1, udp4+2, 4)
-	sourceCheck(ip4+12, 1, udp4, "v4src")
+	in[hash] = in[hash].WithSymbol("v4hash")
+	sourceCheck(ip4+12, 1, udp4, "v4rule", "v4src")
 	rtcpCheck(udp4+8, "v4src", "v4go")
 	rewrite("v4go", ip4+12, 8, ruleAddrs4, udp4+6, true)
 
@@ -302,8 +377,11 @@ func program(rules, counters int) asm.Instructions {
 		asm.LoadMem(asm.R3, data, udp6+4, asm.Half),
 	)
 	payloadLen()
+	fastRule(ip6+24, 4, udp6+2, 6, fast6, "v6rule", "v6hash")
+	hash = len(in)
 	buildKey(ip6+24, 4, udp6+2, 6)
-	sourceCheck(ip6+8, 4, udp6, "v6src")
+	in[hash] = in[hash].WithSymbol("v6hash")
+	sourceCheck(ip6+8, 4, udp6, "v6rule", "v6src")
 	rtcpCheck(udp6+8, "v6src", "v6go")
 	rewrite("v6go", ip6+8, 32, ruleAddrs6, udp6+6, false)
 
@@ -316,7 +394,7 @@ func program(rules, counters int) asm.Instructions {
 		add(
 			first,
 			asm.StoreMem(asm.RFP, stSlot, asm.R2, asm.Word),
-			asm.LoadMapPtr(asm.R1, counters),
+			asm.LoadMapPtr(asm.R1, slots),
 			asm.Mov.Reg(asm.R2, asm.RFP),
 			asm.Add.Imm(asm.R2, stSlot),
 			asm.FnMapLookupElem.Call(),

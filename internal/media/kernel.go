@@ -79,14 +79,23 @@ func openKernel(cfg Config, ifaces []*iface, log *slog.Logger) (*kernelPath, err
 	if mode == "" || mode == KernelOff {
 		return nil, nil
 	}
-	slots := 0
-	var addrs []netip.Addr
+	kcfg := kernelfwd.Config{Log: log}
+	var fast4, fast6 bool
 	for _, i := range ifaces {
-		i.slotBase = uint32(slots)
-		slots += 2 * i.pool.Pairs()
-		addrs = append(addrs, i.addr)
+		i.slotBase = uint32(kcfg.Slots)
+		// The first interface of each family has its rules found by
+		// port (slot = port - port-min); the others' share those ports on
+		// other addresses, and the program finds them in the hash map.
+		fr := kernelfwd.FastRange{Port: uint16(i.pool.min), Slot: i.slotBase}
+		if i.addr.Unmap().Is4() && !fast4 {
+			kcfg.Fast4, fast4 = fr, true
+		} else if i.addr.Is6() && !i.addr.Is4In6() && !fast6 {
+			kcfg.Fast6, fast6 = fr, true
+		}
+		kcfg.Slots += 2 * i.pool.Pairs()
+		kcfg.Addresses = append(kcfg.Addresses, i.addr)
 	}
-	fwd, err := kernelfwd.Open(kernelfwd.Config{Slots: slots, Addresses: addrs, Log: log})
+	fwd, err := kernelfwd.Open(kcfg)
 	if err != nil {
 		if mode == KernelRequired {
 			return nil, &config.Error{Key: "kernel-forwarding", Msg: "required, but " + err.Error()}
@@ -94,7 +103,7 @@ func openKernel(cfg Config, ifaces []*iface, log *slog.Logger) (*kernelPath, err
 		log.Warn("kernel forwarding unavailable: relaying in userspace", "reason", err.Error())
 		return nil, nil
 	}
-	log.Info("kernel forwarding on", "interfaces", fwd.Interfaces(), "slots", slots)
+	log.Info("kernel forwarding on", "interfaces", fwd.Interfaces(), "slots", kcfg.Slots)
 	return &kernelPath{fwd: fwd, log: log}, nil
 }
 
