@@ -226,18 +226,14 @@ func (p *rtpPeer) echo(t *testing.T, sdp string) {
 	t.Fatalf("no RTP came back through rtcgate from %s", to)
 }
 
-// sdpAudioPort is the port of sdp's audio section.
+// sdpAudioPort is the port of sdp's audio section (ng_test's mLine).
 func sdpAudioPort(t *testing.T, sdp string) int {
 	t.Helper()
-	var port int
-	for _, l := range strings.Split(sdp, "\n") {
-		if strings.HasPrefix(l, "m=audio ") {
-			port, _ = strconv.Atoi(strings.Fields(l)[1])
-		}
-	}
-	if port == 0 {
+	m := mLine.FindStringSubmatch(sdp)
+	if m == nil {
 		t.Fatalf("no audio port in %q", sdp)
 	}
+	port, _ := strconv.Atoi(m[1])
 	return port
 }
 
